@@ -1,0 +1,51 @@
+"""The `selfplay` command line: one subcommand per module in this package.
+
+Each command module exposes `register(subparsers)`, which adds its parser and sets `func(args) -> int`.
+Errors the user can fix (`selfplay.errors.UserError`) print one clear message and exit 1; a budget stop
+exits 3. This module does no work of its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from selfplay.errors import BudgetStop, UserError
+
+# Module names under selfplay.cli, in the order `selfplay --help` lists them.
+COMMANDS = ["generate", "mock_server", "train"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="selfplay", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"selfplay.cli.{name}")
+        except ImportError as exc:  # an optional extra is missing: say so, keep the rest usable
+            missing = sub.add_parser(name.replace("_", "-"), help=f"(unavailable: {exc})")
+            missing.set_defaults(func=_unavailable(name, exc))
+            continue
+        module.register(sub)
+    return parser
+
+
+def _unavailable(name: str, exc: ImportError):
+    def run(_args) -> int:
+        print(f"selfplay {name.replace('_', '-')}: needs an optional dependency that is not installed ({exc}). "
+              f"Install it with: pip install 'selfplay[train]'", file=sys.stderr)
+        return 1
+    return run
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except BudgetStop as exc:
+        print(f"stopped: {exc}", file=sys.stderr)
+        return exc.exit_code
