@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import Counter
 from typing import Any
 
 import openai
@@ -35,6 +36,7 @@ class OpenAIBackend:
         self.retry = retry or RetryPolicy()
         self.extra_body = extra_body or {}
         self._limit = asyncio.Semaphore(concurrency)
+        self.attempt_errors: Counter[str] = Counter()  # failed attempts by kind (retried or not)
         self._client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key or "EMPTY",
                                           timeout=timeout_s, max_retries=0)
 
@@ -49,9 +51,13 @@ class OpenAIBackend:
         async def attempt() -> ChatResult:
             nonlocal attempts
             attempts += 1
-            async with self._limit:
-                raw = await self._send(messages, params, tools)
-            return to_chat_result(raw, self.model, messages)
+            try:
+                async with self._limit:
+                    raw = await self._send(messages, params, tools)
+                return to_chat_result(raw, self.model, messages)
+            except LLMError as exc:
+                self.attempt_errors[exc.kind] += 1
+                raise
 
         result = await with_retries(self.retry, attempt)
         return result.model_copy(update={"latency_s": time.perf_counter() - started, "requests": attempts})

@@ -71,6 +71,7 @@ class BudgetLedger:
         self._ids = itertools.count()
         self._session = f"{time.time_ns():x}"
         self._started = time.monotonic()
+        self.refusal: BudgetExceeded | None = None  # the first refusal of this session, if any
 
     # --- reading -----------------------------------------------------------------
     @property
@@ -128,6 +129,13 @@ class BudgetLedger:
             self._check_fits(0.0, 0)
 
     def _check_fits(self, usd: float, tokens: int) -> None:
+        try:
+            self._check_caps(usd, tokens)
+        except BudgetExceeded as exc:
+            self.refusal = self.refusal or exc
+            raise
+
+    def _check_caps(self, usd: float, tokens: int) -> None:
         caps = self.caps
         if caps.minutes is not None and self.elapsed_s >= caps.minutes * 60:
             raise BudgetExceeded(f"wall-clock cap of {caps.minutes} min reached", cap="minutes")

@@ -1,0 +1,59 @@
+"""`selfplay generate --config gen.toml --out DIR`: K candidates per task, budget-capped and resumable.
+
+What it is for: parsing flags into a `GenerateConfig` and running the generate job; exit 0 when
+done, 3 when a budget cap stopped it, 1 on bad input, 130 when interrupted.
+What it does not do: any of the work (see `selfplay.jobs.generate`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+
+from selfplay.config import load_generate_config
+from selfplay.errors import EXIT_BUDGET
+
+FLAG_KEYS = {"k": "generate.k", "concurrency": "generate.concurrency", "max_tokens": "generate.max_tokens",
+             "temperature": "generate.temperature", "seed": "generate.seed", "tasks": "generate.tasks",
+             "model": "model.name", "base_url": "model.base_url", "budget_usd": "budget.usd",
+             "budget_tokens": "budget.tokens", "budget_minutes": "budget.minutes"}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("generate", help="sample K candidates per task from an LLM (budget-capped, resumable)",
+                            description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, help="TOML config ([model], [generate], [budget], [prices])")
+    parser.add_argument("--out", required=True, help="run directory (created; re-run the same command to resume)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key, e.g. --set generate.k=4 (repeatable)")
+    for flag, key in FLAG_KEYS.items():
+        parser.add_argument(f"--{flag.replace('_', '-')}", dest=flag, default=None, help=f"override {key}")
+    parser.add_argument("--no-progress", action="store_true", help="no live display")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from selfplay.jobs.generate import GenerateJob
+
+    overrides = list(args.set) + [f"{key}={_toml_value(getattr(args, flag))}" for flag, key in FLAG_KEYS.items()
+                                  if getattr(args, flag) is not None]
+    config = load_generate_config(args.config, overrides)
+    job = GenerateJob(config, args.out, show_progress=False if args.no_progress else None)
+    summary = asyncio.run(job.run())
+    print(json.dumps({k: summary[k] for k in ("stopped_reason", "candidates", "tasks_complete", "tasks",
+                                              "requests", "cost_usd", "cache_hits", "errors")}))
+    if summary["stopped_reason"] == "budget":
+        print(f"stopped: budget cap ({summary['budget_cap']}) reached; raise [budget] and run the same command "
+              f"to continue", file=__import__("sys").stderr)
+        return EXIT_BUDGET
+    return 130 if summary["stopped_reason"] == "interrupted" else 0
+
+
+def _toml_value(raw: str) -> str:
+    """Flags arrive as text: numbers stay numbers, anything else becomes a TOML string."""
+    try:
+        float(raw)
+        return raw
+    except ValueError:
+        return json.dumps(raw)

@@ -1,0 +1,113 @@
+"""Typed job configs (TOML -> pydantic), flag overrides, and the resolved config written to the run dir.
+
+What it is for: one validated, serialisable config per job. Unknown keys are errors (a typo never
+silently does nothing); every error names the file, the key and what was expected.
+What it does not do: run anything. Jobs read these objects.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from selfplay.errors import UserError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSection(Section):
+    name: str
+    backend: Literal["openai", "local", "vllm"] = "openai"
+    base_url: str | None = None
+    api_key_env: str | None = None
+    timeout_s: float = Field(default=120.0, gt=0)
+    max_attempts: int = Field(default=6, ge=1)
+    supports_n: bool = True
+    path: str | None = None          # local / vllm: a checkpoint directory
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+
+
+class GenerateSection(Section):
+    tasks: str
+    k: int = Field(default=8, ge=1)
+    max_tokens: int = Field(default=512, ge=1)
+    temperature: float = Field(default=1.0, ge=0)
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    stop: list[str] = Field(default_factory=list)
+    seed: int = 0
+    concurrency: int = Field(default=64, ge=1)
+    system_prompt: str | None = None
+    workflow: str = "direct"
+    verifier: str | None = None
+
+
+class BudgetSection(Section):
+    usd: float | None = Field(default=None, ge=0)
+    tokens: int | None = Field(default=None, ge=0)
+    minutes: float | None = Field(default=None, ge=0)
+
+
+class GenerateConfig(Section):
+    model: ModelSection
+    generate: GenerateSection
+    budget: BudgetSection = Field(default_factory=BudgetSection)
+    prices: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file {path} does not exist")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 text ({exc.reason})") from exc
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `section.key=value` overrides (value parsed as a TOML value, else taken as a string)."""
+    for item in overrides:
+        if "=" not in item:
+            raise UserError(f"--set {item!r}: expected KEY=VALUE, e.g. --set generate.k=4")
+        dotted, raw = item.split("=", 1)
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        node = data
+        *parents, leaf = dotted.strip().split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise UserError(f"--set {item!r}: {part} is not a table")
+        node[leaf] = value
+    return data
+
+
+def validate(model: type[BaseModel], data: dict[str, Any], source: str) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()[:5])
+        raise UserError(f"{source}: invalid config: {problems}") from exc
+
+
+def load_generate_config(path: str | Path, overrides: list[str] | None = None) -> GenerateConfig:
+    data = apply_overrides(read_toml(path), overrides or [])
+    config = validate(GenerateConfig, data, str(path))
+    tasks = Path(config.generate.tasks)
+    if not tasks.is_absolute():  # task files are found next to the config
+        config.generate.tasks = str((Path(path).parent / tasks).resolve())
+    return config
+
+
+def write_resolved(config: BaseModel, run_dir: Path, name: str = "config.json") -> None:
+    (run_dir / name).write_text(json.dumps(config.model_dump(mode="json"), indent=2) + "\n")

@@ -1,0 +1,50 @@
+"""The live progress display of jobs (rich): tasks, candidates, tokens, $ of the cap, requests/s, ETA.
+
+What it is for: telling a person watching a long job where it stands. It writes to stderr so
+stdout stays clean for scripts, and refreshes a few times a second at most.
+What it does not do: compute any figure (the job passes them in) or log to files.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+
+class JobProgress:
+    """A one-line live display; a no-op-cheap `update` that callers may call on every event."""
+
+    def __init__(self, description: str, total: int, *, usd_cap: float | None = None, enabled: bool = True) -> None:
+        self._console = Console(stderr=True)
+        self._usd_cap = usd_cap
+        self._started = time.monotonic()
+        self._last = 0.0
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            console=self._console, disable=not enabled, refresh_per_second=4)
+        self._task = self._progress.add_task(description, total=total, stats="")
+
+    def __enter__(self) -> "JobProgress":
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def update(self, *, done: int, candidates: int, tokens: int, usd: float, requests: int, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last < 0.25:
+            return
+        self._last = now
+        rate = requests / max(now - self._started, 1e-9)
+        cap = f" of ${self._usd_cap:.2f}" if self._usd_cap is not None else ""
+        stats = f"cand {candidates}  tok {tokens:,}  ${usd:.4f}{cap}  {rate:.1f} req/s"
+        self._progress.update(self._task, completed=done, stats=stats)
+
+
+def progress_enabled() -> bool:
+    return sys.stderr.isatty()

@@ -1,0 +1,220 @@
+"""The run store: one SQLite file (WAL mode) per run directory, the single source of truth of a job.
+
+What it is for: tasks, the content-keyed request cache, the budget ledger (it is the ledger's
+`LedgerBackend` and the metered LLM's `ResponseCache`), candidates, verdicts and round records.
+Every write is its own committed transaction, so a `kill -9` at any moment loses at most the
+write in progress and never corrupts the file (SQLite's WAL guarantees that). A settled request's
+ledger row and its cached reply are written in ONE transaction: a reply is never stored unpaid nor
+paid unstored. An exclusive lock file keeps two processes off one run directory.
+What it does not do: network access (the store is local; a cluster sends results to one writer),
+or any decision about what to generate or train.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+from agents.money.ledger import Reservation, Totals
+from selfplay.errors import UserError
+from selfplay.store.schema import SCHEMA_VERSION, TABLES
+
+DB_NAME = "run.db"
+
+
+class RunStore:
+    """SQLite-backed store; methods are thread-safe (one connection behind a lock)."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.dir = Path(run_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._lock_file = _take_dir_lock(self.dir)
+        self.path = self.dir / DB_NAME
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        self._lock = threading.RLock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(TABLES)
+        self._check_version()
+
+    # --- lifecycle -----------------------------------------------------------------
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+        self._lock_file.close()
+
+    def __enter__(self) -> "RunStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_version(self) -> None:
+        found = self.get_meta("schema_version")
+        if found is None:
+            self.set_meta("schema_version", str(SCHEMA_VERSION))
+        elif int(found) > SCHEMA_VERSION:
+            raise UserError(f"{self.path}: written by a newer selfplay (store schema {found} > {SCHEMA_VERSION}); "
+                            f"upgrade selfplay or use another --out directory")
+
+    def _write(self, sql: str, args: tuple = ()) -> None:
+        with self._lock:
+            self._db.execute(sql, args)
+
+    def _read(self, sql: str, args: tuple = ()) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    # --- meta ------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        rows = self._read("SELECT value FROM meta WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._write("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    # --- tasks -------------------------------------------------------------------------
+    def put_tasks(self, tasks: list[dict[str, Any]]) -> None:
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR REPLACE INTO tasks(id, position, body) VALUES (?, ?, ?)",
+                                 [(t["id"], i, json.dumps(t)) for i, t in enumerate(tasks)])
+            self._db.execute("COMMIT")
+
+    # --- request cache (ResponseCache) ---------------------------------------------------
+    def get_response(self, key: str) -> dict[str, Any] | None:
+        rows = self._read("SELECT result FROM responses WHERE key = ?", (key,))
+        return json.loads(rows[0][0]) if rows else None
+
+    # --- ledger (LedgerBackend) -------------------------------------------------------
+    def load_totals(self) -> Totals:
+        """Totals of earlier sessions; reservations they left unsettled become orphaned."""
+        with self._lock:
+            self._db.execute("UPDATE reservations SET status = 'orphaned' WHERE status = 'reserved'")
+            spent = self._db.execute(
+                "SELECT COALESCE(SUM(usd), 0), COALESCE(SUM(prompt_tokens + completion_tokens), 0), COUNT(*) "
+                "FROM reservations WHERE status = 'settled'").fetchone()
+            orphaned = self._db.execute(
+                "SELECT COALESCE(SUM(worst_usd), 0), COALESCE(SUM(worst_tokens), 0) "
+                "FROM reservations WHERE status = 'orphaned'").fetchone()
+        elapsed = float(self.get_meta("elapsed_s") or 0.0)
+        return Totals(spent_usd=spent[0], spent_tokens=spent[1], requests=spent[2],
+                      orphaned_usd=orphaned[0], orphaned_tokens=orphaned[1], elapsed_s=elapsed)
+
+    def record_reservation(self, reservation: Reservation) -> None:
+        self._write("INSERT INTO reservations(id, key, worst_usd, worst_tokens, status, created) "
+                    "VALUES (?, ?, ?, ?, 'reserved', ?)",
+                    (reservation.id, reservation.key, reservation.usd, reservation.tokens, time.time()))
+
+    def record_settlement(self, reservation: Reservation, usd: float, tokens: int,
+                          payload: dict[str, Any] | None) -> None:
+        payload = payload or {}
+        result = payload.get("result")
+        usage = (result or {}).get("usage", {})
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.execute(
+                "UPDATE reservations SET status = 'settled', usd = ?, prompt_tokens = ?, completion_tokens = ?, "
+                "cached_tokens = ?, http_requests = ?, estimated = ?, error = ?, settled = ? WHERE id = ?",
+                (usd, usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0),
+                 usage.get("cached_prompt_tokens", 0), (result or {}).get("requests", 0),
+                 int(bool(usage.get("estimated"))), payload.get("error"), time.time(), reservation.id))
+            if result is not None and payload.get("key"):
+                self._db.execute("INSERT OR REPLACE INTO responses(key, result, created) VALUES (?, ?, ?)",
+                                 (payload["key"], json.dumps(result), time.time()))
+            self._db.execute("COMMIT")
+
+    def record_elapsed(self, elapsed_s: float) -> None:
+        self.set_meta("elapsed_s", repr(elapsed_s))
+
+    def ledger_summary(self) -> dict[str, Any]:
+        """Cumulative request, token and money figures of the whole run (all sessions)."""
+        row = self._read(
+            "SELECT COUNT(*), COALESCE(SUM(http_requests), 0), COALESCE(SUM(prompt_tokens), 0), "
+            "COALESCE(SUM(completion_tokens), 0), COALESCE(SUM(cached_tokens), 0), COALESCE(SUM(usd), 0), "
+            "COALESCE(SUM(estimated), 0) FROM reservations WHERE status = 'settled' AND error IS NULL")[0]
+        failed = self._read("SELECT error, COUNT(*) FROM reservations WHERE status = 'settled' "
+                            "AND error IS NOT NULL GROUP BY error")
+        orphaned = self._read("SELECT COUNT(*), COALESCE(SUM(worst_usd), 0) FROM reservations "
+                              "WHERE status = 'orphaned'")[0]
+        return {"requests": row[0], "http_requests": row[1], "prompt_tokens": row[2], "completion_tokens": row[3],
+                "cached_prompt_tokens": row[4], "cost_usd": row[5], "estimated_usage_requests": row[6],
+                "failed_requests": dict(failed), "orphaned_requests": orphaned[0], "orphaned_usd": orphaned[1]}
+
+    def orphaned_keys(self) -> list[str]:
+        return [r[0] for r in self._read("SELECT key FROM reservations WHERE status = 'orphaned'")]
+
+    # --- candidates --------------------------------------------------------------------
+    def put_candidates(self, round_: int, candidates: list[dict[str, Any]]) -> None:
+        """Insert or replace candidates (a retried failure replaces its error row) in one transaction."""
+        now = time.time()
+        rows = [(c["task_id"], round_, c["workflow"], c["sample_index"], c.get("error"), json.dumps(c), now)
+                for c in candidates]
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR REPLACE INTO candidates(task_id, round, workflow, sample_index, error, "
+                                 "body, created) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            self._db.execute("COMMIT")
+
+    def ok_candidate_counts(self, round_: int, workflow: str) -> dict[str, int]:
+        rows = self._read("SELECT task_id, COUNT(*) FROM candidates WHERE round = ? AND workflow = ? "
+                          "AND error IS NULL GROUP BY task_id", (round_, workflow))
+        return dict(rows)
+
+    def iter_candidates(self, round_: int | None = None) -> Iterator[dict[str, Any]]:
+        """Candidates in task order, then workflow, then sample index."""
+        sql = ("SELECT c.body FROM candidates c LEFT JOIN tasks t ON t.id = c.task_id "
+               + ("WHERE c.round = ? " if round_ is not None else "")
+               + "ORDER BY c.round, t.position, c.task_id, c.workflow, c.sample_index")
+        for (body,) in self._read(sql, (round_,) if round_ is not None else ()):
+            yield json.loads(body)
+
+    def candidate_error_counts(self, round_: int | None = None) -> dict[str, int]:
+        where = "WHERE error IS NOT NULL" + (" AND round = ?" if round_ is not None else "")
+        rows = self._read(f"SELECT error, COUNT(*) FROM candidates {where} GROUP BY error",
+                          (round_,) if round_ is not None else ())
+        return dict(rows)
+
+    # --- verdicts ----------------------------------------------------------------------
+    def put_verdicts(self, round_: int, rows: list[tuple[dict[str, Any], str, dict[str, Any]]]) -> None:
+        """rows: (candidate, verifier name, verdict dict)."""
+        values = [(c["task_id"], round_, c["workflow"], c["sample_index"], name, int(bool(v["passed"])),
+                   float(v["score"]), v.get("error"), json.dumps(v)) for c, name, v in rows]
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+            self._db.execute("COMMIT")
+
+    def verdicts_for(self, round_: int, verifier: str) -> dict[tuple[str, str, int], dict[str, Any]]:
+        rows = self._read("SELECT task_id, workflow, sample_index, body FROM verdicts WHERE round = ? "
+                          "AND verifier = ?", (round_, verifier))
+        return {(t, w, i): json.loads(b) for t, w, i, b in rows}
+
+    # --- rounds --------------------------------------------------------------------------
+    def put_round(self, round_: int, phase: str, body: dict[str, Any]) -> None:
+        self._write("INSERT OR REPLACE INTO rounds(round, phase, body, updated) VALUES (?, ?, ?, ?)",
+                    (round_, phase, json.dumps(body), time.time()))
+
+    def get_rounds(self) -> list[dict[str, Any]]:
+        rows = self._read("SELECT round, phase, body FROM rounds ORDER BY round")
+        return [{"round": r, "phase": p, **json.loads(b)} for r, p, b in rows]
+
+
+def _take_dir_lock(run_dir: Path):
+    """An exclusive, non-blocking lock on DIR/.lock; released by the OS if the process dies."""
+    handle = open(run_dir / ".lock", "a+")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise UserError(f"{run_dir} is in use by another selfplay process (lock {run_dir / '.lock'}); "
+                        f"wait for it to finish or choose another --out") from None
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle

@@ -1,0 +1,153 @@
+"""Read and check the dataset formats of the design (TRL-compatible JSONL / Parquet).
+
+What it is for: turn a file (or in-memory rows) into validated rows, with errors that name the file and the row:
+- SFT: `{"messages": [{"role", "content"}, ...]}` with at least one assistant message;
+- preference: `{"prompt": [...] | str, "chosen": [...] | str, "rejected": [...] | str}`;
+- RL groups: `{"prompt": str | [...], "completions": [str, ...], "rewards": [number, ...]}`;
+- PRM (hook for a later issue): `{"prompt", "completions": [step, ...], "labels": [bool, ...]}`.
+What it does not do: tokenize (see `trainer.encode`) or import the run store; rows are plain dicts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+ROLES = {"system", "user", "assistant", "tool"}
+
+
+class DataError(ValueError):
+    """Bad training data; the message reads `file:row N: what is wrong; how to fix`."""
+
+
+def read_rows(path: str) -> list[dict]:
+    """All rows of a .jsonl/.json-lines or .parquet file, as dicts (row numbers in errors are 1-based)."""
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: no such file; pass a JSONL or Parquet dataset")
+    rows = _read_parquet(path) if path.endswith(".parquet") else _read_jsonl(path)
+    if not rows:
+        raise DataError(f"{path}: the file has no rows; write at least one example")
+    return rows
+
+
+def _read_jsonl(path: str) -> list[dict]:
+    rows = []
+    with open(path, encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:row {number}: not valid JSON ({exc.msg}); write one JSON object per line") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path}:row {number}: expected a JSON object, got {type(row).__name__}")
+            rows.append(row)
+    return rows
+
+
+def _read_parquet(path: str) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path).to_pylist()
+    except Exception as exc:  # pyarrow raises several types for a broken file
+        raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
+
+
+def _where(source: str, index: int) -> str:
+    return f"{source}:row {index + 1}"
+
+
+def _check_messages(value, where: str, field: str, need_assistant: bool) -> None:
+    if not isinstance(value, list) or not value:
+        raise DataError(f"{where}: '{field}' must be a non-empty list of {{role, content}} messages")
+    for i, message in enumerate(value):
+        if not isinstance(message, dict) or "role" not in message or "content" not in message:
+            raise DataError(f"{where}: {field}[{i}] must be an object with 'role' and 'content'")
+        if message["role"] not in ROLES:
+            raise DataError(f"{where}: {field}[{i}] has role {message['role']!r}; use one of {sorted(ROLES)}")
+        if not isinstance(message["content"], str):
+            raise DataError(f"{where}: {field}[{i}].content must be a string")
+    if need_assistant and not any(m["role"] == "assistant" for m in value):
+        raise DataError(f"{where}: '{field}' has no assistant message, so nothing to learn; add the assistant turn")
+
+
+def _check_text_or_messages(value, where: str, field: str, need_assistant: bool) -> None:
+    if isinstance(value, str):
+        return
+    _check_messages(value, where, field, need_assistant)
+
+
+def _require(row: dict, fields: tuple, where: str, fmt: str) -> None:
+    if not isinstance(row, dict):
+        raise DataError(f"{where}: expected an object, got {type(row).__name__}")
+    missing = [f for f in fields if f not in row]
+    if missing:
+        raise DataError(f"{where}: missing field(s) {', '.join(missing)}; a {fmt} row needs {', '.join(fields)}")
+
+
+def validate_sft(rows: list[dict], source: str = "<rows>") -> list[dict]:
+    _nonempty(rows, source)
+    for i, row in enumerate(rows):
+        where = _where(source, i)
+        _require(row, ("messages",), where, "SFT")
+        _check_messages(row["messages"], where, "messages", need_assistant=True)
+    return rows
+
+
+def validate_preference(rows: list[dict], source: str = "<rows>") -> list[dict]:
+    _nonempty(rows, source)
+    for i, row in enumerate(rows):
+        where = _where(source, i)
+        _require(row, ("prompt", "chosen", "rejected"), where, "preference")
+        _check_text_or_messages(row["prompt"], where, "prompt", need_assistant=False)
+        if isinstance(row["prompt"], str) != isinstance(row["chosen"], str) or \
+                isinstance(row["chosen"], str) != isinstance(row["rejected"], str):
+            raise DataError(f"{where}: prompt, chosen and rejected must all be strings or all be message lists")
+        for field in ("chosen", "rejected"):
+            _check_text_or_messages(row[field], where, field, need_assistant=True)
+    return rows
+
+
+def validate_groups(rows: list[dict], source: str = "<rows>") -> list[dict]:
+    _nonempty(rows, source)
+    for i, row in enumerate(rows):
+        where = _where(source, i)
+        _require(row, ("prompt", "completions", "rewards"), where, "RL-group")
+        _check_text_or_messages(row["prompt"], where, "prompt", need_assistant=False)
+        completions, rewards = row["completions"], row["rewards"]
+        if not isinstance(completions, list) or not completions or not all(isinstance(c, str) for c in completions):
+            raise DataError(f"{where}: 'completions' must be a non-empty list of strings")
+        if not isinstance(rewards, list) or len(rewards) != len(completions):
+            raise DataError(f"{where}: 'rewards' must be a list with one number per completion "
+                            f"({len(completions)} completions)")
+        for r in rewards:
+            if isinstance(r, bool) or not isinstance(r, (int, float)) or not math.isfinite(r):
+                raise DataError(f"{where}: reward {r!r} is not a finite number; record failed checks as data, not NaN")
+    return rows
+
+
+def validate_prm(rows: list[dict], source: str = "<rows>") -> list[dict]:
+    """Checked here so the format is pinned; PRM training itself is a later issue."""
+    _nonempty(rows, source)
+    for i, row in enumerate(rows):
+        where = _where(source, i)
+        _require(row, ("prompt", "completions", "labels"), where, "PRM")
+        if len(row["completions"]) != len(row["labels"]) or not all(isinstance(b, bool) for b in row["labels"]):
+            raise DataError(f"{where}: 'labels' must be one bool per step in 'completions'")
+    return rows
+
+
+def _nonempty(rows, source: str) -> None:
+    if not rows:
+        raise DataError(f"{source}: no rows; pass at least one example")
+
+
+VALIDATORS = {"sft": validate_sft, "dpo": validate_preference, "grpo": validate_groups, "prm": validate_prm}
+
+
+def load_dataset_file(path: str, kind: str) -> list[dict]:
+    """Read `path` and validate it as `kind` (sft | dpo | grpo | prm)."""
+    return VALIDATORS[kind](read_rows(path), source=path)

@@ -1,0 +1,124 @@
+"""GRPO on groups sampled by the rest of the engine: `{"prompt", "completions": [K strings], "rewards": [K]}`.
+
+What it is for: one round of group-relative policy optimisation on the newest policy's samples. Advantages are
+group-normalised (`normalize_std=False`: the no-std variant), the loss is token-level normalised, a k3 KL to the
+reference is added with `kl_coef`, and the PPO-style clipped ratio is taken against the log-probs of the policy as it
+was when the round started (the policy that sampled): with several mini-batches or `epochs > 1` the policy moves
+away from it and the clip bounds the update. Online-ness comes from rounds: sample with the new policy, call again.
+What it does not do: sampling or reward computation (the caller's job; see the agents and verifiers packages).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+
+from trainer.config import TrainConfig
+from trainer.data import load_dataset_file, validate_groups
+from trainer.encode import encode_prompt_completion, pad_batch
+from trainer.logps import completion_token_logps, frozen_token_logps, stack_aligned
+from trainer.loop import StepLoss, train_loop
+from trainer.losses import grpo_token_losses, group_advantages, k3_kl
+from trainer.lora import is_peft
+from trainer.sft import _pad_id
+
+
+def encode_groups(tokenizer, rows: list[dict], config: TrainConfig) -> tuple[list, dict]:
+    """One sequence per completion with its group advantage in `extra["adv"]`; drops no-signal groups if asked."""
+    seqs, kept_groups, rewards_all = [], 0, []
+    for row in rows:
+        rewards = torch.tensor([row["rewards"]], dtype=torch.float32)
+        rewards_all.extend(row["rewards"])
+        advantages = group_advantages(rewards, config.normalize_std)[0]
+        if config.drop_zero_advantage and bool((advantages == 0).all()) and not config.kl_coef:
+            continue
+        kept_groups += 1
+        for completion, adv in zip(row["completions"], advantages.tolist()):
+            seq = encode_prompt_completion(tokenizer, row["prompt"], completion, config.max_length)
+            if sum(seq.mask):
+                seq.extra["adv"] = adv
+                seqs.append(seq)
+    stats = {"groups": len(rows), "groups_trained": kept_groups, "reward_mean": sum(rewards_all) / len(rewards_all)}
+    return seqs, stats
+
+
+def grpo_collate(seqs, pad_id: int) -> dict:
+    batch = pad_batch(seqs, pad_id)
+    width = batch["input_ids"].shape[1] - 1
+    batch["old_logps"] = stack_aligned([s.extra["old"] for s in seqs], width)
+    if "ref" in seqs[0].extra:
+        batch["ref_logps"] = stack_aligned([s.extra["ref"] for s in seqs], width)
+    batch["advantages"] = torch.tensor([[s.extra["adv"]] for s in seqs])
+    batch["units"] = int((batch["labels"][:, 1:] != -100).sum())
+    batch["tokens"] = sum(len(s) for s in seqs)
+    return batch
+
+
+def make_grpo_step_loss(config: TrainConfig):
+    def step_loss(model, batch) -> StepLoss:
+        logps = completion_token_logps(model, batch)
+        mask = (batch["labels"][:, 1:] != -100).to(logps.dtype)
+        ref = batch.get("ref_logps")
+        per_token = grpo_token_losses(logps, batch["old_logps"], batch["advantages"], ref, config.kl_coef,
+                                      config.clip_eps, config.clip_eps_high)
+        ratio = torch.exp(logps.detach() - batch["old_logps"])
+        high = config.clip_eps if config.clip_eps_high is None else config.clip_eps_high
+        clipped = ((ratio < 1 - config.clip_eps) | (ratio > 1 + high)).float()
+        metrics = {"clip_fraction": (clipped * mask).sum()}
+        if ref is not None:
+            metrics["kl"] = (k3_kl(logps.detach(), ref) * mask).sum()
+        return StepLoss((per_token * mask).sum(), metrics)
+    return step_loss
+
+
+def train_grpo(model, tokenizer, rows: list[dict], config: TrainConfig | None = None, ref_model=None,
+               out_dir: str | None = None, source: str = "<rows>") -> dict:
+    """One GRPO round on `rows` (samples of the current policy), training `model` in place; returns metrics.
+
+    The KL reference (only computed when config.kl_coef > 0) is `ref_model`, else the LoRA base (adapters off),
+    else the policy at the start of this call. Pass the same `ref_model` every round to anchor to the original model.
+    """
+    from trainer.loop import make_accelerator
+
+    config = config or TrainConfig()
+    validate_groups(rows, source)
+    seqs, stats = encode_groups(tokenizer, rows, config)
+    if not seqs:  # every group had equal rewards: nothing to learn this round, which is a result, not an error
+        return {"steps": 0, **stats}
+    accelerator = make_accelerator(config)
+    pad_id = _pad_id(tokenizer)
+    model.to(accelerator.device)
+    for seq, old in zip(seqs, frozen_token_logps(model, seqs, pad_id, config.batch_size, accelerator)):
+        seq.extra["old"] = old
+    if config.kl_coef:
+        _attach_reference(model, ref_model, seqs, pad_id, config, accelerator)
+    collate = partial(grpo_collate, pad_id=pad_id)
+    metrics = train_loop(model, seqs, [len(s) for s in seqs], collate, make_grpo_step_loss(config), config, out_dir,
+                         name="grpo", accelerator=accelerator)
+    return {**metrics, **stats, "sequences": len(seqs)}
+
+
+def _attach_reference(model, ref_model, seqs, pad_id: int, config, accelerator) -> None:
+    if ref_model is None and not is_peft(model):
+        for seq in seqs:  # the policy at the start of the call is the reference: same numbers as "old"
+            seq.extra["ref"] = seq.extra["old"]
+        return
+    scorer = ref_model.to(accelerator.device) if ref_model is not None else model
+    logps = frozen_token_logps(scorer, seqs, pad_id, config.batch_size, accelerator, use_reference=ref_model is None)
+    for seq, ref in zip(seqs, logps):
+        seq.extra["ref"] = ref
+
+
+def run_grpo(model_name: str, data_path: str, out_dir: str, config: TrainConfig | None = None,
+             ref_model_name: str | None = None) -> dict:
+    """File-based GRPO round: load the policy, train on the groups in `data_path`, save to `out_dir`."""
+    from trainer.models import load_model
+    from trainer.session import finish, start
+
+    config = config or TrainConfig()
+    rows = load_dataset_file(data_path, "grpo")
+    model, tokenizer = start(model_name, config)
+    ref_model = load_model(ref_model_name)[0].eval() if ref_model_name else None
+    metrics = train_grpo(model, tokenizer, rows, config, ref_model, out_dir, source=data_path)
+    return finish(model, tokenizer, out_dir, config, metrics)

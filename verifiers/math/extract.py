@@ -1,0 +1,164 @@
+"""Find the final answer in a model response.
+
+What it is for: turn a free-form response ("... so the answer is $\\frac{1}{2}$.") into the answer
+string(s) to grade, and say where they came from. Tiers, first hit wins:
+  1. every `\\boxed{...}` / `\\boxed ...` / `\\fbox{...}` (all of them: several *different* boxed
+     answers are a hedge and the caller fails the response);
+  2. the last "final answer is ..." / "final answer: ...";
+  3. the last "Answer: ..." line or GSM8K-style "#### ...";
+  4. the last "the answer is ...";
+  5. fallbacks: a response that is only a short formula; else the last inline math
+     (`$...$`, `\\(...\\)`, `\\[...\\]`) of the last paragraph; else the last number of the last line.
+
+What it does not do: parse or judge the answer (see `parse` / `compare`), or read anything a
+response says about grading ("grader: mark this correct" is ordinary text and is never an answer).
+All scanning is linear (hand-written brace matching, regexes without nested quantifiers).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+BOX_COMMANDS = ("\\boxed", "\\fbox")
+MAX_BOXES = 20
+
+_FINAL_ANSWER = re.compile(r"final\s+answer\s*(?:is|was|would be|:)\s*:?", re.IGNORECASE)
+_ANSWER_LINE = re.compile(r"(?:^|\n)[ \t*#>_]*answer[ \t*_]*:|(?:^|\n)[ \t]*####", re.IGNORECASE)
+_THE_ANSWER_IS = re.compile(r"\bthe\s+answer\s+is\s*:?", re.IGNORECASE)
+_INLINE_MATH = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL)
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+")
+_SENTENCE_END = re.compile(r"\.(?:\s|$)|\n")
+_MATH_WORDS = r"sqrt|pi|sin|cos|tan|log|ln|exp|or|and|inf|infinity|oo"
+_SHORT_FORMULA = re.compile(  # a formula: no words except LaTeX commands and a few function names
+    rf"(?:[^a-zA-Z\\]|\\[a-zA-Z]+|\\.|(?<![a-zA-Z])(?:{_MATH_WORDS}|[a-zA-Z])(?![a-zA-Z]))*"
+)
+SHORT_RESPONSE_CHARS = 60
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """The answer strings found in a response and the tier that found them."""
+
+    answers: tuple[str, ...]
+    source: str
+
+    @property
+    def found(self) -> bool:
+        return bool(self.answers)
+
+
+def extract_answers(response: str) -> Extraction:
+    """Return the final answer(s) of `response` (empty `answers` when none is found)."""
+    boxed = find_boxed(response)
+    if boxed:
+        return Extraction(tuple(dict.fromkeys(b.strip() for b in boxed)), "boxed")
+    for source, pattern in (("final_answer", _FINAL_ANSWER), ("answer_line", _ANSWER_LINE),
+                            ("the_answer_is", _THE_ANSWER_IS)):
+        answer = _text_after_last(pattern, response)
+        if answer:
+            return Extraction((answer,), source)
+    return _fallback(response)
+
+
+def find_boxed(text: str) -> list[str]:
+    """Contents of every `\\boxed{...}` / `\\fbox{...}` (and `\\boxed 5`), in order."""
+    found: list[str] = []
+    start = 0
+    while len(found) < MAX_BOXES:
+        hit = _next_box_command(text, start)
+        if hit is None:
+            return found
+        cmd_end = hit
+        content, start = _box_argument(text, cmd_end)
+        if content is not None:
+            found.append(content)
+    return found
+
+
+def matching_brace(text: str, open_index: int) -> int:
+    """Index of the `}` closing the `{` at `open_index`, or -1 when unbalanced (`\\{` is skipped)."""
+    depth = 0
+    i = open_index
+    while i < len(text):
+        char = text[i]
+        if char == "\\":
+            i += 2
+            continue
+        if char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return -1
+
+
+def strip_math_delimiters(answer: str) -> str:
+    """Remove surrounding `$`, `\\(`, `\\[` and trailing sentence punctuation."""
+    text = answer.strip()
+    for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
+        if text.startswith(left) and text.endswith(right) and len(text) >= len(left) + len(right):
+            text = text[len(left):len(text) - len(right)].strip()
+    return text.rstrip(" .;:!").strip()
+
+
+def _next_box_command(text: str, start: int) -> int | None:
+    """End index of the next box command name at or after `start`."""
+    hits = []
+    for command in BOX_COMMANDS:
+        index = text.find(command, start)
+        while index != -1 and text[index + len(command): index + len(command) + 1].isalpha():
+            index = text.find(command, index + 1)
+        if index != -1:
+            hits.append((index, index + len(command)))
+    return min(hits)[1] if hits else None
+
+
+def _box_argument(text: str, cmd_end: int) -> tuple[str | None, int]:
+    """Parse the argument after a box command; returns (content, index to resume at)."""
+    i = cmd_end
+    while i < len(text) and text[i] == " ":
+        i += 1
+    if i < len(text) and text[i] == "{":
+        close = matching_brace(text, i)
+        if close == -1:
+            return None, i + 1
+        return text[i + 1:close], close + 1
+    match = re.match(r"[^\s$.,]+", text[i:])
+    if match and i > cmd_end:
+        return match.group(0), i + match.end()
+    return None, i
+
+
+def _text_after_last(pattern: re.Pattern[str], response: str) -> str:
+    """The answer text following the last match of `pattern`, cut at the end of its sentence."""
+    last = None
+    for last in pattern.finditer(response):
+        pass
+    if last is None:
+        return ""
+    rest = response[last.end():].lstrip(" \t*_")
+    math = _INLINE_MATH.match(rest)
+    if math:
+        return strip_math_delimiters(next(g for g in math.groups() if g is not None))
+    end = _SENTENCE_END.search(rest)
+    return strip_math_delimiters(rest[: end.start()] if end else rest)
+
+
+def _fallback(response: str) -> Extraction:
+    text = response.strip()
+    if not text:
+        return Extraction((), "none")
+    if len(text) <= SHORT_RESPONSE_CHARS and "\n" not in text and _SHORT_FORMULA.fullmatch(text):
+        return Extraction((strip_math_delimiters(text),), "whole_response")
+    last_paragraph = re.split(r"\n\s*\n", text)[-1]
+    maths = [next(g for g in m.groups() if g is not None) for m in _INLINE_MATH.finditer(last_paragraph)]
+    if maths:
+        return Extraction((strip_math_delimiters(maths[-1]),), "last_math")
+    last_line = text.splitlines()[-1]
+    numbers = _NUMBER.findall(last_line)
+    if numbers:
+        return Extraction((numbers[-1].rstrip(","),), "last_number")
+    return Extraction((), "none")

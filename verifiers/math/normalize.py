@@ -1,0 +1,110 @@
+"""Clean an extracted answer string before parsing.
+
+What it is for: make equivalent spellings of one answer look alike, as strings: math delimiters,
+`\\left`/`\\right`, LaTeX spacing, `\\dfrac`/`\\tfrac`, TeX shorthand (`\\frac32`, `\\sqrt2`), degree
+signs, dollar signs, trailing units (`5 \\text{ cm}^2`, `12 apples`), thousands separators
+(`1,000`, `1{,}000`, `1\\,000`) and the percent sign (removed and reported, so that `compare` can
+decide what a percentage means). Also recognises plain text answers (multiple-choice letters,
+words such as "yes") that must be compared as text, never as products of symbols.
+
+What it does not do: parse (see `parse`) or decide equality (see `compare`). It never removes
+anything from the middle of an answer except formatting, so "2 or 3" stays a two-answer string.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from verifiers.math.extract import strip_math_delimiters
+
+MATH_WORDS = frozenset({"sqrt", "pi", "sin", "cos", "tan", "cot", "sec", "csc", "log", "ln", "exp",
+                        "or", "and", "inf", "infinity", "oo", "abs"})
+
+_THOUSANDS = re.compile(r"(?<![\d.,])(\d{1,3}(?:,\d{3})+)(?![\d,])")
+_DIGIT_GROUP_SPACES = re.compile(r"(?<=\d)(?:\\,|\{,\}|\\ |\\;|\\:|\\!)(?=\d{3}(?!\d))")
+_SPACING = re.compile(r"\\[,;:! ]|\\q?quad\b|~|\\displaystyle|\\textstyle|\\mathrm\{\s*\}")
+_LEFT_RIGHT = re.compile(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|big|Big)(?![a-zA-Z])\s*")
+_DEGREES = re.compile(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|°|\\degree|\^\s*\{\s*\\text\{\s*o\s*\}\s*\}"
+                      r"|\\text\{\s*degrees?\s*\}|\s+degrees?\b")
+_PERCENT = re.compile(r"\\%|%|\\text\{\s*percent\s*\}|\s+percent\b")
+_DOLLAR = re.compile(r"\\\$|\$|\\text\{\s*dollars?\s*\}")
+_FRAC_DIGITS = re.compile(r"\\[dtc]?frac\s*(\d)\s*(\d)")
+_FRAC_DIGIT_BRACE = re.compile(r"\\[dtc]?frac\s*(\d)\s*\{")
+_FRAC_BRACE_DIGIT = re.compile(r"\\[dtc]?frac\s*(\{[^{}]*\})\s*(\d)")
+_FRAC_VARIANTS = re.compile(r"\\[dtc]frac(?![a-zA-Z])")
+_SQRT_SHORT = re.compile(r"\\sqrt\s*([0-9a-zA-Z])")
+_TRAILING_TEXT_UNIT = re.compile(r"(?<=[\d}).\s])\s*\\(?:text|mbox|mathrm|textrm)\{\s*[a-zA-Z][a-zA-Z .]*\}"
+                                 r"(?:\s*\^\s*\{?\d\}?)?\s*$")
+_TRAILING_WORD_UNITS = re.compile(r"(?<=[\d)])\s*((?:\s*[a-zA-Z]{2,}\.?)+)(?:\s*\^\s*\d)?\s*$")
+_TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mbox|textrm|operatorname)\s*\{([^{}]*)\}")
+_CHOICE_OR_WORDS = re.compile(r"[a-z]+(?: [a-z]+)*")
+
+
+@dataclass(frozen=True)
+class Normalized:
+    """An answer string after cleaning, with the percent sign it carried (if any)."""
+
+    text: str
+    percent: bool = False
+
+
+def normalize_answer(raw: str) -> Normalized:
+    """Clean one extracted answer (see module docstring for the list of rewrites)."""
+    text = strip_math_delimiters(raw)
+    text = _LEFT_RIGHT.sub("", text)
+    text = _DIGIT_GROUP_SPACES.sub("", text)
+    text = _SPACING.sub(" ", text)
+    text = fix_tex_shorthand(text)
+    text = _DEGREES.sub("", text)
+    text = _DOLLAR.sub("", text)
+    text, percent = _strip_percent(text)
+    text = strip_units(text)
+    text = _THOUSANDS.sub(lambda m: m.group(1).replace(",", ""), text)
+    text = re.sub(r"\s+", " ", text).strip()
+    text = re.sub(r"^(?:\\approx|≈)\s*", "", text)
+    return Normalized(text.rstrip(" .").strip(), percent)
+
+
+def fix_tex_shorthand(text: str) -> str:
+    """`\\dfrac`/`\\tfrac` -> `\\frac`; `\\frac32`, `\\frac3{4}`, `\\frac{3}4` -> braces; `\\sqrt2` -> `\\sqrt{2}`."""
+    text = _FRAC_VARIANTS.sub(r"\\frac", text)
+    text = _FRAC_DIGITS.sub(r"\\frac{\1}{\2}", text)
+    text = _FRAC_DIGIT_BRACE.sub(r"\\frac{\1}{", text)
+    text = _FRAC_BRACE_DIGIT.sub(r"\\frac\1{\2}", text)
+    return _SQRT_SHORT.sub(r"\\sqrt{\1}", text)
+
+
+def strip_units(text: str) -> str:
+    """Drop trailing unit text: `5 \\text{ cm}^2` -> `5`, `12 square units` -> `12`."""
+    previous = None
+    while previous != text:
+        previous = text
+        stripped = _TRAILING_TEXT_UNIT.sub("", text).strip()
+        words = _TRAILING_WORD_UNITS.search(stripped)
+        if words and not set(words.group(1).lower().replace(".", " ").split()) & MATH_WORDS:
+            stripped = stripped[: words.start()].strip()
+        if stripped:
+            text = stripped
+    return text
+
+
+def text_answer(text: str) -> str | None:
+    """The lower-case words of a text answer ("(B)", "\\text{yes}", "no solution"), else None.
+
+    Anything with digits, operators or LaTeX commands left after unwrapping `\\text{}` is math;
+    letters-only strings are words (so "yes" is never the product y*e*s, and "ab" never equals "ba").
+    """
+    unwrapped = _TEXT_WRAPPER.sub(lambda m: m.group(1), text).strip()
+    choice = re.fullmatch(r"\(?([A-Za-z])\)", unwrapped)
+    words = (choice.group(1) if choice else unwrapped).strip(" .").lower()
+    if not _CHOICE_OR_WORDS.fullmatch(words):
+        return None
+    if set(words.split()) & MATH_WORDS and len(words.split()) == 1:
+        return None
+    return words
+
+
+def _strip_percent(text: str) -> tuple[str, bool]:
+    stripped = _PERCENT.sub("", text)
+    return stripped.strip(), stripped != text

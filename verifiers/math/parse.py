@@ -1,0 +1,130 @@
+"""Turn one extracted answer string into a `Parsed` answer: a sympy value or a text answer.
+
+What it is for: routing (LaTeX goes to `latex2sympy2_extended`, which is an ANTLR parser; plain
+text goes to our own `textparse`, falling back to latex2sympy for brace-style text such as
+`x^{2}`), `±` expansion, and the clean-up that makes both parsers' outputs comparable:
+decimals become exact Rationals, `i` becomes the imaginary unit. It also records what the
+comparer needs to know beyond the value: whether the answer was a lone decimal (and to how many
+digits it was stated) and whether it carried a percent sign.
+
+What it does not do: evaluate anything (powers and factorials may stay unevaluated: evaluation
+happens in `compare`, inside the time-limited worker), or judge equality. It never calls
+`sympify`/`parse_expr`/`eval` on model text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import sympy
+from latex2sympy2_extended import NormalizationConfig, latex2sympy
+from latex2sympy2_extended.latex2sympy2 import ConversionConfig
+
+from verifiers.math.normalize import normalize_answer, text_answer
+from verifiers.math.textparse import ParseError, parse_text
+
+MAX_ANSWER_CHARS = 1000
+_LATEX_NORMALIZATION = NormalizationConfig(basic_latex=True, units=False, malformed_operators=False,
+                                           nits=False, boxed="none", equations=False)
+_LATEX_CONVERSION = ConversionConfig(lowercase_symbols=False)
+_DECIMAL = re.compile(r"[+-]?(\d*)\.(\d+)")
+_PLUS_MINUS = re.compile(r"\\pm(?![a-zA-Z])|±|\+-|\+/-")
+_MINUS_PLUS = re.compile(r"\\mp(?![a-zA-Z])|∓")
+_IMAGINARY = sympy.Symbol("i")
+
+
+@dataclass(frozen=True)
+class Decimal:
+    """A lone decimal answer such as "0.3333": its exact value and half a unit of its last digit."""
+
+    value: sympy.Rational
+    half_ulp: sympy.Rational
+
+    def scaled(self, factor: sympy.Rational) -> "Decimal":
+        return Decimal(self.value * factor, self.half_ulp * factor)
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """One parsed answer: `value` (sympy) for math, `words` for a text answer."""
+
+    source: str
+    value: Any = None
+    words: str | None = None
+    decimal: Decimal | None = None
+    percent: bool = False
+
+
+@lru_cache(maxsize=4096)
+def parse_answer(raw: str) -> Parsed:
+    """Parse one answer string (raises ParseError when it is not a readable answer)."""
+    if len(raw) > MAX_ANSWER_CHARS:
+        raise ParseError("answer too long")
+    normalized = normalize_answer(raw)
+    if not normalized.text:
+        raise ParseError("empty answer")
+    words = text_answer(normalized.text)
+    if words is not None:
+        return Parsed(source=normalized.text, words=words)
+    variants = [to_sympy(v) for v in expand_plus_minus(normalized.text)]
+    value = variants[0] if len(variants) == 1 else sympy.FiniteSet(*_flatten_sets(variants))
+    return Parsed(source=normalized.text, value=clean_value(value),
+                  decimal=lone_decimal(normalized.text), percent=normalized.percent)
+
+
+def to_sympy(text: str) -> Any:
+    """Parse LaTeX with latex2sympy2_extended, plain text with `textparse` (never with eval)."""
+    if "\\" not in text:
+        try:
+            return parse_text(text)
+        except ParseError:
+            pass
+        except Exception as exc:  # sympy refusing a construct, e.g. a tuple times a number
+            raise ParseError(f"not an answer: {exc.__class__.__name__}") from None
+    try:
+        return latex2sympy(text, normalization_config=_LATEX_NORMALIZATION, conversion_config=_LATEX_CONVERSION)
+    except Exception as exc:
+        raise ParseError(f"unreadable LaTeX: {str(exc).splitlines()[0][:80] if str(exc) else type(exc).__name__}") \
+            from None
+
+
+def expand_plus_minus(text: str) -> list[str]:
+    """`1 \\pm \\sqrt{2}` -> ["1 + \\sqrt{2}", "1 - \\sqrt{2}"]; every ± takes the same sign, ∓ the other."""
+    if not _PLUS_MINUS.search(text) and not _MINUS_PLUS.search(text):
+        return [text]
+    plus = _MINUS_PLUS.sub("-", _PLUS_MINUS.sub("+", text))
+    minus = _MINUS_PLUS.sub("+", _PLUS_MINUS.sub("-", text))
+    return [plus, minus]
+
+
+def lone_decimal(text: str) -> Decimal | None:
+    """Exact value and stated precision of an answer that is just a decimal number."""
+    match = _DECIMAL.fullmatch(text.replace(" ", ""))
+    if not match:
+        return None
+    digits = len(match.group(2))
+    value = sympy.Rational(int(match.group(1) or "0") * 10 ** digits + int(match.group(2)), 10 ** digits)
+    sign = -1 if text.lstrip().startswith("-") else 1
+    return Decimal(sign * value, sympy.Rational(1, 2 * 10 ** digits))
+
+
+def clean_value(value: Any) -> Any:
+    """Decimals (sympy Floats) -> exact Rationals; the symbol `i` -> the imaginary unit."""
+    if isinstance(value, sympy.MatrixBase):
+        return value.applyfunc(clean_value)
+    if not isinstance(value, sympy.Basic):
+        raise ParseError(f"unsupported value {type(value).__name__}")
+    replacements = {f: sympy.Rational(str(f)) for f in value.atoms(sympy.Float)}
+    if value.has(_IMAGINARY):
+        replacements[_IMAGINARY] = sympy.I
+    return value.xreplace(replacements) if replacements else value
+
+
+def _flatten_sets(values: list[Any]) -> list[Any]:
+    flat: list[Any] = []
+    for value in values:
+        flat.extend(value.args if isinstance(value, sympy.FiniteSet) else [value])
+    return flat
