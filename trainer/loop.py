@@ -96,13 +96,38 @@ def _prune_checkpoints(out_dir: str, keep: int) -> None:
         shutil.rmtree(os.path.join(root, f"step-{step}"), ignore_errors=True)
 
 
+@contextlib.contextmanager
+def preserved_rng():
+    """Training seeds the global RNGs (config.seed); the caller's own streams (e.g. for sampling) resume after."""
+    import random
+
+    import numpy as np
+
+    states = (random.getstate(), np.random.get_state(), torch.get_rng_state(),
+              torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
+    try:
+        yield
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.set_rng_state(states[2])
+        if states[3] is not None:
+            torch.cuda.set_rng_state_all(states[3])
+
+
 def train_loop(model, examples: list, lengths: list[int], collate: Callable, step_loss: Callable, config,
                out_dir: str | None = None, name: str = "train", accelerator=None) -> dict:
     """Train `model` in place on `examples`; return summary metrics.
 
     `collate(list_of_examples) -> batch dict` must put the batch's unit count (a python int) under "units" and its
-    token count under "tokens"; `step_loss(model, batch) -> StepLoss`.
+    token count under "tokens"; `step_loss(model, batch) -> StepLoss`. Global RNGs are seeded from config.seed
+    inside and restored for the caller afterwards.
     """
+    with preserved_rng():
+        return _train_loop(model, examples, lengths, collate, step_loss, config, out_dir, name, accelerator)
+
+
+def _train_loop(model, examples, lengths, collate, step_loss, config, out_dir, name, accelerator) -> dict:
     from accelerate.utils import set_seed
     from torch.utils.data import DataLoader
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import inspect
+import re
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, TypeVar
 
@@ -71,10 +72,12 @@ def parse_options(model: type[OptionsT], options: dict[str, Any] | None, workflo
 
 
 def render(template: str, **fields: str) -> str:
-    """Replace `{name}` for the given names only; every other brace (LaTeX, code) is left alone."""
-    for name, value in fields.items():
-        template = template.replace("{" + name + "}", value)
-    return template
+    """Replace `{name}` for the given names only, in one pass (a value's own braces are never expanded);
+    every other brace (LaTeX, code) is left alone."""
+    if not fields:
+        return template
+    pattern = re.compile(r"\{(" + "|".join(re.escape(name) for name in fields) + r")\}")
+    return pattern.sub(lambda match: fields[match.group(1)], template)
 
 
 def last_user_text(messages: list[Message]) -> str:

@@ -1,7 +1,7 @@
 """Which rule answers a request, and which of its replies each choice gets.
 
-What it is for: reducing a chat (or a completions prompt) to the few facts rules look at (last user message,
-role of the last message, content of the last tool message, turn = number of assistant messages so far,
+What it is for: reducing a chat (or a completions prompt) to the few facts rules look at (last and first
+user messages, role of the last message, content of the last tool message, turn = number of assistant messages so far,
 model), finding the first matching rule, and rendering the reply of choice i. The reply of choice i is a
 pure function of (server seed, the request's `seed` field, the messages or prompt, the model, i) through
 SHA-256, so it never depends on arrival order, concurrency, retries, or sampling knobs like temperature.
@@ -22,6 +22,7 @@ from selfplay.mock.templates import Groups, render
 @dataclass(frozen=True)
 class Conversation:
     last_user: str
+    first_user: str
     last_role: str
     last_tool_result: str | None
     turn: int
@@ -40,14 +41,15 @@ def text_of(content: Any) -> str:
 
 
 def chat_conversation(messages: list[dict], model: str) -> Conversation:
-    last_user = next((text_of(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), "")
+    users = [text_of(m.get("content")) for m in messages if m.get("role") == "user"]
     last_tool = next((text_of(m.get("content")) for m in reversed(messages) if m.get("role") == "tool"), None)
     turn = sum(1 for m in messages if m.get("role") == "assistant")
-    return Conversation(last_user, str(messages[-1].get("role", "")), last_tool, turn, model)
+    return Conversation(users[-1] if users else "", users[0] if users else "", str(messages[-1].get("role", "")),
+                        last_tool, turn, model)
 
 
 def prompt_conversation(prompt: str, model: str) -> Conversation:
-    return Conversation(prompt, "user", None, 0, model)
+    return Conversation(prompt, prompt, "user", None, 0, model)
 
 
 def find_rule(script: Script, conv: Conversation) -> tuple[Rule, Groups] | None:
@@ -78,14 +80,17 @@ def rule_matches(rule: Rule, conv: Conversation) -> Groups | None:
         tool_found = rule.tool_result.search(conv.last_tool_result) if conv.last_tool_result is not None else None
         if tool_found is None:
             return None
-    return _groups(found, tool_found)
+    first_found = rule.first_user.search(conv.first_user) if rule.first_user else None
+    if rule.first_user and first_found is None:
+        return None
+    return _groups(found, tool_found, first_found)
 
 
-def _groups(found, tool_found) -> Groups:
-    primary = found or tool_found
+def _groups(found, tool_found, first_found) -> Groups:
+    primary = found or tool_found or first_found
     positional = [primary.group(0), *primary.groups()] if primary else []
     named: dict[str, str | None] = {}
-    for m in (tool_found, found):  # the user-message regex wins on a name clash
+    for m in (first_found, tool_found, found):  # on a name clash: match > tool_result > first_user
         if m is not None:
             named.update(m.groupdict())
     return Groups(positional, named)

@@ -11,6 +11,8 @@ each matching some conversations and holding one or more replies. Format (TOML s
     contains = "What is"             # optional substring of the last user message
     role = "user"                    # optional: role of the last message (system, user, assistant, tool)
     tool_result = 'ok: (?P<v>\\w+)'   # optional regex, searched in the content of the last tool message
+    first_user = '(?P<q>.+)'         # optional regex, searched in the first user message (e.g. the task
+                                     # itself, when the last user message is a verifier's feedback)
     turn = 0                         # optional int or list: number of assistant messages so far
     model = "policy"                 # optional str or list: the request's model
     pick = "hash"                    # "hash" (default): a seeded stable hash picks the reply per choice;
@@ -26,7 +28,8 @@ each matching some conversations and holding one or more replies. Format (TOML s
 
 `reply = X` is short for `replies = [X]`. A reply is a string or a table with `content`, `tool_calls`
 (each `{name, arguments, id?}`; arguments a table or a JSON string) and `finish_reason`. Templates are
-described in `selfplay.mock.templates`. The first matching rule in file order wins.
+described in `selfplay.mock.templates`: positional groups `{1}` come from `match` (else `tool_result`,
+else `first_user`), named groups `{name}` from all three. The first matching rule in file order wins.
 What it does NOT do: match conversations or render replies (see `matching`), or talk HTTP.
 """
 
@@ -42,7 +45,8 @@ from selfplay.errors import UserError
 from selfplay.mock.templates import TemplateError, check_template
 
 ROLES = {"system", "user", "assistant", "tool", "developer"}
-RULE_KEYS = {"name", "match", "contains", "role", "tool_result", "turn", "model", "pick", "reply", "replies"}
+CONDITION_KEYS = {"match", "contains", "first_user", "role", "tool_result", "turn", "model"}
+RULE_KEYS = CONDITION_KEYS | {"name", "pick", "reply", "replies"}
 REPLY_KEYS = {"content", "tool_calls", "finish_reason"}
 TOOL_CALL_KEYS = {"name", "arguments", "id"}
 TOP_KEYS = {"models", "rules", "default"}
@@ -71,6 +75,7 @@ class Rule:
     contains: str | None = None
     role: str | None = None
     tool_result: re.Pattern | None = None
+    first_user: re.Pattern | None = None
     turns: frozenset[int] | None = None
     models: frozenset[str] | None = None
     pick: str = "hash"
@@ -179,7 +184,7 @@ def _build_default(raw: Any, where: _Where) -> Rule:
     here = _Where(where.source, None, "[default]")
     if not isinstance(raw, dict):
         raise here.fail("must be a table with `reply` or `replies`")
-    conditions = set(raw) & {"match", "contains", "role", "tool_result", "turn", "model"}
+    conditions = set(raw) & CONDITION_KEYS
     if conditions:
         raise here.fail(f"the fallback takes no conditions (found {sorted(conditions)}); put them in a [[rules]]")
     return _build_rule({"name": "default", **raw}, here)
@@ -196,17 +201,18 @@ def _build_rule(raw: Any, where: _Where) -> Rule:
         raise where.fail(f"unknown key(s) {sorted(unknown)}; allowed: {sorted(RULE_KEYS)}", name)
     match = _regex(raw, "match", where, name)
     tool_result = _regex(raw, "tool_result", where, name)
+    first_user = _regex(raw, "first_user", where, name)
     replies = _replies(raw, where, name)
-    positional = match or tool_result
+    positional = match or tool_result or first_user
     count = (positional.groups + 1) if positional else 0
-    names = set(match.groupindex if match else ()) | set(tool_result.groupindex if tool_result else ())
+    names = {n for p in (match, tool_result, first_user) if p is not None for n in p.groupindex}
     for i, reply in enumerate(replies):
         for template in _templates_of(reply):
             try:
                 check_template(template, count, names)
             except TemplateError as exc:
                 raise where.fail(f"reply {i}: {exc}", name) from None
-    return Rule(name=name, replies=replies, match=match, tool_result=tool_result,
+    return Rule(name=name, replies=replies, match=match, tool_result=tool_result, first_user=first_user,
                 contains=_optional_str(raw, "contains", where, name), role=_role(raw, where, name),
                 turns=_int_set(raw, "turn", where, name), models=_str_set(raw, "model", where, name),
                 pick=_pick(raw, where, name))

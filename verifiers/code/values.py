@@ -36,19 +36,19 @@ class ProtocolError(ValueError):
 
 # ----------------------------------------------------------------------------------------- sandbox side
 def encode(value: Any) -> str:
-    return json.dumps(_tag(value, 0), allow_nan=True)
+    return json.dumps(to_plain(value, 0), allow_nan=True)
 
 
-def _tag(value: Any, depth: int) -> Any:
+def to_plain(value: Any, depth: int = 0) -> Any:
     if depth > MAX_DEPTH:
         raise NotPlainData("value nested too deeply")
     kind = type(value)
     if value is None or kind in (bool, int, float, str):
         return value
     if kind in _CONTAINERS:
-        return {_CONTAINERS[kind]: [_tag(v, depth + 1) for v in value]}
+        return {_CONTAINERS[kind]: [to_plain(v, depth + 1) for v in value]}
     if kind is dict:
-        return {"d": [[_tag(k, depth + 1), _tag(v, depth + 1)] for k, v in value.items()]}
+        return {"d": [[to_plain(k, depth + 1), to_plain(v, depth + 1)] for k, v in value.items()]}
     raise NotPlainData(f"{kind.__name__} is not plain data (None/bool/int/float/str/list/tuple/dict/set)")
 
 
@@ -58,10 +58,10 @@ def decode(text: str) -> Any:
         raw = json.loads(text)
     except (ValueError, RecursionError) as exc:
         raise ProtocolError(f"not JSON: {exc}") from None
-    return _untag(raw, 0)
+    return from_plain(raw, 0)
 
 
-def _untag(raw: Any, depth: int) -> Any:
+def from_plain(raw: Any, depth: int = 0) -> Any:
     if depth > MAX_DEPTH:
         raise ProtocolError("value nested too deeply")
     if raw is None or type(raw) in (bool, int, float, str):
@@ -72,22 +72,22 @@ def _untag(raw: Any, depth: int) -> Any:
     if type(items) is not list:
         raise ProtocolError("tag without a list")
     if tag == "d":
-        return _untag_dict(items, depth)
+        return _dict_from_plain(items, depth)
     if tag not in _BUILDERS:
         raise ProtocolError(f"unknown tag {tag!r}")
     try:
-        return _BUILDERS[tag](_untag(v, depth + 1) for v in items)
+        return _BUILDERS[tag](from_plain(v, depth + 1) for v in items)
     except TypeError as exc:  # e.g. a set of lists
         raise ProtocolError(str(exc)) from None
 
 
-def _untag_dict(items: list, depth: int) -> dict:
+def _dict_from_plain(items: list, depth: int) -> dict:
     out: dict = {}
     for pair in items:
         if type(pair) is not list or len(pair) != 2:
             raise ProtocolError("bad dict item")
         try:
-            out[_untag(pair[0], depth + 1)] = _untag(pair[1], depth + 1)
+            out[from_plain(pair[0], depth + 1)] = from_plain(pair[1], depth + 1)
         except TypeError as exc:
             raise ProtocolError(str(exc)) from None
     return out

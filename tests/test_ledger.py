@@ -1,0 +1,74 @@
+"""Budget ledger: reserve/settle, caps never exceeded under concurrency, persistence and orphans."""
+
+import asyncio
+import random
+
+import pytest
+
+from agents.llm.types import BudgetExceeded
+from agents.money.ledger import BudgetLedger, Caps
+from selfplay.store import RunStore
+
+
+def test_reserve_then_settle_moves_money_from_reserved_to_spent():
+    ledger = BudgetLedger(Caps(usd=1.0))
+    r = ledger.reserve(0.4, 100)
+    assert ledger.committed_usd() == pytest.approx(0.4)
+    ledger.settle(r, 0.1, 30)
+    assert ledger.totals.spent_usd == pytest.approx(0.1)
+    assert ledger.committed_usd() == pytest.approx(0.1)
+
+
+def test_request_that_does_not_fit_is_refused():
+    ledger = BudgetLedger(Caps(usd=1.0))
+    ledger.reserve(0.7, 0)
+    with pytest.raises(BudgetExceeded) as info:
+        ledger.reserve(0.4, 0)
+    assert info.value.cap == "usd"
+    assert ledger.refusal is not None
+
+
+def test_token_and_time_caps():
+    ledger = BudgetLedger(Caps(tokens=100))
+    ledger.reserve(0, 60)
+    with pytest.raises(BudgetExceeded):
+        ledger.reserve(0, 41)
+    with pytest.raises(BudgetExceeded) as info:
+        BudgetLedger(Caps(minutes=0)).reserve(0, 0)
+    assert info.value.cap == "minutes"
+
+
+async def test_cap_never_exceeded_with_256_requests_in_flight():
+    cap = 0.05
+    ledger = BudgetLedger(Caps(usd=cap))
+    rng = random.Random(0)
+
+    async def request():
+        worst = 0.001
+        try:
+            r = ledger.reserve(worst, 10)
+        except BudgetExceeded:
+            return 0
+        await asyncio.sleep(rng.random() / 100)
+        ledger.settle(r, worst * rng.random(), 5)  # real cost <= worst case
+        assert ledger.committed_usd() <= cap + 1e-12
+        return 1
+
+    sent = sum(await asyncio.gather(*(request() for _ in range(256))))
+    assert ledger.totals.spent_usd <= cap
+    assert 0 < sent < 256
+
+
+def test_ledger_survives_restart_and_unsettled_reservations_become_orphans(tmp_path):
+    with RunStore(tmp_path) as store:
+        ledger = BudgetLedger(Caps(usd=1.0), backend=store)
+        ledger.settle(ledger.reserve(0.2, 10, key="a"), 0.1, 8, {"key": "a", "result": {"usage": {}, "requests": 1}})
+        ledger.reserve(0.3, 20, key="b")  # never settled: the process "dies"
+    with RunStore(tmp_path) as store:
+        ledger = BudgetLedger(Caps(usd=1.0), backend=store)
+        assert ledger.totals.spent_usd == pytest.approx(0.1)
+        assert ledger.totals.orphaned_usd == pytest.approx(0.3)
+        assert ledger.committed_usd() == pytest.approx(0.4)
+        assert store.orphaned_keys() == ["b"]
+        with pytest.raises(BudgetExceeded):
+            ledger.reserve(0.61, 0)

@@ -1,0 +1,98 @@
+"""The public math verifier: `verify(response, reference, *, timeout) -> Verdict`.
+
+What it is for: the callable the rest of the engine (and TRL, via `verifiers.reward`) uses. Each
+check runs `check.check` in a persistent worker process under a hard time limit (see `worker`);
+the result becomes a `Verdict`: passed / wrong with a reason, or `error="timeout"` /
+`"bad_reference"` / `"worker_crashed"` / `"internal"` when the verifier itself could not decide.
+`averify` is the same for asyncio callers (the blocking wait runs in a thread).
+
+What it does not do: cache verdicts (see `verifiers.cache` / `verifiers.compose`), or retry a
+timed-out check: a timeout is an answer ("unknown"), and retrying it would only stall the job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from typing import Any
+
+from verifiers.math.numeric import DEFAULT_REL_TOL
+from verifiers.math.worker import HardTimeout, WorkerCrashed, WorkerPool
+from verifiers.verdict import Verdict
+
+VERSION = "1.0"
+DEFAULT_TIMEOUT_S = 5.0
+_CHECK_TARGET = "verifiers.math.check:check"
+_WARMUP_TARGET = "verifiers.math.check:warm_up"
+_shared_pool: WorkerPool | None = None
+_shared_pool_lock = threading.Lock()
+
+
+def default_pool() -> WorkerPool:
+    """The process-wide worker pool (created on first use, up to min(4, CPUs) workers)."""
+    global _shared_pool
+    with _shared_pool_lock:
+        if _shared_pool is None:
+            _shared_pool = WorkerPool(_CHECK_TARGET, warmup=_WARMUP_TARGET,
+                                      max_workers=min(4, os.cpu_count() or 1))
+        return _shared_pool
+
+
+class MathVerifier:
+    """A configured math verifier; calling it checks one response against one reference."""
+
+    name = "math"
+    version = VERSION
+
+    def __init__(self, *, timeout: float = DEFAULT_TIMEOUT_S, rel_tol: float = DEFAULT_REL_TOL,
+                 pool: WorkerPool | None = None):
+        self.timeout = timeout
+        self.rel_tol = rel_tol
+        self._pool = pool
+
+    def __call__(self, response: str, reference: str, *, timeout: float | None = None) -> Verdict:
+        limit = self.timeout if timeout is None else timeout
+        pool = self._pool or default_pool()
+        try:
+            result = pool.call(_as_text(response), _as_text(reference), self.rel_tol, timeout=limit)
+        except HardTimeout:
+            return Verdict.broken("timeout", reason=f"check ran past {limit:g}s and was killed")
+        except WorkerCrashed as exc:
+            return Verdict.broken("worker_crashed", reason=str(exc))
+        except RuntimeError as exc:
+            return Verdict.broken("internal", reason=str(exc)[:300])
+        return _to_verdict(result)
+
+    async def averify(self, response: str, reference: str, *, timeout: float | None = None) -> Verdict:
+        """Async variant: the blocking wait on the worker runs in a thread."""
+        return await asyncio.to_thread(self, response, reference, timeout=timeout)
+
+    def cache_key_parts(self) -> dict[str, Any]:
+        """What, beyond name and version, changes this verifier's verdicts (for verdict caches)."""
+        return {"rel_tol": self.rel_tol}
+
+
+_default_verifier = MathVerifier()
+
+
+def verify(response: str, reference: str, *, timeout: float = DEFAULT_TIMEOUT_S) -> Verdict:
+    """Check a model response against a reference answer (the issue's contract)."""
+    return _default_verifier(response, reference, timeout=timeout)
+
+
+async def averify(response: str, reference: str, *, timeout: float = DEFAULT_TIMEOUT_S) -> Verdict:
+    """`verify` for asyncio code."""
+    return await _default_verifier.averify(response, reference, timeout=timeout)
+
+
+def _as_text(value: Any) -> str:
+    return "" if value is None else value if isinstance(value, str) else str(value)
+
+
+def _to_verdict(result: dict[str, Any]) -> Verdict:
+    if result["error"]:
+        return Verdict.broken(result["error"], reason=result["reason"], **result["details"])
+    if result["passed"]:
+        return Verdict.ok(result["reason"], **result["details"])
+    return Verdict.wrong(result["reason"], **result["details"])
