@@ -101,7 +101,7 @@ def generate_batch(model: Any, requests: list[GenRequest], *, eos_ids: set[int],
         mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
         logits = _decode_step(model, tokens, mask, cache)
         step += 1
-    return _outputs(requests, rows, shared, decode)
+    return _outputs(requests, rows, shared, eos_ids, decode)
 
 
 def sample_next(logits: torch.Tensor, temps: torch.Tensor, top_ps: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
@@ -230,10 +230,14 @@ def _cut_at_stop(row: _Row, decode: Decode) -> bool:
     return True
 
 
-def _outputs(requests: list[GenRequest], rows: list[_Row], shared: list[bool], decode: Decode) -> list[GenOutput]:
+def _outputs(requests: list[GenRequest], rows: list[_Row], shared: list[bool], eos_ids: set[int],
+             decode: Decode) -> list[GenOutput]:
     outputs = [GenOutput(rows=[], prompt_tokens=len(req.prompt_ids), shared_prefill=shared[i])
                for i, req in enumerate(requests)]
     for row in rows:
-        text = row.cut_text if row.cut_text is not None else decode(row.tokens)  # `decode` skips eos
+        if row.cut_text is not None:
+            text = row.cut_text
+        else:  # the eos token that ended a row is counted in usage but is not part of the text
+            text = decode(row.tokens[:-1] if row.tokens and row.tokens[-1] in eos_ids else row.tokens)
         outputs[row.request].rows.append(GenRow(token_ids=row.tokens, text=text, finish_reason=row.finish_reason or LENGTH))
     return outputs

@@ -2,7 +2,8 @@
 
 What it is for: one segmentation rule shared by trajectories (agents) and the PRM (verifiers keeps
 its own copy of the rule, as the leaf packages do not import each other): numbered steps
-("Step 1:", "1." / "1)") when the text has at least two, else blank-line paragraphs, else lines.
+("Step 1:", "1." / "1)") when the text has at least two, else blank-line paragraphs, else lines;
+a ``` fenced code block is never cut (it stays inside one step).
 A custom separator string overrides all of that. `conversation_steps` does the same for a multi-turn
 tool conversation: each assistant text is split as above, and each tool turn (the code the model ran
 plus what came back) is one step.
@@ -28,10 +29,25 @@ def split_steps(text: str, separator: str | None = None) -> list[str]:
     if len(starts) >= 2:
         bounds = ([0] if starts[0] > 0 else []) + starts + [len(text)]
         return [text[a:b].strip() for a, b in zip(bounds, bounds[1:]) if text[a:b].strip()]
-    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
+    paragraphs = _keep_fences_whole(re.split(r"\n\s*\n", text), "\n\n")
     if len(paragraphs) >= 2:
         return paragraphs
-    return [line.strip() for line in text.splitlines() if line.strip()]
+    return _keep_fences_whole(text.splitlines(), "\n")
+
+
+def _keep_fences_whole(pieces: list[str], joiner: str) -> list[str]:
+    """Rejoin pieces that a cut made inside a ``` fenced block, so a code block stays one step."""
+    out: list[str] = []
+    open_piece: list[str] = []
+    for piece in pieces:
+        if open_piece or piece.strip():
+            open_piece.append(piece)
+        if open_piece and "\n".join(open_piece).count("```") % 2 == 0:
+            out.append(joiner.join(open_piece).strip())
+            open_piece = []
+    if open_piece:
+        out.append(joiner.join(open_piece).strip())
+    return [piece for piece in out if piece]
 
 
 def conversation_steps(messages: list[dict[str, Any]], max_observation_chars: int = 2000) -> list[str]:

@@ -181,17 +181,22 @@ class _Loop:
         return f"error: {error}"
 
 
-def _sendable(call: Any, call_id: str | None) -> Any:
+def _sendable(call: Any, call_id: str | None) -> dict[str, Any]:
     """The call as the model sent it, made safe to send back: an id filled in when it had none (tool
-    messages need one), and arguments that are not JSON wrapped as `{"unparsed_arguments": raw}`
-    (servers such as vLLM parse them when they render the conversation, and reject bad JSON)."""
+    messages need one), a function with a string name, and arguments that are not JSON wrapped as
+    `{"unparsed_arguments": raw}` (servers such as vLLM parse them when rendering the conversation)."""
     if not isinstance(call, dict):
-        return call
-    call = {**call, "id": call_id}
-    function = call.get("function")
-    if isinstance(function, dict) and isinstance(function.get("arguments"), str) and function["arguments"].strip():
+        return {"id": call_id, "type": "function",
+                "function": {"name": "invalid", "arguments": json.dumps({"unparsed_call": str(call)[:2000]})}}
+    function = call.get("function") if isinstance(call.get("function"), dict) else {}
+    name = function.get("name") if isinstance(function.get("name"), str) and function.get("name") else "invalid"
+    arguments = function.get("arguments")
+    if not isinstance(arguments, str):
+        arguments = json.dumps(arguments if arguments is not None else {})
+    elif arguments.strip():
         try:
-            json.loads(function["arguments"])
+            json.loads(arguments)
         except ValueError:
-            call["function"] = {**function, "arguments": json.dumps({"unparsed_arguments": function["arguments"]})}
-    return call
+            arguments = json.dumps({"unparsed_arguments": arguments})
+    return {**call, "id": call_id, "type": call.get("type") or "function",
+            "function": {**function, "name": name, "arguments": arguments}}

@@ -14,7 +14,7 @@ import sys
 from selfplay.errors import BudgetStop, UserError
 
 # Module names under selfplay.cli, in the order `selfplay --help` lists them.
-COMMANDS = ["generate", "mock_server", "train"]
+COMMANDS = ["generate", "mock_server", "serve", "train"]
 
 
 def build_parser() -> argparse.ArgumentParser:

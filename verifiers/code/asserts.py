@@ -32,6 +32,7 @@ from verifiers.code.values import strict_equal
 
 LEAF_PREFIX = "__leaf_"
 MAX_INT_BITS = 1 << 14
+MAX_SEQUENCE = 1 << 20
 TYPE_NAMES = {"int": int, "float": float, "str": str, "bool": bool, "list": list, "tuple": tuple, "dict": dict,
               "set": set, "frozenset": frozenset}
 
@@ -40,7 +41,7 @@ class BadTest(ValueError):
     """The test itself is unusable (not one assert statement, unparsable...): a verifier error."""
 
 
-class TestFailed(Exception):
+class CheckFailed(Exception):
     """Raised while judging: the candidate's values do not satisfy the assert."""
 
 
@@ -69,6 +70,11 @@ SAFE_CALLS = {
 BIN_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
            ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
 ORDER_OPS = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge}
+PURE_NAMES = frozenset({
+    "range", "list", "tuple", "dict", "set", "frozenset", "float", "int", "str", "bool", "abs", "len", "sorted",
+    "min", "max", "sum", "round", "reversed", "enumerate", "zip", "map", "chr", "ord", "pow", "divmod", "any",
+    "all", "repr", "bin", "hex", "oct"})
+PURE_MODULES = frozenset({"math", "cmath", "string", "fractions", "decimal", "itertools", "collections"})
 LOGIC_NODES = (ast.Compare, ast.BoolOp, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.Lambda,
                ast.IfExp, ast.NamedExpr)
 
@@ -78,6 +84,7 @@ class SplitTest:
     source: str
     root: ast.expr
     leaves: list[str] = field(default_factory=list)
+    pure: list[bool] = field(default_factory=list)  # leaf uses no candidate name: an expected value
     weak: bool = False
 
 
@@ -112,7 +119,15 @@ def _make_leaf(node: ast.expr, test: SplitTest) -> ast.expr:
     if any(isinstance(n, LOGIC_NODES) for n in ast.walk(node)):
         test.weak = True
     test.leaves.append(ast.unparse(node))
+    test.pure.append(_is_pure(node))
     return ast.Name(id=f"{LEAF_PREFIX}{len(test.leaves) - 1}", ctx=ast.Load())
+
+
+def _is_pure(node: ast.expr) -> bool:
+    """True when the leaf names only builtins / stdlib modules (e.g. `math.pi`, `list(range(5))`):
+    it is part of the expected value and is evaluated in a sandbox WITHOUT the candidate's program."""
+    names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+    return bool(names) and names <= PURE_NAMES | PURE_MODULES
 
 
 def _parent_can_evaluate(node: ast.expr) -> bool:
@@ -146,15 +161,15 @@ def _call_name(node: ast.Call) -> str | None:
 
 # ----------------------------------------------------------------------------------------- judging
 def judge(test: SplitTest, leaf_values: list[Any]) -> None:
-    """Raise TestFailed unless the assert holds for these leaf values (evaluated here, in the parent)."""
+    """Raise CheckFailed unless the assert holds for these leaf values (evaluated here, in the parent)."""
     try:
         result = _eval(test.root, leaf_values)
-    except TestFailed:
+    except CheckFailed:
         raise
     except (ArithmeticError, TypeError, ValueError, RecursionError) as exc:
-        raise TestFailed(f"{type(exc).__name__}: {exc}") from None
+        raise CheckFailed(f"{type(exc).__name__}: {exc}") from None
     if result is not True:
-        raise TestFailed("assertion is False" if result is False else f"assertion value {result!r} is not True")
+        raise CheckFailed("assertion is False" if result is False else f"assertion value {result!r} is not True")
 
 
 def _eval(node: ast.expr, leaves: list[Any]) -> Any:
@@ -182,7 +197,7 @@ def _eval(node: ast.expr, leaves: list[Any]) -> Any:
         args = [_eval(a, leaves) for a in node.args]
         kwargs = {k.arg: _eval(k.value, leaves) for k in node.keywords}
         return SAFE_CALLS[_call_name(node)](*args, **kwargs)
-    raise TestFailed(f"cannot evaluate {type(node).__name__}")  # unreachable after _split
+    raise CheckFailed(f"cannot evaluate {type(node).__name__}")  # unreachable after _split
 
 
 def _boolop(node: ast.BoolOp, leaves: list[Any]) -> bool:
@@ -208,10 +223,9 @@ def _compare_once(op: ast.cmpop, left: Any, right: Any) -> bool:
     if isinstance(op, (ast.Eq, ast.NotEq)):
         return strict_equal(left, right) is isinstance(op, ast.Eq)
     if isinstance(op, (ast.Is, ast.IsNot)):
-        same = type(left) is type(right) and left is right if left is None or right is None or \
-            type(left) is bool or type(right) is bool else False
-        if not same and not (left is None or right is None or type(left) is bool or type(right) is bool):
-            raise TestFailed("`is` is only supported against None, True or False")
+        if not (_singleton(left) or _singleton(right)):
+            raise CheckFailed("`is` is only supported against None, True or False")
+        same = type(left) is type(right) and left == right
         return same is isinstance(op, ast.Is)
     if isinstance(op, (ast.In, ast.NotIn)):
         return _contains(right, left) is isinstance(op, ast.In)
@@ -221,7 +235,7 @@ def _compare_once(op: ast.cmpop, left: Any, right: Any) -> bool:
 def _contains(container: Any, item: Any) -> bool:
     if type(container) is str:
         if type(item) is not str:
-            raise TestFailed("`in <str>` needs a str")
+            raise CheckFailed("`in <str>` needs a str")
         return item in container
     if type(container) is dict:
         return any(strict_equal(item, k) for k in container)
@@ -231,16 +245,35 @@ def _contains(container: Any, item: Any) -> bool:
 def _ordered(op: ast.cmpop, left: Any, right: Any) -> bool:
     numbers = _is_number(left) and _is_number(right)
     if not numbers and not (type(left) is type(right) and type(left) in (str, list, tuple)):
-        raise TestFailed(f"cannot order {type(left).__name__} against {type(right).__name__}")
+        raise CheckFailed(f"cannot order {type(left).__name__} against {type(right).__name__}")
     return ORDER_OPS[type(op)](left, right)
 
 
 def _binop(op: ast.operator, left: Any, right: Any) -> Any:
+    if not (_is_number(left) and _is_number(right)):
+        return _sequence_op(op, left, right)
     _number(left), _number(right)
-    if isinstance(op, ast.Pow) and (abs(right) > 1024 or _bits(left) * max(abs(right), 1) > MAX_INT_BITS):
-        raise TestFailed("power too large to evaluate in the parent")
+    if isinstance(op, ast.Pow) and type(left) is int and type(right) is int and \
+            _bits(left) * abs(right) > MAX_INT_BITS:
+        raise CheckFailed("power too large to evaluate in the parent")
     if isinstance(op, ast.Mult) and _bits(left) + _bits(right) > MAX_INT_BITS:
-        raise TestFailed("product too large to evaluate in the parent")
+        raise CheckFailed("product too large to evaluate in the parent")
+    return BIN_OPS[type(op)](left, right)
+
+
+def _sequence_op(op: ast.operator, left: Any, right: Any) -> Any:
+    """`[0] * 3`, `"ab" + "c"`: repetition and concatenation of str/list/tuple, size-bounded."""
+    sequences = (str, list, tuple)
+    if isinstance(op, ast.Add) and type(left) is type(right) and type(left) in sequences:
+        size = len(left) + len(right)
+    elif isinstance(op, ast.Mult) and {type(left), type(right)} & set(sequences) and \
+            int in (type(left), type(right)):
+        seq, times = (left, right) if type(right) is int else (right, left)
+        size = len(seq) * max(times, 0)
+    else:
+        raise CheckFailed(f"unsupported operands {type(left).__name__} and {type(right).__name__}")
+    if size > MAX_SEQUENCE:
+        raise CheckFailed("sequence too large to evaluate in the parent")
     return BIN_OPS[type(op)](left, right)
 
 
@@ -255,25 +288,29 @@ def _is_number(value: Any) -> bool:
 
 def _number(value: Any) -> int | float:
     if not _is_number(value) or (type(value) is int and value.bit_length() > MAX_INT_BITS):
-        raise TestFailed(f"expected a number, got {type(value).__name__}")
+        raise CheckFailed(f"expected a number, got {type(value).__name__}")
     return value
+
+
+def _singleton(value: Any) -> bool:
+    return value is None or type(value) is bool
 
 
 def _int(value: Any) -> int:
     if type(value) is not int:
-        raise TestFailed(f"expected an int, got {type(value).__name__}")
+        raise CheckFailed(f"expected an int, got {type(value).__name__}")
     return value
 
 
 def _bool(value: Any) -> bool:
     if type(value) is not bool:
-        raise TestFailed(f"expected a bool, got {type(value).__name__}")
+        raise CheckFailed(f"expected a bool, got {type(value).__name__}")
     return value
 
 
 def _sized(value: Any) -> Any:
     if type(value) not in (list, tuple, set, frozenset, dict, str):
-        raise TestFailed(f"expected a container, got {type(value).__name__}")
+        raise CheckFailed(f"expected a container, got {type(value).__name__}")
     return value
 
 

@@ -96,12 +96,14 @@ def matching_brace(text: str, open_index: int) -> int:
 
 
 def strip_math_delimiters(answer: str) -> str:
-    """Remove surrounding `$`, `\\(`, `\\[` and trailing sentence punctuation."""
+    """Remove surrounding `$`, `\\(`, `\\[` and trailing sentence punctuation (not `\\;` or `5!`)."""
     text = answer.strip()
     for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
         if text.startswith(left) and text.endswith(right) and len(text) >= len(left) + len(right):
             text = text[len(left):len(text) - len(right)].strip()
-    return text.rstrip(" .;:!").strip()
+    while text and text[-1] in " .;:" and not text[:-1].endswith("\\"):
+        text = text[:-1]
+    return text
 
 
 def _next_box_command(text: str, start: int) -> int | None:
@@ -144,7 +146,7 @@ def _text_after_last(pattern: re.Pattern[str], response: str) -> str:
     if math:
         return strip_math_delimiters(next(g for g in math.groups() if g is not None))
     end = _SENTENCE_END.search(rest)
-    return strip_math_delimiters(rest[: end.start()] if end else rest)
+    return strip_math_delimiters((rest[: end.start()] if end else rest).rstrip("! "))
 
 
 def _fallback(response: str) -> Extraction:

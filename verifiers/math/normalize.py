@@ -22,8 +22,8 @@ MATH_WORDS = frozenset({"sqrt", "pi", "sin", "cos", "tan", "cot", "sec", "csc", 
                         "or", "and", "inf", "infinity", "oo", "abs"})
 
 _THOUSANDS = re.compile(r"(?<![\d.,])(\d{1,3}(?:,\d{3})+)(?![\d,])")
-_DIGIT_GROUP_SPACES = re.compile(r"(?<=\d)(?:\\,|\{,\}|\\ |\\;|\\:|\\!)(?=\d{3}(?!\d))")
-_SPACING = re.compile(r"\\[,;:! ]|\\q?quad\b|~|\\displaystyle|\\textstyle|\\mathrm\{\s*\}")
+_DIGIT_GROUP_SPACES = re.compile(r"(?<=\d)(?<!\\)(?:\\,|\{,\}|\\ |\\;|\\:|\\!)(?=\d{3}(?!\d))")
+_SPACING = re.compile(r"(?<!\\)\\[,;:! ]|\\q?quad\b|~|\\displaystyle|\\textstyle|\\mathrm\{\s*\}")
 _LEFT_RIGHT = re.compile(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|big|Big)(?![a-zA-Z])\s*")
 _DEGREES = re.compile(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|°|\\degree|\^\s*\{\s*\\text\{\s*o\s*\}\s*\}"
                       r"|\\text\{\s*degrees?\s*\}|\s+degrees?\b")
@@ -37,6 +37,8 @@ _SQRT_SHORT = re.compile(r"\\sqrt\s*([0-9a-zA-Z])")
 _TRAILING_TEXT_UNIT = re.compile(r"(?<=[\d}).\s])\s*\\(?:text|mbox|mathrm|textrm)\{\s*[a-zA-Z][a-zA-Z .]*\}"
                                  r"(?:\s*\^\s*\{?\d\}?)?\s*$")
 _TRAILING_WORD_UNITS = re.compile(r"(?<=[\d)])\s*((?:\s*[a-zA-Z]{2,}\.?)+)(?:\s*\^\s*\d)?\s*$")
+_WRAPPED_NUMBER = re.compile(r"\\(?:text|textbf|mathrm|mathbf|mbox)\s*\{([^{}a-zA-Z\\]*)\}")
+_REPEATING = re.compile(r"(\d*)\.(\d*)\\overline\s*\{(\d+)\}")
 _TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mbox|textrm|operatorname)\s*\{([^{}]*)\}")
 _CHOICE_OR_WORDS = re.compile(r"[a-z]+(?: [a-z]+)*")
 
@@ -56,6 +58,8 @@ def normalize_answer(raw: str) -> Normalized:
     text = _DIGIT_GROUP_SPACES.sub("", text)
     text = _SPACING.sub(" ", text)
     text = fix_tex_shorthand(text)
+    text = _WRAPPED_NUMBER.sub(r"\1", text)
+    text = _REPEATING.sub(_repeating_decimal_as_fraction, text)
     text = _DEGREES.sub("", text)
     text = _DOLLAR.sub("", text)
     text, percent = _strip_percent(text)
@@ -102,7 +106,17 @@ def text_answer(text: str) -> str | None:
         return None
     if set(words.split()) & MATH_WORDS and len(words.split()) == 1:
         return None
+    if text in ("e", "i"):  # bare lower-case e and i are Euler's number and the imaginary unit
+        return None
     return words
+
+
+def _repeating_decimal_as_fraction(match: re.Match[str]) -> str:
+    """`0.1\\overline{6}` -> `\\frac{15}{90}` (exact)."""
+    whole, fixed, repeat = match.group(1) or "0", match.group(2), match.group(3)
+    numerator = int(whole + fixed + repeat) - int(whole + fixed)
+    denominator = 10 ** len(fixed) * (10 ** len(repeat) - 1)
+    return f"\\frac{{{numerator}}}{{{denominator}}}"
 
 
 def _strip_percent(text: str) -> tuple[str, bool]:

@@ -24,7 +24,7 @@ from latex2sympy2_extended import NormalizationConfig, latex2sympy
 from latex2sympy2_extended.latex2sympy2 import ConversionConfig
 
 from verifiers.math.normalize import normalize_answer, text_answer
-from verifiers.math.textparse import ParseError, parse_text
+from verifiers.math.textparse import ParseError, make_interval, parse_text
 
 MAX_ANSWER_CHARS = 1000
 _LATEX_NORMALIZATION = NormalizationConfig(basic_latex=True, units=False, malformed_operators=False,
@@ -76,7 +76,18 @@ def parse_answer(raw: str) -> Parsed:
 
 
 def to_sympy(text: str) -> Any:
-    """Parse LaTeX with latex2sympy2_extended, plain text with `textparse` (never with eval)."""
+    """Parse LaTeX with latex2sympy2_extended, plain text with `textparse` (never with eval).
+
+    Bracketed lists are split here, so that `(3, -4)` is a pair (latex2sympy reads it as the empty
+    open interval from 3 to -4, which would equal every other reversed pair).
+    """
+    bracketed = bracketed_items(text)
+    if bracketed is not None:
+        opener, items, closer = bracketed
+        values = [to_sympy(item) for item in items]
+        if opener + closer == "()" or len(values) > 2:
+            return sympy.Tuple(*values)
+        return make_interval(values, opener, closer)
     if "\\" not in text:
         try:
             return parse_text(text)
@@ -89,6 +100,26 @@ def to_sympy(text: str) -> Any:
     except Exception as exc:
         raise ParseError(f"unreadable LaTeX: {str(exc).splitlines()[0][:80] if str(exc) else type(exc).__name__}") \
             from None
+
+
+def bracketed_items(text: str) -> tuple[str, list[str], str] | None:
+    """`(a, b]` -> ("(", ["a", "b"], "]") when one bracket pair encloses a top-level comma list."""
+    text = text.strip()
+    if len(text) < 2 or text[0] not in "([" or text[-1] not in ")]":
+        return None
+    items, depth, start = [], 0, 1
+    for index, char in enumerate(text):
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+            if depth == 0 and index != len(text) - 1:
+                return None
+        elif char == "," and depth == 1:
+            items.append(text[start:index])
+            start = index + 1
+    items.append(text[start:-1])
+    return (text[0], items, text[-1]) if len(items) > 1 and all(i.strip() for i in items) else None
 
 
 def expand_plus_minus(text: str) -> list[str]:

@@ -241,9 +241,7 @@ class _Parser:
             return items[0]
         if opener + closer == "()":
             return Tuple(*items)
-        if len(items) != 2:
-            raise ParseError("an interval has two ends")
-        return Interval(items[0], items[1], left_open=opener == "(", right_open=closer == ")")
+        return make_interval(items, opener, closer)
 
     def set_literal(self) -> sympy.Basic:
         if self.peek() == "}":
@@ -257,6 +255,16 @@ class _Parser:
         if token is None or token in _SEPARATORS or token in ("U", "∪"):
             return False
         return token[0].isalnum() or token[0] == "." or token in ("(", "√", "π", "∞", "θ") or token in _FUNCTIONS
+
+
+def make_interval(ends: list[sympy.Basic], opener: str, closer: str) -> sympy.Interval:
+    """`[a, b)` and friends; an empty or reversed interval ("[3, 1]") is not an answer."""
+    if len(ends) != 2:
+        raise ParseError("an interval has two ends")
+    interval = Interval(ends[0], ends[1], left_open=opener == "(", right_open=closer == ")")
+    if not isinstance(interval, Interval):
+        raise ParseError("empty or reversed interval")
+    return interval
 
 
 def _as_set(value: sympy.Basic) -> sympy.Set:

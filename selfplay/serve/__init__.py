@@ -1,0 +1,11 @@
+"""`selfplay serve`: an OpenAI-compatible HTTP server over the in-process `local` backend.
+
+- `build_app(llm)`: the FastAPI app (`/v1/chat/completions`, `/v1/models`, `/health`).
+- `serve_forever(llm, host, port)` / `BackgroundServer(llm)`: run it under uvicorn.
+It does not load models (see `selfplay.cli.serve`) and does not stream.
+"""
+
+from selfplay.serve.app import build_app
+from selfplay.serve.server import BackgroundServer, serve_forever
+
+__all__ = ["build_app", "BackgroundServer", "serve_forever"]

@@ -1,0 +1,92 @@
+"""The FastAPI app of `selfplay serve`: an OpenAI-compatible endpoint over any `LLM` (the local backend).
+
+What it is for: pointing the `openai` backend, or any OpenAI client, at a checkpoint of your own.
+Routes: `POST /v1/chat/completions` (n, usage, seed, stop, max_tokens / max_completion_tokens, temperature,
+top_p), `GET /v1/models`, `GET /health`. Concurrent requests reach the backend concurrently, where the local
+backend batches them. Every failure is an OpenAI-shaped error: 400 for a bad body (the field is named), 404 for
+an unknown model, 500 when generation itself failed (503 when it may succeed if retried).
+What it does not do: streaming, authentication (bind to 127.0.0.1, the default, or put a proxy in front),
+load models (`selfplay.cli.serve`), or run uvicorn (`selfplay.serve.server`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from agents.llm.types import LLMError
+from selfplay.serve.protocol import (ChatCompletionRequest, completion_body, describe_validation_errors,
+                                     error_body)
+
+log = logging.getLogger("selfplay.serve")
+_STATUS_OF_KIND = {"bad_request": 400, "not_found": 404, "auth": 401, "rate_limit": 429, "timeout": 504}
+
+
+def build_app(llm: Any) -> FastAPI:
+    """An app serving `llm` under the model id `llm.model`."""
+    app = FastAPI(title="selfplay serve", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.llm = llm
+    started = int(time.time())
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "model": llm.model}
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        return {"object": "list",
+                "data": [{"id": llm.model, "object": "model", "created": started, "owned_by": "selfplay"}]}
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> JSONResponse:
+        parsed = await _parse(request)
+        if isinstance(parsed, JSONResponse):
+            return parsed
+        if parsed.model != llm.model:
+            return _error(404, f"The model {parsed.model!r} does not exist; this server serves {llm.model!r}",
+                          param="model", code="model_not_found")
+        try:
+            result = await llm.chat(parsed.plain_messages(), parsed.sampling_params(), tools=parsed.tools)
+        except LLMError as exc:
+            return _llm_error(exc)
+        return JSONResponse(completion_body(result, llm.model))
+
+    return app
+
+
+async def _parse(request: Request) -> ChatCompletionRequest | JSONResponse:
+    """The validated body, or the 400 that says what is wrong with it."""
+    try:
+        body = json.loads(await request.body() or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return _error(400, f"request body is not valid JSON: {exc}")
+    if not isinstance(body, dict):
+        return _error(400, "request body must be a JSON object")
+    try:
+        parsed = ChatCompletionRequest.model_validate(body)
+    except ValidationError as exc:
+        message, param = describe_validation_errors(exc.errors())
+        return _error(400, message, param=param)
+    refused = parsed.unsupported()
+    if refused:
+        return _error(400, f"{refused!r} is not supported by selfplay serve", param=refused)
+    return parsed
+
+
+def _llm_error(exc: LLMError) -> JSONResponse:
+    status = _STATUS_OF_KIND.get(exc.kind, 503 if exc.retryable else 500)
+    if status >= 500:
+        log.error("generation failed: %s", exc)
+    kind = "invalid_request_error" if status < 500 else "server_error"
+    return _error(status, exc.message, kind=kind)
+
+
+def _error(status: int, message: str, *, kind: str = "invalid_request_error", param: str | None = None,
+           code: str | None = None) -> JSONResponse:
+    return JSONResponse(error_body(message, kind=kind, param=param, code=code), status_code=status)

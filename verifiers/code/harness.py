@@ -1,0 +1,179 @@
+"""Trusted-parent harness: build sandbox jobs from tests, and turn the sandbox's raw replies into results.
+
+What it is for: `check_asserts` and `check_stdio` return one record per test (`passed`, `status`,
+`detail`) plus run facts (timeouts, stderr tail). Assert tests are split by `asserts.compile_assert`;
+the sandbox only ever receives the program and the leaf expressions, and its reply lines are decoded
+strictly (`values.from_plain`): a malformed, duplicated or out-of-range line fails the check, it
+never passes anything. Stdin/stdout tests compare the WHOLE output (CRLF -> LF, trailing whitespace
+of each line and trailing blank lines ignored) and require exit code 0, no timeout and no truncation.
+
+What it does NOT do: build Verdicts (see `verify.py`) or talk to processes (see `pool.py`).
+Expected values are read here and never put into a job.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from typing import Any
+
+from verifiers.code.asserts import BadTest, SplitTest, CheckFailed, compile_assert, judge
+from verifiers.code.pool import SandboxError, SandboxPool
+from verifiers.code.values import ProtocolError, describe, from_plain
+
+PURE_IMPORTS = "import math, cmath, string, fractions, decimal, itertools, collections\n"
+_pure_cache: OrderedDict[str, Any] = OrderedDict()
+PURE_CACHE_SIZE = 4096
+
+
+def make_job(pool: SandboxPool, kind: str, program: str, timeout: float, memory_mb: int, **extra: Any) -> dict:
+    cfg = pool.config
+    return {"kind": kind, "program": program, "timeout": float(timeout), "memory_mb": int(memory_mb),
+            "max_procs": cfg.max_procs, "max_files": cfg.max_files, "max_output_bytes": cfg.max_output_bytes,
+            **extra}
+
+
+def run_job(pool: SandboxPool, job: dict, timeout_s: float) -> tuple[list[dict], dict]:
+    reply, isolation = pool.run(job, timeout_s)
+    runs = reply["runs"]
+    if not all(run["setup_ok"] for run in runs):
+        raise SandboxError("sandbox could not set up the job (rlimits / uid drop failed)")
+    return runs, isolation
+
+
+# ----------------------------------------------------------------------------------------- asserts
+def check_asserts(pool: SandboxPool, program: str, tests: list[str], timeout: float, memory_mb: int) -> dict:
+    splits = [compile_assert(t) for t in tests]
+    expected = _pure_values(pool, splits, memory_mb)
+    leaves: list[str] = []
+    where: list[list[tuple[str, Any]]] = []  # per test, per leaf: ("sandbox", index) or ("value", v)
+    for split in splits:
+        slots = []
+        for leaf, pure in zip(split.leaves, split.pure):
+            if pure:
+                slots.append(("value", expected[leaf]))
+            else:
+                slots.append(("sandbox", len(leaves)))
+                leaves.append(leaf)
+        where.append(slots)
+    runs, isolation = run_job(pool, make_job(pool, "asserts", program, timeout, memory_mb, leaves=leaves), timeout)
+    run = runs[0]
+    results, problem = parse_results(run["results"], len(leaves), run["results_truncated"])
+    records = [_judge_one(i, split, slots, results, problem, run) for i, (split, slots) in
+               enumerate(zip(splits, where))]
+    return {"mode": "asserts", "tests": records, "run": run, "isolation": isolation,
+            "weak_tests": [i for i, s in enumerate(splits) if s.weak]}
+
+
+def parse_results(text: str, count: int, truncated: bool) -> tuple[dict[int, tuple[str, Any]], str | None]:
+    """Decode the sandbox's result lines. Any irregularity is returned as `problem` (fails every test)."""
+    results: dict[int, tuple[str, Any]] = {}
+    problem = "result channel truncated" if truncated else None
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+        except (ValueError, RecursionError):
+            return results, "malformed result line"
+        if type(record) is not dict:
+            return results, "malformed result line"
+        if set(record) == {"program_error"}:
+            continue
+        index = record.get("i")
+        if type(index) is not int or not 0 <= index < count or index in results or len(record) != 2:
+            return results, "forged or duplicated result line"
+        try:
+            if "v" in record:
+                results[index] = ("value", from_plain(record["v"]))
+            elif "e" in record and type(record["e"]) is str:
+                results[index] = ("error", record["e"][:300])
+            else:
+                return results, "malformed result line"
+        except ProtocolError as exc:
+            results[index] = ("error", f"not plain data: {exc}")
+    return results, problem
+
+
+def _judge_one(index: int, split: SplitTest, slots: list, results: dict, problem: str | None, run: dict) -> dict:
+    record = {"index": index, "test": split.source[:200], "passed": False, "weak": split.weak}
+    if problem:
+        return {**record, "status": "error", "detail": problem}
+    values = []
+    for kind, ref in slots:
+        if kind == "value":
+            values.append(ref)
+            continue
+        if ref not in results:
+            status = "timeout" if run["timed_out"] else "missing"
+            return {**record, "status": status, "detail": _why_missing(run, results)}
+        outcome, value = results[ref]
+        if outcome == "error":
+            return {**record, "status": "error", "detail": value}
+        values.append(value)
+    try:
+        judge(split, values)
+    except CheckFailed as exc:
+        return {**record, "status": "fail", "detail": f"{exc}; got {describe(values)}"}
+    return {**record, "passed": True, "status": "pass", "detail": ""}
+
+
+def _why_missing(run: dict, results: dict) -> str:
+    if run["timed_out"]:
+        return "timed out before this test ran"
+    if run["output_exceeded"]:
+        return "output limit exceeded"
+    for line in run["results"].splitlines():
+        try:
+            record = json.loads(line)
+        except (ValueError, RecursionError):
+            continue
+        if type(record) is dict and type(record.get("program_error")) is str:
+            return "program failed before the tests ran: " + record["program_error"][:200]
+    return f"sandbox exited (code {run['exit_code']}) before this test ran"
+
+
+def _pure_values(pool: SandboxPool, splits: list[SplitTest], memory_mb: int) -> dict[str, Any]:
+    """Evaluate expected-value leaves (e.g. `math.pi`) in a sandbox WITHOUT candidate code; cached."""
+    wanted = sorted({leaf for s in splits for leaf, pure in zip(s.leaves, s.pure) if pure})
+    found = {leaf: _pure_cache[leaf] for leaf in wanted if leaf in _pure_cache}
+    missing = [leaf for leaf in wanted if leaf not in found]
+    if missing:
+        job = make_job(pool, "asserts", PURE_IMPORTS, 10.0, memory_mb, leaves=missing)
+        runs, _ = run_job(pool, job, 10.0)
+        results, problem = parse_results(runs[0]["results"], len(missing), runs[0]["results_truncated"])
+        for i, leaf in enumerate(missing):
+            if problem or results.get(i, ("error",))[0] != "value":
+                raise BadTest(f"expected-value expression {leaf!r} did not evaluate to plain data")
+            found[leaf] = _pure_cache[leaf] = results[i][1]
+            if len(_pure_cache) > PURE_CACHE_SIZE:
+                _pure_cache.popitem(last=False)
+    return found
+
+
+# ----------------------------------------------------------------------------------------- stdin/stdout
+def check_stdio(pool: SandboxPool, program: str, cases: list[dict], timeout: float, memory_mb: int) -> dict:
+    for case in cases:
+        if type(case) is not dict or type(case.get("stdin")) is not str or type(case.get("stdout")) is not str:
+            raise BadTest('stdin/stdout tests must be {"stdin": str, "stdout": str}')
+    job = make_job(pool, "stdio", program, timeout, memory_mb, stdin_cases=[c["stdin"] for c in cases])
+    runs, isolation = run_job(pool, job, timeout * len(cases))
+    records = [_compare_output(i, case, run) for i, (case, run) in enumerate(zip(cases, runs))]
+    return {"mode": "stdio", "tests": records, "runs": runs, "isolation": isolation, "weak_tests": []}
+
+
+def normalise_output(text: str) -> str:
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return "\n".join(line.rstrip() for line in lines).rstrip("\n")
+
+
+def _compare_output(index: int, case: dict, run: dict) -> dict:
+    record = {"index": index, "passed": False, "duration_s": run["duration_s"]}
+    if run["timed_out"]:
+        return {**record, "status": "timeout", "detail": "timed out"}
+    if run["output_exceeded"] or run["stdout_truncated"]:
+        return {**record, "status": "error", "detail": "output limit exceeded"}
+    if run["exit_code"] != 0:
+        return {**record, "status": "error", "detail": f"exit code {run['exit_code']}"}
+    if normalise_output(run["stdout"]) != normalise_output(case["stdout"]):
+        got = normalise_output(run["stdout"])
+        return {**record, "status": "fail", "detail": f"output differs; got {got[:120]!r}"}
+    return {**record, "passed": True, "status": "pass", "detail": ""}
