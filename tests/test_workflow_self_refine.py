@@ -4,7 +4,7 @@ import pytest
 
 from agents.llm.types import LLMError, SamplingParams
 from agents.workflows import run_workflow
-from tests.test_workflow_fakes import ScriptedLLM, last_user
+from tests.test_workflow_fakes import ScriptedLLM, last_user, metered
 
 PROMPT = [{"role": "user", "content": "Compute 3*4 and box it."}]
 
@@ -36,6 +36,15 @@ async def test_revises_until_the_critic_accepts():
     critic_calls = [c for c in llm.calls if last_user(c.messages).startswith("Review")]
     assert all(c.params.temperature == 0.0 and c.params.n == 1 for c in critic_calls)
     assert len({(c.sample_offset, c.params.seed) for c in llm.calls[1:]}) == 6   # every turn seeded apart
+
+
+async def test_identical_samples_without_a_seed_still_get_their_own_turns_not_a_cache_hit():
+    inner = ScriptedLLM(script)
+    llm = metered(inner)
+    out = await run_workflow("self_refine", llm, "t1", PROMPT, SamplingParams(seed=None), 3)
+    assert llm.cache_hits == 0 and len(inner.calls) == 1 + 3 * 3
+    assert sorted(c.sample_offset for c in inner.calls[1:]) == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert all(t.stop_reason == "accepted" for t in out)
 
 
 async def test_stops_after_max_rounds_and_uses_a_separate_critic():

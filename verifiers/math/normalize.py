@@ -22,7 +22,7 @@ MATH_WORDS = frozenset({"sqrt", "pi", "sin", "cos", "tan", "cot", "sec", "csc", 
                         "or", "and", "inf", "infinity", "oo", "abs"})
 
 _THOUSANDS = re.compile(r"(?<![\d.,])(\d{1,3}(?:,\d{3})+)(?![\d,])")
-_DIGIT_GROUP_SPACES = re.compile(r"(?<=\d)(?<!\\)(?:\\,|\{,\}|\\ |\\;|\\:|\\!)(?=\d{3}(?!\d))")
+_DIGIT_GROUP_SPACES = re.compile(r"(?<=\d)(?:\\,|\{,\}|\\ |\\;|\\:|\\!)(?=\d{3}(?!\d))")
 _SPACING = re.compile(r"(?<!\\)\\[,;:! ]|\\q?quad\b|~|\\displaystyle|\\textstyle|\\mathrm\{\s*\}")
 _LEFT_RIGHT = re.compile(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|big|Big)(?![a-zA-Z])\s*")
 _DEGREES = re.compile(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|°|\\degree|\^\s*\{\s*\\text\{\s*o\s*\}\s*\}"
