@@ -44,7 +44,13 @@ class GenerateSection(Section):
     concurrency: int = Field(default=64, ge=1)
     system_prompt: str | None = None
     workflow: str = "direct"
-    verifier: str | None = None
+    workflow_options: dict[str, Any] = Field(default_factory=dict)
+    verifier: str | None = None          # "math" | "code": verify each batch as it lands
+    verify_concurrency: int = Field(default=4, ge=1)
+    k_max: int | None = Field(default=None, ge=1)            # adaptive K (needs a verifier)
+    stop_after_verified: int | None = Field(default=None, ge=1)
+    batch: int | None = Field(default=None, ge=1)
+    low_pass_rate: float = Field(default=0.5, gt=0, le=1)
 
 
 class BudgetSection(Section):
@@ -55,6 +61,7 @@ class BudgetSection(Section):
 
 class GenerateConfig(Section):
     model: ModelSection
+    critic: ModelSection | None = None   # self_refine's critic_model; defaults to [model] with that name
     generate: GenerateSection
     budget: BudgetSection = Field(default_factory=BudgetSection)
     prices: dict[str, dict[str, Any]] = Field(default_factory=dict)

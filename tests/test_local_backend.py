@@ -169,3 +169,13 @@ def test_sampler_unit_greedy_and_top_p_by_hand():
     # row 1: u = 0.85 falls in the third bucket of [0.5, 0.8, 1.0]; row 2 keeps {0.5, 0.3}: 0.85 * 0.8 -> second
     picked = sample_next(logits, temps, top_p, torch.tensor([0.99, 0.85, 0.85]))
     assert picked.tolist() == [0, 2, 1]
+
+
+async def test_direct_workflow_runs_unchanged_on_the_metered_local_backend(pair):
+    from agents.workflows.direct import run_direct
+
+    llm = MeteredLLM(backend(pair, hourly_usd=1.0), price=None, ledger=BudgetLedger())
+    trajectories = await run_direct(llm, "t1", PROMPTS[1], SamplingParams(max_tokens=6, seed=0), k=4)
+    assert [t.sample_index for t in trajectories] == [0, 1, 2, 3]
+    assert all(t.error is None and t.cost_usd > 0 for t in trajectories)
+    assert sum(t.requests for t in trajectories) == 1  # K samples from one engine call

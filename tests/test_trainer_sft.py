@@ -51,20 +51,24 @@ def test_sft_with_packing_and_grad_accumulation_learns_too():
 
 
 def test_lora_sft_trains_only_adapters_and_exports_a_plain_checkpoint(tmp_path):
+    # LoRA adapts a trained model (on a random-init one the frozen embeddings/final norm cap the logits):
+    # full-SFT the reverse mapping first, then teach a different mapping through the adapters only.
     base, tokenizer = load_model("micro-llama")
+    train_sft(base, tokenizer, ROWS, TrainConfig(lr=1e-2, epochs=40, batch_size=10, warmup_steps=5))
     frozen_embedding = base.get_input_embeddings().weight.detach().clone()
-    model = apply_lora(base, TrainConfig(lora_r=16, lora_alpha=32))
-    assert is_peft(model) and count_parameters(model, trainable_only=True) < count_parameters(model) / 3
-    config = TrainConfig(lr=2e-2, epochs=80, batch_size=10, warmup_steps=5)
-    metrics = train_sft(model, tokenizer, ROWS[:5], config)
-    assert metrics["final_loss"] < 0.3
+    model = apply_lora(base, TrainConfig(lora_r=8, lora_alpha=16))
+    assert is_peft(model) and count_parameters(model, trainable_only=True) < count_parameters(model) / 4
+    upper = [{"messages": [{"role": "user", "content": w}, {"role": "assistant", "content": w.upper()}]}
+             for w in WORDS[:5]]
+    metrics = train_sft(model, tokenizer, upper, TrainConfig(lr=1e-2, epochs=40, batch_size=5, warmup_steps=5))
+    assert metrics["final_loss"] < 0.5
     assert torch.equal(model.get_input_embeddings().weight, frozen_embedding)  # base weights untouched
-    expected = {w: greedy(model, tokenizer, w)[0] for w in WORDS[:5]}
-    assert sum(expected[w] == w[::-1].upper() for w in WORDS[:5]) >= 4
+    answers = {w: greedy(model, tokenizer, w)[0] for w in WORDS[:5]}
+    assert sum(answers[w] == w.upper() for w in WORDS[:5]) >= 4
     merge_and_export(model, tokenizer, str(tmp_path / "merged"), adapter_dir=str(tmp_path / "adapter"))
     plain = AutoModelForCausalLM.from_pretrained(str(tmp_path / "merged"), local_files_only=True)
     assert not is_peft(plain) and (tmp_path / "adapter" / "adapter_config.json").exists()
-    assert {w: greedy(plain, tokenizer, w)[0] for w in WORDS[:5]} == expected
+    assert {w: greedy(plain, tokenizer, w)[0] for w in WORDS[:5]} == answers
 
 
 def test_resume_from_checkpoint_gives_the_same_final_weights(tmp_path):

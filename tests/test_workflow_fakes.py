@@ -9,8 +9,10 @@ with a MemoryCache and a ledger, as selfplay does.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -85,13 +87,25 @@ def run_python_subprocess(code: str) -> str:
     return done.stdout + (f"[stderr]\n{done.stderr}" if done.stderr else "")
 
 
+# The sandbox's warm workers die with the thread that started them (PR_SET_PDEATHSIG is per thread), and
+# each test's event loop shuts its default executor's threads down: so the sandbox runs on threads that
+# live as long as the test process.
+_SANDBOX_THREADS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sandbox")
+
+
 def python_runner() -> tuple[str, Callable[[str], Any]]:
-    """`verifiers.code`'s sandbox when it exists, else the subprocess stand-in; (name, callable)."""
+    """`verifiers.code`'s sandbox when it exists, else the subprocess stand-in; (name, async callable)."""
     try:
         from verifiers.code import run_python  # type: ignore[attr-defined]
     except ImportError:
-        return "subprocess", run_python_subprocess
-    return "verifiers.code", lambda code: run_python(code, timeout=10)
+        name, run = "subprocess", run_python_subprocess
+    else:
+        name, run = "verifiers.code", lambda code: run_python(code, timeout=10)
+
+    async def in_sandbox_thread(code: str) -> Any:
+        return await asyncio.wrap_future(_SANDBOX_THREADS.submit(run, code))
+
+    return name, in_sandbox_thread
 
 
 async def test_fake_returns_n_choices_and_records_calls():

@@ -119,3 +119,27 @@ async def test_turn_limit_stops_a_model_that_never_answers():
 async def test_tool_use_needs_a_tool():
     with pytest.raises(ValueError, match="tool"):
         await run_workflow("tool_use", ScriptedLLM(lambda m, c: "x"), "t1", PROMPT, SamplingParams(), 1)
+
+
+async def test_sandbox_results_are_formatted_and_a_sandbox_failure_is_a_tool_error():
+    from dataclasses import dataclass
+
+    @dataclass
+    class Result:
+        stdout: str = ""
+        stderr: str = ""
+        exit_code: int | None = 0
+        timed_out: bool = False
+        error: str | None = None
+
+    results = iter([Result(stdout="1\n", stderr="Traceback...", exit_code=1), Result(error="pool down")])
+
+    def script(messages, call):
+        n = turn(messages)
+        return tool_call("x", id=f"c{n}") if n < 2 else "\\boxed{1}"
+
+    t = (await run_workflow("tool_use", ScriptedLLM(script), "t1", PROMPT, SamplingParams(), 1,
+                            tool=lambda code: next(results)))[0]
+    tool_messages = [m["content"] for m in t.messages if m["role"] == "tool"]
+    assert tool_messages[0] == "1\n\n[stderr]\nTraceback...\n[exit code 1]"
+    assert tool_messages[1] == "error: the sandbox failed: pool down" and t.tool_errors == 1

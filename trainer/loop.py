@@ -38,13 +38,15 @@ class EpochBatches:
     """Batches of example indices, reshuffled per epoch from (seed, epoch) only, so a resumed run sees the same order.
 
     With `group_by_length`, each shuffled chunk of 64 batches is sorted by length before cutting (less padding).
+    The epoch is chosen with `use_epoch` (deliberately not `set_epoch`: accelerate's loaders call that with their
+    own iteration counter, which restarts at 0 in a resumed process).
     """
 
     def __init__(self, lengths: list[int], batch_size: int, seed: int, group_by_length: bool = True):
         self.lengths, self.batch_size, self.seed, self.group = lengths, batch_size, seed, group_by_length
         self.epoch = 0
 
-    def set_epoch(self, epoch: int) -> None:
+    def use_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
@@ -159,7 +161,7 @@ def _train_loop(model, examples, lengths, collate, step_loss, config, out_dir, n
     last_record: dict = {}
     model.train()
     while position.step < total:
-        sampler.set_epoch(position.epoch)
+        sampler.use_epoch(position.epoch)
         batches = accelerator.skip_first_batches(loader, position.batch) if position.batch else loader
         window = []
         for batch in batches:

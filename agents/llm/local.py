@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +52,7 @@ class LocalBackend:
         self.model = name
         self.meter = HardwareMeter(hourly_usd, floor_tokens_per_second=floor_tokens_per_second)
         self._explicit_eos = eos_token_ids
+        self._tokenizer_lock = threading.Lock()  # event loop encodes while the worker decodes
         self._net, self._tokenizer = model.eval(), tokenizer
         self._configure_tokens()
         self._unseeded = torch.Generator()
@@ -130,15 +132,17 @@ class LocalBackend:
         """Token ids of the chat-templated prompt, generation prompt included (what usage counts)."""
         if not messages:
             raise LLMError("bad_request", "messages is empty", status=400)
-        try:
-            text = self._tokenizer.apply_chat_template(messages, tools=tools, tokenize=False,
-                                                       add_generation_prompt=True)
-        except Exception as exc:  # noqa: BLE001 - a template that cannot render these messages
-            raise LLMError("bad_request", f"chat template failed on these messages: {exc}", status=400) from exc
-        return list(self._tokenizer(text, add_special_tokens=False)["input_ids"])
+        with self._tokenizer_lock:
+            try:
+                text = self._tokenizer.apply_chat_template(messages, tools=tools, tokenize=False,
+                                                           add_generation_prompt=True)
+            except Exception as exc:  # noqa: BLE001 - a template that cannot render these messages
+                raise LLMError("bad_request", f"chat template failed on these messages: {exc}", status=400) from exc
+            return list(self._tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def decode(self, token_ids: list[int]) -> str:
-        return self._tokenizer.decode(token_ids, skip_special_tokens=True)
+        with self._tokenizer_lock:
+            return self._tokenizer.decode(token_ids, skip_special_tokens=True)
 
     def _run_batch(self, requests: list[GenRequest]) -> list[_Done]:
         """Worker thread: one `generate_batch` over everything parked, timed for the hardware meter."""

@@ -60,12 +60,16 @@ class MeteredLLM:
     def __init__(self, inner: LLM, *, price: ModelPrice | None, ledger: BudgetLedger,
                  cache: ResponseCache | None = None) -> None:
         self.inner = inner
-        self.model = inner.model
         self.supports_n = inner.supports_n
         self.price = price
         self.ledger = ledger
         self.cache = cache
         self.cache_hits = 0
+
+    @property
+    def model(self) -> str:
+        """The inner backend's current model id (a backend that reloads weights changes it, and so the cache key)."""
+        return self.inner.model
 
     async def aclose(self) -> None:
         await self.inner.aclose()

@@ -30,7 +30,8 @@ from agents.llm.base import LLM
 from agents.llm.types import Message, SamplingParams
 from agents.workflows.common import Rollout, first_turn, gather_rollouts, maybe_await, next_turn, parse_options
 from agents.workflows.steps import conversation_steps
-from agents.workflows.toolcalls import CodeRequest, fenced_code, observation, python_tool_schema, read_tool_call
+from agents.workflows.toolcalls import (CodeRequest, fenced_code, observation, python_tool_schema, read_tool_call,
+                                       tool_failure)
 from agents.workflows.trajectory import Trajectory
 
 NAME = "tool_use"
@@ -172,9 +173,13 @@ class _Loop:
         error = request.error
         if error is None:
             try:
-                return observation(await maybe_await(self.tool, request.code), self.opts.max_observation_chars)
+                value = await maybe_await(self.tool, request.code)
             except Exception as exc:  # noqa: BLE001 - a failing tool is recorded, not a crash
                 error = f"the tool failed: {type(exc).__name__}: {str(exc)[:300]}"
+            else:
+                error = tool_failure(value)
+                if error is None:
+                    return observation(value, self.opts.max_observation_chars)
         rollout.tool_errors += 1
         rollout.metadata.setdefault("tool_error_log", []).append(
             {"turn": rollout.turns, "call_id": request.call_id, "error": error})

@@ -78,10 +78,18 @@ def observation(value: Any, limit: int) -> str:
     return truncate(text, limit)
 
 
+def tool_failure(value: Any) -> str | None:
+    """The sandbox's own failure carried by a result object (`error` set), else None."""
+    error = getattr(value, "error", None)
+    return f"the sandbox failed: {str(error)[:300]}" if isinstance(error, str) and error else None
+
+
 def _sandbox_text(result: Any) -> str:
     parts = [str(result.stdout or "")]
     if result.stderr:
         parts.append(f"[stderr]\n{result.stderr}")
+    if getattr(result, "output_truncated", False):
+        parts.append("[output truncated]")
     if getattr(result, "timed_out", False):
         parts.append("[timed out]")
     elif getattr(result, "exit_code", 0) not in (0, None):

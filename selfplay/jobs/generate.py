@@ -1,13 +1,13 @@
-"""The generate job: K candidates per task from an LLM, budget-capped, resumable, priced.
+"""The generate job: candidates per task from an LLM through a workflow, verified, budget-capped, resumable.
 
-What it is for: `selfplay generate`. It loads the config and tasks, opens the run store, and lets
-a pool of workers take tasks that do not yet have K good candidates. Each worker runs the
-configured workflow through the metered LLM (cache -> reserve -> send -> settle) and stores the
-trajectories before taking the next task. When a cap refuses a request, no new task starts, the
-requests in flight finish and are recorded, and the job reports `stopped_reason = "budget"`.
-Running the same command again resumes: stored replies are served from the cache at $0.
-What it does not do: verify or train (other jobs), or retry a whole task forever (a task whose
-requests failed for good is recorded with its error kind and retried on the next resume).
+What it is for: `selfplay generate`. It loads the config and tasks, opens the run store, and lets a
+pool of workers take tasks; each worker runs `TaskSampler` (batches of the configured workflow
+through the metered LLM: cache -> reserve -> send -> settle; verified as they land when a verifier
+is set; adaptive K). When a cap refuses a request, no new task starts, the requests in flight
+finish and are recorded, and the job reports `stopped_reason = "budget"`. Running the same command
+again resumes: stored replies are served from the cache at $0, stored verdicts are reused.
+What it does not do: train (see `selfplay run`), or retry a failed request forever (a sample whose
+requests failed for good is recorded with its error kind; its batch is run again on the next resume).
 """
 
 from __future__ import annotations
@@ -17,18 +17,18 @@ import hashlib
 import json
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agents.llm.metered import MeteredLLM
-from agents.llm.types import SamplingParams
 from agents.money.ledger import BudgetLedger, Caps
-from agents.workflows.direct import run_direct
-from agents.workflows.trajectory import Trajectory
+from agents.workflows.registry import validate_options
 from selfplay.backends import build_backend, build_metered, check_reachable, price_table
 from selfplay.config import GenerateConfig
 from selfplay.errors import UserError
+from selfplay.jobs.sampler import TaskOutcome, TaskSampler
+from selfplay.jobs.summary import generate_summary
 from selfplay.progress import JobProgress, progress_enabled
 from selfplay.store import RunStore
 from selfplay.store.export import write_json, write_jsonl
@@ -37,7 +37,8 @@ from selfplay.tasks import Task, load_tasks
 ROUND = 0  # generate jobs write round 0; the loop (`selfplay run`) writes rounds 1..N
 # Settings that change what is generated: a resumed job must keep them (budget, concurrency may change).
 PINNED = {"model": ("name", "backend", "base_url"),
-          "generate": ("tasks", "k", "max_tokens", "temperature", "top_p", "stop", "seed", "system_prompt", "workflow")}
+          "generate": ("tasks", "k", "max_tokens", "temperature", "top_p", "stop", "seed", "system_prompt",
+                       "workflow", "workflow_options", "verifier", "k_max", "stop_after_verified", "batch")}
 
 
 @dataclass
@@ -47,6 +48,7 @@ class JobState:
     candidates: int = 0
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     stopped_reason: str = "done"
+    outcomes: list[TaskOutcome] = field(default_factory=list)
 
 
 def task_seed(run_seed: int, task_id: str) -> int:
@@ -68,6 +70,18 @@ def check_resume_compatible(config: GenerateConfig, run_dir: Path) -> None:
                                 f"resume with the same settings or choose another --out")
 
 
+def check_workflow(config: GenerateConfig) -> None:
+    gen = config.generate
+    try:
+        validate_options(gen.workflow, gen.workflow_options)
+    except ValueError as exc:
+        raise UserError(f"[generate] workflow / workflow_options: {exc}") from exc
+    if gen.workflow == "feedback" and gen.verifier is None:
+        raise UserError("[generate] workflow = \"feedback\" needs a verifier: set verifier = \"math\" or \"code\"")
+    if (gen.k_max or gen.stop_after_verified) and gen.verifier is None:
+        raise UserError("[generate] adaptive K (k_max / stop_after_verified) needs a verifier: set verifier = ...")
+
+
 class GenerateJob:
     def __init__(self, config: GenerateConfig, run_dir: str | Path, *, show_progress: bool | None = None) -> None:
         self.config = config
@@ -76,45 +90,75 @@ class GenerateJob:
 
     async def run(self) -> dict[str, Any]:
         tasks = load_tasks(self.config.generate.tasks)
+        check_workflow(self.config)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         check_resume_compatible(self.config, self.run_dir)
         prices = price_table(self.config.prices)
-        with RunStore(self.run_dir) as store:
-            (self.run_dir / "config.json").write_text(json.dumps(self.config.model_dump(mode="json"), indent=2))
-            store.put_tasks([t.model_dump(mode="json") for t in tasks])
-            ledger = BudgetLedger(Caps(**self.config.budget.model_dump()), backend=store)
-            backend = build_backend(self.config.model, self.config.generate.concurrency)
-            try:
-                llm = build_metered(self.config.model, backend, prices, ledger, store)
-                await check_reachable(backend, self.config.model.base_url)
-                started = time.monotonic()
-                state = await self._generate(tasks, llm, ledger, store)
-                ledger.checkpoint_time()
-                summary = self._summary(store, llm, ledger, backend, state, time.monotonic() - started, prices.version)
-            finally:
-                await backend.aclose()
-            write_jsonl(store.iter_candidates(ROUND), self.run_dir / "candidates.jsonl")
-            write_json(summary, self.run_dir / "summary.json")
+        executor = ThreadPoolExecutor(max_workers=self.config.generate.verify_concurrency,
+                                      thread_name_prefix="selfplay-verify")
+        try:
+            with RunStore(self.run_dir) as store:
+                summary = await self._run_with_store(store, tasks, prices, executor)
+        finally:
+            executor.shutdown(wait=True)
         return summary
 
-    async def _generate(self, tasks: list[Task], llm: MeteredLLM, ledger: BudgetLedger, store: RunStore) -> JobState:
+    async def _run_with_store(self, store: RunStore, tasks: list[Task], prices: Any, executor) -> dict[str, Any]:
+        (self.run_dir / "config.json").write_text(json.dumps(self.config.model_dump(mode="json"), indent=2))
+        store.put_tasks([t.model_dump(mode="json") for t in tasks])
+        ledger = BudgetLedger(Caps(**self.config.budget.model_dump()), backend=store)
+        backends = [build_backend(self.config.model, self.config.generate.concurrency)]
+        try:
+            llm = build_metered(self.config.model, backends[0], prices, ledger, store)
+            critic = self._critic(prices, ledger, store, backends)
+            await check_reachable(backends[0], self.config.model.base_url)
+            started = time.monotonic()
+            sampler = TaskSampler(self.config.generate, llm, store, ROUND, executor=executor, critic_llm=critic,
+                                  tool=self._tool(executor), seed_of=lambda tid: task_seed(self.config.generate.seed, tid))
+            state = await self._generate(tasks, sampler, ledger)
+            ledger.checkpoint_time()
+            summary = generate_summary(self.config, store, llm, ledger, backends[0], state, ROUND,
+                                       time.monotonic() - started, prices.version)
+        finally:
+            for backend in backends:
+                await backend.aclose()
+        write_jsonl(store.iter_candidates(ROUND), self.run_dir / "candidates.jsonl")
+        write_json(summary, self.run_dir / "summary.json")
+        return summary
+
+    def _critic(self, prices, ledger, store, backends: list) -> Any:
+        name = self.config.generate.workflow_options.get("critic_model")
+        if self.config.generate.workflow != "self_refine" or not name:
+            return None
+        section = self.config.critic or self.config.model.model_copy(update={"name": name})
+        backend = build_backend(section, self.config.generate.concurrency)
+        backends.append(backend)
+        return build_metered(section, backend, prices, ledger, store)
+
+    def _tool(self, executor) -> Any:
+        if self.config.generate.workflow != "tool_use":
+            return None
+        from verifiers.code import run_python
+
+        async def run_code(code: str):
+            return await asyncio.get_running_loop().run_in_executor(executor, lambda: run_python(code, timeout=10.0))
+        return run_code
+
+    async def _generate(self, tasks: list[Task], sampler: TaskSampler, ledger: BudgetLedger) -> JobState:
         gen = self.config.generate
-        have = store.ok_candidate_counts(ROUND, gen.workflow)
-        pending = [t for t in tasks if have.get(t.id, 0) < gen.k]
-        state = JobState(total_tasks=len(tasks), done_tasks=len(tasks) - len(pending),
-                         candidates=sum(have.values()))
+        state = JobState(total_tasks=len(tasks))
         queue: asyncio.Queue[Task] = asyncio.Queue()
-        for task in pending:
+        for task in tasks:
             queue.put_nowait(task)
-        workers = max(1, min(gen.concurrency, len(pending)))
+        workers = max(1, min(gen.concurrency, len(tasks)))
         progress = JobProgress("generate", len(tasks), usd_cap=self.config.budget.usd, enabled=self.show_progress)
         with progress, _stop_on_signals(state):
-            await asyncio.gather(*(self._worker(queue, llm, ledger, store, state, progress) for _ in range(workers)))
-            self._tick(progress, state, store, ledger, force=True)
+            await asyncio.gather(*(self._worker(queue, sampler, ledger, state, progress) for _ in range(workers)))
+            _tick(progress, state, ledger, force=True)
         return state
 
-    async def _worker(self, queue: asyncio.Queue, llm: MeteredLLM, ledger: BudgetLedger, store: RunStore,
-                      state: JobState, progress: JobProgress) -> None:
+    async def _worker(self, queue: asyncio.Queue, sampler: TaskSampler, ledger: BudgetLedger, state: JobState,
+                      progress: JobProgress) -> None:
         while not state.stop.is_set() and not queue.empty():
             try:
                 ledger.check_open()
@@ -122,65 +166,21 @@ class GenerateJob:
                 state.stopped_reason = "budget"
                 state.stop.set()
                 return
-            task = queue.get_nowait()
-            trajectories = await self._sample(task, llm)
-            if any(t.error == "budget" for t in trajectories):
+            outcome = await sampler.run(queue.get_nowait())
+            state.outcomes.append(outcome)
+            state.candidates += sum(1 for c in outcome.records if c.get("error") is None)
+            if outcome.budget_refused:
                 state.stopped_reason = "budget"
                 state.stop.set()
-                trajectories = [t for t in trajectories if t.error != "budget"]
             else:
                 state.done_tasks += 1
-            state.candidates += sum(1 for t in trajectories if t.ok)
-            if trajectories:
-                store.put_candidates(ROUND, [candidate_record(t, task) for t in trajectories])
-            self._tick(progress, state, store, ledger)
-
-    async def _sample(self, task: Task, llm: MeteredLLM) -> list[Trajectory]:
-        gen = self.config.generate
-        params = SamplingParams(max_tokens=gen.max_tokens, temperature=gen.temperature, top_p=gen.top_p,
-                                stop=gen.stop or None, seed=task_seed(gen.seed, task.id))
-        return await run_direct(llm, task.id, task.messages(gen.system_prompt), params, gen.k)
-
-    @staticmethod
-    def _tick(progress: JobProgress, state: JobState, store: RunStore, ledger: BudgetLedger,
-              force: bool = False) -> None:
-        totals = ledger.totals
-        progress.update(done=state.done_tasks, candidates=state.candidates, tokens=totals.spent_tokens,
-                        usd=totals.spent_usd, requests=totals.requests, force=force)
-
-    def _summary(self, store: RunStore, llm: MeteredLLM, ledger: BudgetLedger, backend: Any, state: JobState,
-                 session_s: float, price_version: str) -> dict[str, Any]:
-        money = store.ledger_summary()
-        counts = store.ok_candidate_counts(ROUND, self.config.generate.workflow)
-        candidates = sum(counts.values())
-        complete = sum(1 for n in counts.values() if n >= self.config.generate.k)
-        summary = {
-            **money,
-            "cache_hits": llm.cache_hits,
-            "errors": store.candidate_error_counts(ROUND),
-            "retried_attempts": dict(getattr(backend, "attempt_errors", {})),
-            "candidates": candidates,
-            "tasks": state.total_tasks,
-            "tasks_complete": complete,
-            "wall_s": round(ledger.elapsed_s, 3),
-            "session_wall_s": round(session_s, 3),
-            "stopped_reason": state.stopped_reason,
-            "budget_cap": ledger.refusal.cap if ledger.refusal else None,
-            "caps": self.config.budget.model_dump(),
-            "usd_per_candidate": money["cost_usd"] / candidates if candidates else None,
-            "usd_per_1k_completion_tokens": (money["cost_usd"] / money["completion_tokens"] * 1000
-                                             if money["completion_tokens"] else None),
-            "model": self.config.model.name,
-            "price_table": price_version,
-        }
-        return summary
+            _tick(progress, state, ledger)
 
 
-def candidate_record(trajectory: Trajectory, task: Task) -> dict[str, Any]:
-    record = trajectory.model_dump(mode="json")
-    record["round"] = ROUND
-    record["task_kind"] = task.kind
-    return record
+def _tick(progress: JobProgress, state: JobState, ledger: BudgetLedger, force: bool = False) -> None:
+    totals = ledger.totals
+    progress.update(done=state.done_tasks, candidates=state.candidates, tokens=totals.spent_tokens,
+                    usd=totals.spent_usd, requests=totals.requests, force=force)
 
 
 class _stop_on_signals:

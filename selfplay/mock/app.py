@@ -87,7 +87,7 @@ class TruncatedResponse(Response):
 
 
 def json_response(payload: Any, status: int = 200, headers: dict | None = None) -> Response:
-    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
     return Response(content=body, status_code=status, media_type="application/json", headers=headers)
 
 
@@ -148,8 +148,8 @@ class MockState:
         if fault is not None:
             self.stats.fault(fault.kind)
             return self._fault_response(fault, endpoint, key)
-        payload, rule_name, choices, usage = self._completion(endpoint, params, key)
-        self.stats.success(key, rule_name, choices, usage["prompt_tokens"], usage["completion_tokens"])
+        payload, rule_names, choices, usage = self._completion(endpoint, params, key)
+        self.stats.success(key, rule_names, choices, usage["prompt_tokens"], usage["completion_tokens"])
         return json_response(payload, headers={KEY_HEADER: key})
 
     async def _hang(self, request: Request) -> None:
@@ -177,7 +177,7 @@ class MockState:
                             media_type="application/json")
         return TruncatedResponse(json.dumps({**stub, "choices": [], "padding": "x" * 64}).encode())
 
-    def _completion(self, endpoint: str, params: dict, key: str) -> tuple[dict, str, int, dict]:
+    def _completion(self, endpoint: str, params: dict, key: str) -> tuple[dict, list[str], int, dict]:
         model = params["model"]
         if endpoint == "chat.completions":
             prompts = [(params["messages"], chat_conversation(params["messages"], model))]
@@ -204,7 +204,7 @@ class MockState:
         usage = usage_block(prompt_tokens, used)
         if self.config.usage:
             payload["usage"] = usage
-        return payload, rule_names[0], len(choices), usage
+        return payload, rule_names, len(choices), usage
 
     def _choice(self, endpoint, rule, groups, sel, i, params, index) -> tuple[dict, int]:
         reply = choose_reply(rule, i, sel)
@@ -236,7 +236,8 @@ def _object_name(endpoint: str) -> str:
 
 def request_key(endpoint: str, body: dict) -> str:
     """Identity of "the same request": SHA-256 of the endpoint and the canonical JSON body (24 hex chars)."""
-    return hashlib.sha256(f"{endpoint}\n{canonical_json(body)}".encode("utf-8")).hexdigest()[:24]
+    text = f"{endpoint}\n{canonical_json(body)}"
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:24]
 
 
 def _parse_body(raw: bytes) -> dict:

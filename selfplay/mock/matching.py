@@ -98,7 +98,7 @@ def _groups(found, tool_found, first_found) -> Groups:
 
 def stable_hash(*parts: Any) -> int:
     """A 64-bit integer from SHA-256 of the parts: the same on every run, process and machine."""
-    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode("utf-8")).digest()
+    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode("utf-8", "surrogatepass")).digest()
     return int.from_bytes(digest[:8], "big")
 
 
@@ -108,7 +108,7 @@ def canonical_json(value: Any) -> str:
 
 def selection_key(server_seed: int, request_seed: Any, model: str, prompt: Any) -> str:
     """What reply choice depends on; `prompt` is the messages list or the completions prompt string."""
-    prompt_digest = hashlib.sha256(canonical_json(prompt).encode("utf-8")).hexdigest()[:32]
+    prompt_digest = hashlib.sha256(canonical_json(prompt).encode("utf-8", "surrogatepass")).hexdigest()[:32]
     return f"{server_seed}|{request_seed}|{model}|{prompt_digest}"
 
 

@@ -12,7 +12,7 @@ Shape of `snapshot()`:
      "completions": 9,                     # successful completion responses
      "choices": 18,                        # choices in them (n summed)
      "usage": {"prompt_tokens": 120, "completion_tokens": 300},
-     "rules": {"add": 7, "default": 2},    # successful responses per matched rule name
+     "rules": {"add": 7, "default": 2},    # answered prompts per matched rule name
      "replies_by_key": {"<request key>": 1, ...},   # successful responses per identical request
      "duplicate_replies": 0,               # sum over keys of (count - 1)
      "in_flight": 0, "max_in_flight": 8}
@@ -64,12 +64,12 @@ class Stats:
     def error(self, kind: str) -> None:
         self.errors[kind] += 1
 
-    def success(self, key: str, rule: str, choices: int, prompt_tokens: int, completion_tokens: int) -> None:
+    def success(self, key: str, rules: list[str], choices: int, prompt_tokens: int, completion_tokens: int) -> None:
         self.completions += 1
         self.choices += choices
         self.prompt_tokens += prompt_tokens
         self.completion_tokens += completion_tokens
-        self.rules[rule] += 1
+        self.rules.update(rules)  # one per prompt: a completions request may carry several
         self.replies_by_key[key] += 1
 
     def snapshot(self) -> dict:

@@ -9,7 +9,7 @@ What it is for: letting one script rule answer a whole family of prompts. A repl
 A `{...}` that is none of these (e.g. `\\boxed{42}` in a rule whose regex has fewer than 42 groups, or LaTeX
 `\\frac{a}{b}`) stays literal text, so replies need no escaping.
 What it does NOT do: evaluate expressions. There is no eval; ops are a fixed table of exact arithmetic on
-Fractions, and anything else is an error found when the script is loaded.
+ints and Fractions, and anything else is an error found when the script is loaded.
 """
 
 from __future__ import annotations

@@ -167,6 +167,11 @@ class RunStore:
                           "AND error IS NULL GROUP BY task_id", (round_, workflow))
         return dict(rows)
 
+    def task_candidates(self, round_: int, workflow: str, task_id: str) -> list[dict[str, Any]]:
+        rows = self._read("SELECT body FROM candidates WHERE round = ? AND workflow = ? AND task_id = ? "
+                          "ORDER BY sample_index", (round_, workflow, task_id))
+        return [json.loads(body) for (body,) in rows]
+
     def iter_candidates(self, round_: int | None = None) -> Iterator[dict[str, Any]]:
         """Candidates in task order, then workflow, then sample index."""
         sql = ("SELECT c.body FROM candidates c LEFT JOIN tasks t ON t.id = c.task_id "

@@ -23,6 +23,7 @@ What it does NOT do: run anything from the candidate, or accept statements other
 from __future__ import annotations
 
 import ast
+import functools
 import math
 import operator
 from dataclasses import dataclass, field
@@ -89,6 +90,7 @@ class SplitTest:
 
 
 # ----------------------------------------------------------------------------------------- splitting
+@functools.lru_cache(maxsize=8192)  # the K candidates of a task share its tests; SplitTest is never mutated
 def compile_assert(source: str) -> SplitTest:
     try:
         module = ast.parse(source.strip())

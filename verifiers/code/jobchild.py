@@ -1,8 +1,7 @@
 """The forked job child: fence itself in, then run the candidate program and the test expressions.
 
 What it is for: `main` is called in a fresh child of the zygote. Still root, it wires fds
-(0 = stdin memfd, 1/2 = stdout/stderr memfds, 3 = results memfd, nothing else open), enters a new
-session, sets rlimits, drops to the sandbox uid with no_new_privs, resets signals, then reports
+(0 = stdin memfd, 1/2 = stdout/stderr memfds, 3 = results memfd, nothing else open), sets rlimits, drops to the sandbox uid with no_new_privs, resets signals, then reports
 "set up" on a pipe that it closes before any candidate code runs. Then it execs the program as
 `__main__`; for assert jobs it evaluates each test expression in the program's namespace and writes
 one JSON line per expression to fd 3: {"i": k, "v": <plain value>} or {"i": k, "e": "<error>"}.
@@ -31,6 +30,18 @@ SETUP_FAILED = 111
 RESET_SIGNALS = ("SIGXFSZ", "SIGPIPE", "SIGTERM", "SIGINT", "SIGALRM", "SIGCHLD", "SIGHUP", "SIGUSR1", "SIGUSR2")
 
 
+def prepare_in_template(workdir: str) -> None:
+    """Work done once in the zygote instead of in every child: environment and std stream objects.
+    (The zygote already runs in its own session, so children have no controlling terminal.)"""
+    os.environ.clear()
+    os.environ.update(HOME=workdir, TMPDIR=workdir, PATH="/usr/local/bin:/usr/bin:/bin", LANG="C.UTF-8",
+                      PYTHONIOENCODING="utf-8")
+    _STREAMS.extend(_std_streams())
+
+
+_STREAMS: list = []
+
+
 def main(job: dict, workdir: str, fds: dict, ready_w: int, uid: int | None) -> None:
     try:
         ready_fd = _fence_in(job, workdir, fds, ready_w, uid)
@@ -47,7 +58,6 @@ def main(job: dict, workdir: str, fds: dict, ready_w: int, uid: int | None) -> N
 
 def _fence_in(job: dict, workdir: str, fds: dict, ready_w: int, uid: int | None) -> int:
     """Everything between fork and candidate code. Returns the fd of the "set up" pipe."""
-    os.setsid()
     sources = [fds["stdin"], fds["stdout"], fds["stderr"], fds["results"], ready_w]
     high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 200) for fd in sources]  # so no dup2 below clobbers a source
     for target, fd in enumerate(high):
@@ -62,19 +72,16 @@ def _fence_in(job: dict, workdir: str, fds: dict, ready_w: int, uid: int | None)
     for name in RESET_SIGNALS:
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), signal.SIG_DFL)
-    os.environ.clear()
-    os.environ.update(HOME=workdir, TMPDIR=workdir, PATH="/usr/local/bin:/usr/bin:/bin", LANG="C.UTF-8",
-                      PYTHONIOENCODING="utf-8")
-    _fresh_std_streams()
+    sys.stdin, sys.stdout, sys.stderr = _STREAMS or _std_streams()  # never used in the zygote: empty buffers
+    sys.__stdin__, sys.__stdout__, sys.__stderr__ = sys.stdin, sys.stdout, sys.stderr
     return ready_fd
 
 
-def _fresh_std_streams() -> None:
-    sys.stdin = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)), encoding="utf-8")
-    sys.stdout = io.TextIOWrapper(io.BufferedWriter(io.FileIO(1, "w", closefd=False)), encoding="utf-8")
-    sys.stderr = io.TextIOWrapper(io.BufferedWriter(io.FileIO(2, "w", closefd=False)), encoding="utf-8",
-                                  errors="backslashreplace", line_buffering=True)
-    sys.__stdin__, sys.__stdout__, sys.__stderr__ = sys.stdin, sys.stdout, sys.stderr
+def _std_streams() -> list:
+    return [io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)), encoding="utf-8"),
+            io.TextIOWrapper(io.BufferedWriter(io.FileIO(1, "w", closefd=False)), encoding="utf-8"),
+            io.TextIOWrapper(io.BufferedWriter(io.FileIO(2, "w", closefd=False)), encoding="utf-8",
+                             errors="backslashreplace", line_buffering=True)]
 
 
 def _run(job: dict) -> int:

@@ -68,7 +68,8 @@ class Worker:
         self.proc = subprocess.Popen(
             [sys.executable, "-I", "-B", ZYGOTE, str(cmd_r), str(reply_w)], pass_fds=(cmd_r, reply_w),
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            env={"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}, close_fds=True)
+            env={"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}, close_fds=True,
+            start_new_session=True)
         os.close(cmd_r)
         os.close(reply_w)
         try:
@@ -154,6 +155,9 @@ class SandboxPool:
     def run(self, job: dict, timeout_s: float) -> tuple[dict, dict]:
         """Run one job on a warm worker; returns (reply, isolation report)."""
         worker = self._acquire()
+        if not worker.alive():  # died while idle: replace it once
+            self._discard(worker)
+            worker = self._acquire()
         try:
             if self.config.require_isolation and worker.isolation["warnings"]:
                 raise SandboxError("isolation required but incomplete: " + "; ".join(worker.isolation["warnings"]))
@@ -179,15 +183,19 @@ class SandboxPool:
     def _acquire(self) -> Worker:
         if os.getpid() != self._pid:
             raise SandboxError("SandboxPool used in a forked child: create a new pool there")
-        try:
-            return self._idle.get_nowait()
-        except queue.Empty:
-            pass
-        with self._lock:
-            slot = self._free_slots.pop() if self._free_slots else None
-        if slot is None:
-            return self._idle.get()
-        return self._start(slot)
+        while True:
+            try:
+                return self._idle.get_nowait()
+            except queue.Empty:
+                pass
+            with self._lock:
+                slot = self._free_slots.pop() if self._free_slots else None
+            if slot is not None:
+                return self._start(slot)
+            try:  # all busy: wait for one, re-checking for slots freed by a discarded worker
+                return self._idle.get(timeout=0.05)
+            except queue.Empty:
+                continue
 
     def _start(self, slot: int) -> Worker:
         try:

@@ -80,14 +80,22 @@ def extract_code(completion: str) -> str:
 
 @dataclass
 class CodeVerifier:
-    """`CodeVerifier()(completion, tests=[...])` -> Verdict: a plain-callable verifier for composition/TRL."""
+    """`CodeVerifier()(completion, tests=[...])` -> Verdict: a plain-callable verifier for composition/TRL.
+
+    It takes exactly one column, `tests` (so `compose.call_verifier` passes only that, and the verdict
+    cache keys on it); `version` and `cache_key_parts` identify its settings for `verifiers.cache`.
+    """
 
     timeout: float = 10.0
     memory_mb: int = 1024
     pool: SandboxPool | None = None
     name: str = "code"
+    version: str = "1"
 
-    def __call__(self, completion: str, tests: list | None = None, **_: Any) -> Verdict:
+    def cache_key_parts(self) -> dict[str, Any]:
+        return {"timeout": self.timeout, "memory_mb": self.memory_mb}
+
+    def __call__(self, completion: str, tests: list | None = None) -> Verdict:
         if not tests:
             return Verdict.broken("bad test: no tests given for this task")
         return verify(extract_code(completion), list(tests), timeout=self.timeout, memory_mb=self.memory_mb,

@@ -97,10 +97,14 @@ def matching_brace(text: str, open_index: int) -> int:
 
 def strip_math_delimiters(answer: str) -> str:
     """Remove surrounding `$`, `\\(`, `\\[` and trailing sentence punctuation (not `\\;` or `5!`)."""
-    text = answer.strip()
+    text = _strip_trailing_punctuation(answer.strip())
     for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
         if text.startswith(left) and text.endswith(right) and len(text) >= len(left) + len(right):
             text = text[len(left):len(text) - len(right)].strip()
+    return _strip_trailing_punctuation(text)
+
+
+def _strip_trailing_punctuation(text: str) -> str:
     while text and text[-1] in " .;:" and not text[:-1].endswith("\\"):
         text = text[:-1]
     return text

@@ -57,7 +57,7 @@ def decimal_matches(decimal: Decimal, other: sympy.Basic, rel_tol: float = DEFAU
     magnitude = abs(exact)
     if magnitude == 0 or decimal.half_ulp > rel_tol * magnitude:
         return False
-    return abs(decimal.value - exact) <= decimal.half_ulp * (1 + sympy.Rational(1, 10 ** 12))
+    return bool(abs(decimal.value - exact) <= decimal.half_ulp * (1 + sympy.Rational(1, 10 ** 12)))
 
 
 def decimals_match(a: Decimal, b: Decimal, rel_tol: float = DEFAULT_REL_TOL) -> bool:
@@ -80,14 +80,14 @@ def _closed_forms_equal(a: sympy.Basic, b: sympy.Basic) -> bool:
     if sympy.simplify(a - b) == 0:
         return True
     va, vb = sympy.N(a, ACCEPT_DIGITS + 20), sympy.N(b, ACCEPT_DIGITS + 20)
-    return abs(va - vb) <= max(abs(va), abs(vb)) * sympy.Float(10, ACCEPT_DIGITS + 20) ** (-ACCEPT_DIGITS)
+    return bool(abs(va - vb) <= max(abs(va), abs(vb)) * sympy.Float(10, ACCEPT_DIGITS + 20) ** (-ACCEPT_DIGITS))
 
 
 def _symbolic_equal(a: sympy.Basic, b: sympy.Basic) -> bool:
     if _differ_at_random_points(a, b):
         return False
     difference = a - b
-    return sympy.expand(difference) == 0 or sympy.simplify(difference) == 0
+    return bool(sympy.expand(difference) == 0 or sympy.simplify(difference) == 0)
 
 
 def _differ_at_random_points(a: sympy.Basic, b: sympy.Basic) -> bool:

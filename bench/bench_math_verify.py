@@ -1,0 +1,152 @@
+"""Benchmark: `verifiers.math` against the `math-verify` package, same cases, same run.
+
+What it measures, on tests/data/math_cases.jsonl (labelled response/reference/expected):
+accuracy, false positives (wrong answers accepted), false negatives, verifier errors and checks/s,
+for both verifiers called one check at a time from one thread, plus our batch API. Then a few
+adversarial inputs (power towers, huge factorials) with a 1 s limit: wall time per check and
+what each verifier reports. math-verify runs with its documented API
+(`parse(...)`, `verify(gold, pred)`), the gold wrapped in `$...$`; its adversarial checks run in
+a subprocess so that a hang cannot stall the bench.
+
+What it does not do: tune either verifier, or measure parse-cache effects separately (each
+verifier sees every case once; both keep their own internal caches).
+
+Run: `python bench/bench_math_verify.py` (needs the `bench` extra: math-verify).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+CASES_PATH = ROOT / "tests" / "data" / "math_cases.jsonl"
+LIMIT_S = 1.0
+ADVERSARIAL = [
+    (r"\boxed{9^{9^{9^{9}}}}", "1"),
+    (r"\boxed{2}", r"7^{7^{7^{7}}}"),
+    (r"\boxed{(10^{12})!}", "5"),
+    (r"\boxed{3^{10^{8}}}", "1"),
+]
+
+
+def load_cases() -> list[dict]:
+    return [json.loads(line) for line in CASES_PATH.read_text().splitlines()]
+
+
+def run_ours(cases: list[dict]) -> tuple[list[bool | None], float]:
+    from verifiers.math import verify
+
+    verify(r"\boxed{1}", "1")  # start the worker outside the clock (one-off process start-up)
+    started = time.perf_counter()
+    results = []
+    for case in cases:
+        verdict = verify(case["response"], case["reference"])
+        results.append(None if verdict.error else verdict.passed)
+    return results, time.perf_counter() - started
+
+
+def run_ours_batch(cases: list[dict]) -> float:
+    from verifiers.compose import verify_batch
+    from verifiers.math import MathVerifier
+    from verifiers.math.worker import WorkerPool
+
+    workers = 2
+    pool = WorkerPool("verifiers.math.check:check", warmup="verifiers.math.check:warm_up", max_workers=workers)
+    verifier = MathVerifier(pool=pool)  # fresh processes: no parse cache carried over from run_ours
+    verify_batch(verifier, [{"response": r"\boxed{1}", "reference": "1"}] * workers, max_concurrency=workers)
+    items = [{"response": c["response"], "reference": c["reference"]} for c in cases]
+    started = time.perf_counter()
+    verify_batch(verifier, items, max_concurrency=workers)
+    elapsed = time.perf_counter() - started
+    pool.close()
+    return elapsed
+
+
+def math_verify_check(response: str, reference: str, limit: int = 5) -> bool:
+    from math_verify import parse, verify
+
+    gold = parse(f"${reference}$", parsing_timeout=limit) or parse(reference, parsing_timeout=limit)
+    return bool(verify(gold, parse(response, parsing_timeout=limit), timeout_seconds=limit))
+
+
+def run_math_verify(cases: list[dict]) -> tuple[list[bool | None], float]:
+    math_verify_check(r"\boxed{1}", "1")
+    started = time.perf_counter()
+    results = []
+    for case in cases:
+        try:
+            results.append(math_verify_check(case["response"], case["reference"]))
+        except Exception:
+            results.append(None)
+    return results, time.perf_counter() - started
+
+
+def score(cases: list[dict], results: list[bool | None]) -> dict:
+    right = sum(r == c["expected"] for c, r in zip(cases, results))
+    return {"accuracy": right / len(cases),
+            "false_pos": sum(r is True and not c["expected"] for c, r in zip(cases, results)),
+            "false_neg": sum(r is False and c["expected"] for c, r in zip(cases, results)),
+            "errors": sum(r is None for r in results)}
+
+
+def adversarial_ours() -> list[tuple[float, str]]:
+    from verifiers.math import verify
+
+    rows = []
+    for response, reference in ADVERSARIAL:
+        started = time.perf_counter()
+        verdict = verify(response, reference, timeout=LIMIT_S)
+        rows.append((time.perf_counter() - started, verdict.error or ("pass" if verdict.passed else "wrong")))
+    return rows
+
+
+def adversarial_math_verify() -> list[tuple[float, str]]:
+    rows = []
+    for response, reference in ADVERSARIAL:
+        try:
+            out = subprocess.run([sys.executable, __file__, "--math-verify-one", response, reference],
+                                 capture_output=True, text=True, timeout=30 * LIMIT_S)
+            outcome, _, seconds = out.stdout.strip().splitlines()[-1].partition("|")
+            rows.append((float(seconds), outcome))
+        except subprocess.TimeoutExpired:
+            rows.append((30 * LIMIT_S, "HUNG (killed)"))
+        except (IndexError, ValueError):
+            rows.append((float("nan"), "crashed"))
+    return rows
+
+
+def main() -> None:
+    cases = load_cases()
+    negatives = sum(not c["expected"] for c in cases)
+    print(f"labelled set: {len(cases)} cases ({len(cases) - negatives} positive, {negatives} negative)")
+    ours, ours_s = run_ours(cases)
+    theirs, theirs_s = run_math_verify(cases)
+    batch_s = run_ours_batch(cases)
+    rows = [("selfplay verifiers.math", score(cases, ours), len(cases) / ours_s),
+            ("math-verify", score(cases, theirs), len(cases) / theirs_s)]
+    print(f"\n{'verifier':<26}{'accuracy':>9}{'false+':>8}{'false-':>8}{'errors':>8}{'checks/s':>10}")
+    for name, s, rate in rows:
+        print(f"{name:<26}{s['accuracy']:>9.3f}{s['false_pos']:>8}{s['false_neg']:>8}{s['errors']:>8}{rate:>10.0f}")
+    print(f"{'selfplay, 2-worker batch':<26}{'':>33}{len(cases) / batch_s:>10.0f}")
+    (ours_score, ours_rate), (theirs_score, theirs_rate) = [(s, r) for _, s, r in rows]
+    print(f"\nratios ours/math-verify: accuracy x{ours_score['accuracy'] / theirs_score['accuracy']:.3f}, "
+          f"checks/s x{ours_rate / theirs_rate:.1f} (batch x{len(cases) / batch_s / theirs_rate:.1f})")
+    print(f"\nadversarial inputs, limit {LIMIT_S:g}s (seconds for the check itself, outcome):")
+    for (response, reference), mine, other in zip(ADVERSARIAL, adversarial_ours(), adversarial_math_verify()):
+        print(f"  {response + ' vs ' + reference:<42} ours {mine[0]:5.2f}s {mine[1]:<8} "
+              f"math-verify {other[0]:5.2f}s {other[1]}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--math-verify-one":
+        math_verify_check(r"\boxed{1}", "1")  # imports and warm-up outside the clock, as for ours
+        began = time.perf_counter()
+        passed = math_verify_check(sys.argv[2], sys.argv[3], limit=int(LIMIT_S))
+        print(f"{'pass' if passed else 'wrong (no error reported)'}|{time.perf_counter() - began:.3f}")
+    else:
+        main()

@@ -1,0 +1,95 @@
+"""The verification stage: verdicts for stored candidates, deduplicated, in threads, written to the store.
+
+What it is for: mapping a configured verifier name to a check of one candidate against its task
+(`math`: the final answer against the task's reference; `code`: the last fenced program against the
+task's tests), running the checks with bounded parallelism, verifying identical answers of a task
+once (the verdict is shared), and storing every verdict before anything reads it. A candidate of
+a task with nothing to check against gets an error verdict ("no_reference"): unknown, not wrong.
+What it does not do: choose training data (`selfplay.select`) or judge open-ended answers
+(the judge is configured separately).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from concurrent.futures import Executor
+from typing import Any, Callable
+
+from agents.workflows.dedup import answer_key
+from selfplay.errors import UserError
+from selfplay.store import RunStore
+from selfplay.tasks import Task
+from verifiers.verdict import Verdict
+
+CandidateCheck = Callable[[dict[str, Any], Task], Verdict]
+_FENCE = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)```", re.DOTALL)
+
+
+def extract_program(text: str) -> str:
+    """The last fenced code block (```python ... ```), else the whole text."""
+    blocks = _FENCE.findall(text or "")
+    return blocks[-1] if blocks else (text or "")
+
+
+def check_math(candidate: dict[str, Any], task: Task) -> Verdict:
+    from verifiers.math import verify
+
+    if task.answer is None:
+        return Verdict.broken("no_reference", reason=f"task {task.id} has no reference answer")
+    return verify(candidate.get("final_answer", ""), task.answer)
+
+
+def check_code(candidate: dict[str, Any], task: Task) -> Verdict:
+    from verifiers.code import verify
+
+    if not task.tests:
+        return Verdict.broken("no_reference", reason=f"task {task.id} has no tests")
+    return verify(extract_program(candidate.get("final_answer", "")), task.tests)
+
+
+CHECKS: dict[str, CandidateCheck] = {"math": check_math, "code": check_code}
+
+
+def get_check(name: str) -> CandidateCheck:
+    if name not in CHECKS:
+        raise UserError(f"unknown verifier {name!r}; choose one of {sorted(CHECKS)}")
+    return CHECKS[name]
+
+
+def dedup_mode(verifier: str) -> str:
+    return "exact" if verifier == "code" else "whitespace"
+
+
+async def verify_candidates(store: RunStore, round_: int, candidates: list[dict[str, Any]], tasks: dict[str, Task],
+                            verifier: str, *, concurrency: int = 4,
+                            executor: Executor | None = None) -> dict[tuple[str, str, int], dict[str, Any]]:
+    """Verdicts for every ok candidate given (stored ones reused); returns the round's verdicts by candidate key.
+
+    Run the checks on a long-lived `executor` (the code sandbox's warm workers belong to the thread
+    that started them)."""
+    check = get_check(verifier)
+    done = store.verdicts_for(round_, verifier)
+    todo = [c for c in candidates if c.get("error") is None and _key(c) not in done]
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for cand in todo:
+        groups.setdefault(answer_key(cand["task_id"], cand.get("final_answer", ""), dedup_mode(verifier)), []).append(cand)
+    gate = asyncio.Semaphore(max(1, concurrency))
+
+    async def run_group(members: list[dict[str, Any]]) -> None:
+        async with gate:
+            verdict = await asyncio.get_running_loop().run_in_executor(
+                executor, check, members[0], tasks[members[0]["task_id"]])
+        shared = verdict.model_dump(mode="json")
+        rows = [(m, verifier, {**shared, "details": {**shared["details"], "shared_with": len(members)}})
+                for m in members]
+        store.put_verdicts(round_, rows)
+        for m in members:
+            done[_key(m)] = rows[0][2]
+
+    await asyncio.gather(*(run_group(members) for members in groups.values()))
+    return done
+
+
+def _key(candidate: dict[str, Any]) -> tuple[str, str, int]:
+    return candidate["task_id"], candidate["workflow"], candidate["sample_index"]
