@@ -136,6 +136,18 @@ def test_a_dead_idle_worker_is_replaced():
         p.close()
 
 
+def test_workers_outlive_the_thread_that_started_them():
+    import threading
+    p = SandboxPool(SandboxConfig(size=1))
+    try:
+        t = threading.Thread(target=lambda: verify(ADD, ["assert add(1, 2) == 3"], pool=p))
+        t.start()
+        t.join()  # the thread that spawned the worker is gone (PR_SET_PDEATHSIG would fire here)
+        assert verify(ADD, ["assert add(1, 2) == 3"], pool=p).passed
+    finally:
+        p.close()
+
+
 def test_package_imports_without_torch_or_other_packages():
     code = ("import sys, verifiers.code; bad = [m for m in ('torch', 'agents', 'trainer', 'selfplay') "
             "if m in sys.modules]; print(bad)")

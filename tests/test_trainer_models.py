@@ -3,7 +3,7 @@
 import pytest
 
 torch = pytest.importorskip("torch")
-torch.set_num_threads(2)
+torch.set_num_threads(1)
 
 from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 

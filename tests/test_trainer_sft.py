@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 torch = pytest.importorskip("torch")
-torch.set_num_threads(2)
+torch.set_num_threads(1)
 
 from transformers import AutoModelForCausalLM  # noqa: E402
 

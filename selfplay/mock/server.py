@@ -36,9 +36,11 @@ def bind(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
 
 
 def _uvicorn_config(app, host: str, port: int) -> uvicorn.Config:
+    # A long keep-alive: with uvicorn's default (5 s, the same as httpx's pool expiry) a busy client at high
+    # concurrency races the server's close of idle connections and sees spurious ReadErrors.
     return uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off",
                           loop="auto", http="auto", timeout_graceful_shutdown=3, server_header=False,
-                          backlog=4096)
+                          backlog=4096, timeout_keep_alive=120)
 
 
 def _new_loop(config: uvicorn.Config) -> asyncio.AbstractEventLoop:

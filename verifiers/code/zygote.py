@@ -70,7 +70,8 @@ def send_message(fd: int, message: dict) -> None:
 def set_up(config: dict, keep_fds: tuple[int, int]) -> dict:
     """Enter namespaces, build the private root, probe the uid. Returns the isolation report."""
     warnings: list[str] = []
-    isolation.die_with_parent()
+    # No PR_SET_PDEATHSIG against the host: it fires when the host *thread* that started us exits
+    # (e.g. a ThreadPoolExecutor worker). We end when the host closes our command pipe, or dies.
     _new_session()
     namespaces = isolation.enter_namespaces(tuple(config["namespaces"]))
     if namespaces.get("pid"):
@@ -98,7 +99,8 @@ def _new_session() -> None:
 
 def _become_pid_one(keep_fds: tuple[int, int]) -> None:
     """After unshare(CLONE_NEWPID) only our children live in the new namespace: fork, and let the
-    original process wait as a stub (it dies with the host, and the kernel then kills the namespace)."""
+    original process wait as a stub. The child (PID 1) dies with the stub (PDEATHSIG; the stub has one
+    thread), and when PID 1 dies the kernel kills everything in the namespace."""
     child = os.fork()
     if child == 0:
         isolation.die_with_parent()
