@@ -38,13 +38,13 @@ def sample_groups(model, tokenizer, k: int = 8) -> tuple[list[dict], float]:
 def test_grpo_rounds_raise_mean_reward():
     torch.manual_seed(0)
     model, tokenizer = load_model("micro-llama")
-    config = TrainConfig(lr=3e-3, batch_size=16, kl_coef=0.01, log_every=100)
+    config = TrainConfig(lr=1e-2, epochs=2, batch_size=16, kl_coef=0.01, log_every=100)  # 2 PPO passes per round
     rows, start = sample_groups(model, tokenizer)
     for _ in range(5):
         metrics = train_grpo(model, tokenizer, rows, config)
         rows, latest = sample_groups(model, tokenizer)
-    assert metrics["steps"] == 4 and metrics["kl"] >= 0 and 0 <= metrics["clip_fraction"] <= 1
-    assert latest > start + 0.1, (start, latest)
+    assert metrics["steps"] == 8 and metrics["kl"] > 0 and 0 < metrics["clip_fraction"] < 1  # the 2nd pass clips
+    assert latest > start + 0.3, (start, latest)
 
 
 def test_groups_with_equal_rewards_carry_no_signal_and_are_dropped():
