@@ -187,3 +187,19 @@ async def test_panel_leaves_out_a_broken_judge():
     broken = PointwiseJudge(ScriptedLLM(["no json"]), ask_config=AskConfig(max_repairs=0))
     verdict = await PointwisePanel([good, mid, broken]).averify("x")
     assert verdict.score == pytest.approx((1.0 + 3 / 9) / 2) and verdict.details["scores"][2] is None
+
+
+def test_blocking_call_can_run_on_the_loop_the_llm_lives_on():
+    import asyncio
+    import threading
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        judge = PairwiseJudge(ScriptedLLM(['{"reasons": "same", "winner": "tie"}']), loop=loop)
+        assert judge.compare("x", "y").winner == "tie"
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()

@@ -57,7 +57,8 @@ async def test_prompt_is_prefilled_once_then_expanded_to_n_rows(pair):
         hook.remove()
     prefill, *decode = batch_sizes
     assert prefill[0] == 1 and prefill[1] > 10  # one row holds the whole prompt
-    assert all(shape[1] == 1 and shape[0] <= 8 for shape in decode)  # then one token per step for <= 8 rows
+    assert decode[0] == (8, 1)  # then one token per step for the 8 rows
+    assert all(shape[1] == 1 and shape[0] <= 8 for shape in decode)
     await llm.aclose()
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from selfplay.errors import UserError
-from selfplay.mock import default_script, load_script, parse_script, script_from_data
+from selfplay.mock import default_script, load_script, script_from_data
 from selfplay.mock.faults import FAULT_KINDS, FaultPlanner, FaultRates
 from selfplay.mock.matching import chat_conversation, choose_reply, find_rule, render_reply, selection_key
 from selfplay.mock.templates import Groups, render

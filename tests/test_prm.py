@@ -82,4 +82,22 @@ def test_step_schema_requires_exactly_n_numbered_steps():
         with pytest.raises(ValueError):
             schema.model_validate(json.loads(bad))
     messages = prm_messages("task", ["a", "b"], schema, "text")
-    assert "Exactly 2 grades" in messages[0]["content"] and '- "grade" ("correct" | "incorrect" | "unclear")' in messages[0]["content"]
+    system = messages[0]["content"]
+    assert "Exactly 2 grades" in system and '- "grade" ("correct" | "incorrect" | "unclear")' in system
+
+
+def test_math_shepherd_labels_by_hand():
+    from verifiers.prm.labels import final_step_label, hard_label, prm_row, soft_label, step_labels
+    from verifiers.verdict import Verdict
+
+    ok, no, err = Verdict.ok(), Verdict.wrong("x"), Verdict.broken("timeout")
+    assert (hard_label([no, ok, err]), soft_label([no, ok, err])) == (True, 0.5)
+    assert (hard_label([no, no]), soft_label([no, no, no, ok])) == (False, 0.25)
+    assert hard_label([err, err]) is None and soft_label([]) is None
+    assert final_step_label(ok) is True and final_step_label(no, soft=True) == 0.0 and final_step_label(err) is None
+    labels = step_labels([[ok, no], [no, no]], no)
+    assert labels == [True, False, False]
+    assert step_labels([[ok, no], [no, no]], ok, soft=True) == [0.5, 0.0, 1.0]
+    assert prm_row("p", ["a", "b", "c"], labels) == {"prompt": "p", "completions": ["a", "b", "c"],
+                                                     "labels": [True, False, False]}
+    assert prm_row("p", ["a", "b"], [True, None]) is None and prm_row("p", ["a"], [True, False]) is None

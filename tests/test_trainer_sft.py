@@ -77,7 +77,7 @@ def test_resume_from_checkpoint_gives_the_same_final_weights(tmp_path):
                          warmup_steps=2, seed=7)
     full_model, tokenizer = load_model("micro-llama")
     train_sft(full_model, tokenizer, ROWS, config, out_dir=str(tmp_path / "full"))
-    assert sorted(os.listdir(tmp_path / "full" / "checkpoints")) == ["step-2", "step-4", "step-6"]
+    assert sorted(os.listdir(tmp_path / "full" / "checkpoints")) == ["step-4", "step-6", "step-7"]
 
     shutil.copytree(tmp_path / "full" / "checkpoints" / "step-4", tmp_path / "resumed" / "checkpoints" / "step-4")
     resumed_model, _ = load_model("micro-llama", seed=123)  # different init: everything must come from the checkpoint

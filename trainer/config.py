@@ -51,7 +51,7 @@ class TrainConfig:
     normalize_std: bool = True          # GRPO advantages divided by the group std (False: Dr. GRPO style)
     drop_zero_advantage: bool = True    # skip groups whose rewards are all equal (no signal; saves compute)
     # output
-    save_steps: int = 0                 # checkpoint every N optimizer steps (0: none; the final model is always saved)
+    save_steps: int = 0                 # checkpoint every N steps and at the end (0: none); the model is always saved
     save_total_limit: int = 2           # checkpoints kept (oldest removed)
     resume: bool = True                 # continue from the newest checkpoint in out_dir when there is one
     log_every: int = 10                 # optimizer steps between metrics lines / progress redraws
@@ -66,6 +66,8 @@ class TrainConfig:
         for name in ("batch_size", "grad_accum", "epochs", "max_length"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1 (or unset to use epochs), got {self.max_steps}")
         self.adam_betas = tuple(self.adam_betas)
 
     @classmethod

@@ -40,7 +40,8 @@ def _read_jsonl(path: str) -> list[dict]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:row {number}: not valid JSON ({exc.msg}); write one JSON object per line") from None
+                raise DataError(f"{path}:row {number}: not valid JSON ({exc.msg}); "
+                                "write one JSON object per line") from None
             if not isinstance(row, dict):
                 raise DataError(f"{path}:row {number}: expected a JSON object, got {type(row).__name__}")
             rows.append(row)

@@ -82,7 +82,7 @@ def encode_sft(tokenizer, rows: list[dict], max_length: int) -> list[Encoded]:
 
 
 def prompt_text(tokenizer, prompt) -> str:
-    """A prompt as the model sees it before answering: chat messages get the generation prompt, strings stay as they are."""
+    """A prompt as the model sees it before answering: chat messages get the generation prompt; strings stay as is."""
     return prompt if isinstance(prompt, str) else render(tokenizer, prompt, add_generation_prompt=True)
 
 
@@ -110,15 +110,13 @@ def pad_batch(seqs: list[Encoded], pad_id: int) -> dict:
     import torch
 
     width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    attention = torch.zeros((len(seqs), width), dtype=torch.long)
-    labels = torch.full((len(seqs), width), IGNORE, dtype=torch.long)
-    for row, seq in enumerate(seqs):
-        n = len(seq)
-        ids[row, :n] = torch.tensor(seq.ids)
-        attention[row, :n] = 1
-        labels[row, :n] = torch.where(torch.tensor(seq.mask, dtype=torch.bool), ids[row, :n], IGNORE)
-    return {"input_ids": ids, "attention_mask": attention, "labels": labels}
+    ids, attention, labels = [], [], []
+    for seq in seqs:
+        fill = width - len(seq)
+        ids.append(seq.ids + [pad_id] * fill)
+        attention.append([1] * len(seq) + [0] * fill)
+        labels.append([t if m else IGNORE for t, m in zip(seq.ids, seq.mask)] + [IGNORE] * fill)
+    return {"input_ids": torch.tensor(ids), "attention_mask": torch.tensor(attention), "labels": torch.tensor(labels)}
 
 
 def pack(seqs: list[Encoded], max_length: int) -> list[Encoded]:

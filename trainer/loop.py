@@ -20,6 +20,7 @@ from typing import Callable
 
 import torch
 
+from trainer.lora import is_peft
 from trainer.losses import warmup_cosine
 from trainer.progress import Progress
 
@@ -133,6 +134,9 @@ def _train_loop(model, examples, lengths, collate, step_loss, config, out_dir, n
     from accelerate.utils import set_seed
     from torch.utils.data import DataLoader
 
+    if config.lora and not is_peft(model):
+        raise ValueError("config.lora is set but the model has no adapters: wrap it first with "
+                         "trainer.lora.apply_lora(model, config) (the file-based run_* entry points do this)")
     accelerator = accelerator or make_accelerator(config)
     set_seed(config.seed)
     sampler = EpochBatches(lengths, config.batch_size, config.seed, config.group_by_length)
@@ -178,7 +182,7 @@ def _train_loop(model, examples, lengths, collate, step_loss, config, out_dir, n
                 last_record = progress.log(position.step, {**window_sums.means(), "lr": scheduler.get_last_lr()[0],
                                                            "epoch": position.epoch})
                 window_sums = _Sums()
-            if out_dir and config.save_steps and position.step % config.save_steps == 0 and position.step < total:
+            if out_dir and config.save_steps and (position.step % config.save_steps == 0 or position.step == total):
                 _save_checkpoint(accelerator, out_dir, position.step, config.save_total_limit)
             if position.step >= total:
                 break

@@ -15,23 +15,28 @@ import torch.nn.functional as F
 IGNORE = -100
 
 
+def _next_token_targets(labels: torch.Tensor) -> torch.Tensor:
+    """labels shifted left by one and padded with IGNORE: target t is predicted from position t.
+    (Shifting the labels instead of slicing the logits avoids copying the (B, T, V) logits.)"""
+    return F.pad(labels[:, 1:], (0, 1), value=IGNORE)
+
+
 def token_logps(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """log p(labels[:, t+1] | <= t) for each position, aligned to labels[:, 1:]; 0 where the label is IGNORE.
 
     Shapes: logits (B, T, V), labels (B, T) -> (B, T-1). Uses cross_entropy (no full log_softmax copy kept).
     """
-    targets = labels[:, 1:]
-    flat = logits[:, :-1].reshape(-1, logits.shape[-1]).float()
-    nll = F.cross_entropy(flat, targets.reshape(-1).clamp(min=0), reduction="none").view_as(targets)
-    return -nll * (targets != IGNORE)
+    targets = _next_token_targets(labels)
+    nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1).clamp(min=0),
+                          reduction="none").view_as(targets)
+    return (-nll * (targets != IGNORE))[:, :-1]
 
 
-def sft_loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """Summed next-token cross-entropy over trained tokens, and their count (divide after accumulating)."""
-    targets = labels[:, 1:].reshape(-1)
-    loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(), targets,
-                           ignore_index=IGNORE, reduction="sum")
-    return loss, int((targets != IGNORE).sum())
+def sft_loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Summed next-token cross-entropy over trained tokens (the caller divides by the window's token count)."""
+    targets = _next_token_targets(labels).reshape(-1)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets, ignore_index=IGNORE,
+                           reduction="sum")
 
 
 def dpo_loss(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps, beta: float = 0.1):

@@ -43,9 +43,10 @@ class Progress:
             with open(self.log_path, "a") as fh:
                 fh.write(json.dumps({k: _plain(v) for k, v in record.items()}) + "\n")
         if self.live:
-            loss = record.get("loss", float("nan"))
+            loss, eta = record.get("loss", float("nan")), record["eta_s"]
+            eta_text = _fmt_duration(eta) if eta == eta else "?"  # NaN before the first step completes
             sys.stderr.write(f"\r{self.name} step {step}/{self.total}  loss {loss:.4f}  "
-                             f"{record['tokens_per_s']:,.0f} tok/s  eta {_fmt_duration(record['eta_s'] if record['eta_s'] == record['eta_s'] else 0)} ")
+                             f"{record['tokens_per_s']:,.0f} tok/s  eta {eta_text} ")
             sys.stderr.flush()
         return record
 

@@ -33,8 +33,7 @@ def sft_collate(seqs, pad_id: int, packed: bool) -> dict:
 def sft_step_loss(model, batch) -> StepLoss:
     inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "position_ids") if k in batch}
     logits = model(**inputs, use_cache=False).logits
-    loss_sum, _ = sft_loss_sum(logits, batch["labels"])
-    return StepLoss(loss_sum)
+    return StepLoss(sft_loss_sum(logits, batch["labels"]))
 
 
 def prepare_sft(tokenizer, rows: list[dict], config: TrainConfig, source: str = "<rows>"):

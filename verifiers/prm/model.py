@@ -95,7 +95,8 @@ class ModelPRM:
     def cache_key_parts(self) -> dict[str, Any]:
         head = self.head.weight.detach().cpu().numpy().tobytes()
         return {"source": self.source, "head": hashlib.sha256(head).hexdigest()[:16], "separator": self.separator,
-                "split_separator": self.split_separator, "aggregation": self.aggregation, "pass_threshold": self.pass_threshold}
+                "split_separator": self.split_separator, "aggregation": self.aggregation,
+                "pass_threshold": self.pass_threshold}
 
     def score_steps(self, prompt: Any, steps: list[str]) -> list[float] | None:
         """P(step is right) for each step; None when the steps do not fit in `max_length` tokens."""

@@ -1,0 +1,83 @@
+"""`selfplay train sft|dpo|grpo --model PATH_OR_TINY_NAME --data FILE --out DIR`: train a model on a dataset file.
+
+What it is for: parsing flags (and an optional `--config` JSON/TOML of `trainer.config.TrainConfig` keys, flags win)
+and running the trainer's file-based entry point; the trained model lands in DIR as a plain `from_pretrained`
+checkpoint (LoRA merged, adapter in DIR/adapter), with config.json, metrics.jsonl and metrics.json beside it.
+Re-running the same command resumes from the newest checkpoint in DIR (`--save-steps N` writes them).
+What it does not do: any training itself (see the `trainer` package).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from selfplay.errors import UserError
+
+# flag -> TrainConfig key
+FLAGS = {"epochs": int, "steps": int, "lr": float, "batch_size": int, "grad_accum": int, "max_length": int,
+         "warmup_steps": int, "seed": int, "save_steps": int, "beta": float, "kl_coef": float,
+         "clip_eps": float, "lora_r": int, "lora_alpha": int, "mixed_precision": str, "log_every": int}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("train", help="SFT / DPO / GRPO on a dataset file (LoRA or full fine-tune)",
+                            description=__doc__.splitlines()[0])
+    parser.add_argument("algorithm", choices=["sft", "dpo", "grpo"],
+                        help="sft: {messages}; dpo: {prompt, chosen, rejected}; grpo: {prompt, completions, rewards}")
+    parser.add_argument("--model", required=True, help="local model directory, or a built-in tiny config "
+                                                       "(tiny-llama, tiny-qwen, micro-llama)")
+    parser.add_argument("--data", required=True, help="JSONL or Parquet file in the design's dataset format")
+    parser.add_argument("--out", required=True, help="output directory (re-run the same command to resume)")
+    parser.add_argument("--config", help="JSON or TOML file of TrainConfig keys (a [train] table in TOML)")
+    parser.add_argument("--lora", action="store_true", default=None, help="LoRA adapters instead of full fine-tune")
+    parser.add_argument("--packing", action="store_true", default=None, help="SFT: pack examples into max_length rows")
+    parser.add_argument("--ref-model", help="DPO/GRPO reference model directory (default: the starting model)")
+    parser.add_argument("--no-resume", action="store_true", help="ignore checkpoints already in --out")
+    parser.add_argument("--no-progress", action="store_true", help="no live progress line")
+    for flag, kind in FLAGS.items():
+        parser.add_argument(f"--{flag.replace('_', '-')}", dest=flag, type=kind, default=None)
+    parser.set_defaults(func=run)
+
+
+def build_config(args: argparse.Namespace):
+    from trainer.config import TrainConfig, load_config
+
+    try:
+        config = load_config(args.config) if args.config else TrainConfig()
+        overrides = {flag: getattr(args, flag) for flag in FLAGS if flag != "steps"}
+        overrides.update(max_steps=args.steps, lora=args.lora, packing=args.packing)
+        if args.no_resume:
+            overrides["resume"] = False
+        if args.no_progress:
+            overrides["progress"] = "off"
+        return config.replace(**overrides)
+    except FileNotFoundError as exc:
+        raise UserError(f"{args.config}: config file not found ({exc.strerror}); check the path") from None
+    except (ValueError, TypeError) as exc:
+        raise UserError(f"{args.config or 'flags'}: {exc}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from trainer.data import DataError
+    from trainer.dpo import run_dpo
+    from trainer.grpo import run_grpo
+    from trainer.models import ModelNotFound
+    from trainer.sft import run_sft
+
+    config = build_config(args)
+    try:
+        if args.algorithm == "sft":
+            summary = run_sft(args.model, args.data, args.out, config)
+        elif args.algorithm == "dpo":
+            summary = run_dpo(args.model, args.data, args.out, config, ref_model_name=args.ref_model)
+        else:
+            summary = run_grpo(args.model, args.data, args.out, config, ref_model_name=args.ref_model)
+    except DataError as exc:
+        raise UserError(f"{exc}") from None
+    except ModelNotFound as exc:
+        raise UserError(f"--model {exc}") from None
+    keys = ("steps", "final_loss", "train_loss", "tokens", "tokens_per_s", "rewards/accuracy", "reward_mean",
+            "resumed_from", "model_dir")
+    print(json.dumps({k: summary[k] for k in keys if k in summary}, default=str))
+    return 0

@@ -1,0 +1,237 @@
+"""`selfplay run`: rounds of generate -> verify -> select -> train -> evaluate, resumable and budget-capped.
+
+What it is for: the self-improvement loop. Round 0 is the starting policy (after an optional
+cold-start SFT on seed rows), evaluated on the held-out set. Each round r >= 1 samples K candidates
+per training task with the policy of round r-1, verifies them, selects training rows (SFT /
+preference pairs / RL groups), trains, saves `checkpoints/round-r`, evaluates, and writes the round
+record and the report. Every phase writes to the run store before the next reads, so `kill -9`
+anywhere followed by the same command continues from the last durable step; with the local
+backend the results equal an uninterrupted run's. The control arm (`loop.arm = "control"`) trains
+the same number of steps per round on the seed rows alone.
+What it does not do: serve remote policies (the local backend is the loop's policy engine here).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from agents.llm.metered import MeteredLLM
+from agents.llm.types import BudgetExceeded, SamplingParams
+from agents.money.ledger import BudgetLedger, Caps
+from selfplay.errors import BudgetStop, UserError
+from selfplay.jobs import phases
+from selfplay.jobs.loop_tasks import LoopTasks, load_loop_tasks
+from selfplay.policy import LocalPolicy
+from selfplay.report import write_report
+from selfplay.run_config import RunConfig
+from selfplay.store import RunStore
+from selfplay.store.export import write_json
+from selfplay.verify import verify_candidates
+
+DONE = "done"
+
+
+class RunJob:
+    def __init__(self, config: RunConfig, run_dir: str | Path, *, title: str = "selfplay run",
+                 console: Any = None) -> None:
+        if config.model.backend != "local":
+            raise UserError("[model] backend: `selfplay run` trains the policy in this process, so it needs "
+                            "backend = \"local\" (serve the checkpoints with `selfplay serve` or vLLM afterwards)")
+        self.config = config
+        self.dir = Path(run_dir)
+        self.title = title
+        self.console = console
+
+    # --- orchestration ------------------------------------------------------------------------
+    async def run(self) -> list[dict[str, Any]]:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tasks = load_loop_tasks(self.config.tasks, self.config.generate.seed)
+        executor = ThreadPoolExecutor(max_workers=self.config.generate.verify_concurrency,
+                                      thread_name_prefix="selfplay-verify")
+        try:
+            with RunStore(self.dir) as store:
+                return await self._run(store, tasks, executor)
+        finally:
+            executor.shutdown(wait=True)
+
+    async def _run(self, store: RunStore, tasks: LoopTasks, executor) -> list[dict[str, Any]]:
+        (self.dir / "config.json").write_text(json.dumps(self.config.model_dump(mode="json"), indent=2))
+        store.put_tasks([t.model_dump(mode="json") for t in tasks.train + tasks.eval])
+        ledger = BudgetLedger(Caps(**self.config.budget.model_dump()), backend=store)
+        policy = LocalPolicy(self.config.model.path or self.config.model.name, self.dir, seed=self.config.generate.seed,
+                             hourly_usd=self.config.local.hourly_usd, max_batch_rows=self.config.local.max_batch_rows)
+        ctx = _Round(self, store, ledger, policy, tasks, executor)
+        try:
+            for round_ in range(0, self.config.loop.rounds + 1):
+                if _phase(store, round_) != DONE:
+                    await ctx.run_round(round_)
+                ledger.checkpoint_time()
+        except BudgetExceeded as exc:
+            ledger.checkpoint_time()
+            self._finish(store)
+            raise BudgetStop(f"{exc.message}; the round state is recorded, raise [budget] and run again") from exc
+        finally:
+            await policy.close()
+        return self._finish(store)
+
+    def _finish(self, store: RunStore) -> list[dict[str, Any]]:
+        rounds = [r for r in store.get_rounds() if r["phase"] == DONE]
+        write_report(rounds, self.dir, self.title)
+        write_json({"rounds": rounds}, self.dir / "rounds.json")
+        return rounds
+
+    def say(self, text: str) -> None:
+        if self.console is not None:
+            self.console.print(text)
+
+
+def _phase(store: RunStore, round_: int) -> str | None:
+    for record in store.get_rounds():
+        if record["round"] == round_:
+            return record["phase"]
+    return None
+
+
+class _Round:
+    """What one round needs; `run_round` is re-entrant: finished phases are skipped on resume."""
+
+    def __init__(self, job: RunJob, store: RunStore, ledger: BudgetLedger, policy: LocalPolicy, tasks: LoopTasks,
+                 executor) -> None:
+        self.job, self.cfg, self.store, self.ledger = job, job.config, store, ledger
+        self.policy, self.tasks, self.executor = policy, tasks, executor
+
+    async def run_round(self, round_: int) -> None:
+        started, spent = time.monotonic(), self.ledger.totals.spent_usd
+        record: dict[str, Any] = {"round": round_, "arm": self.cfg.loop.arm}
+        if round_ == 0:
+            record.update(await self._cold_start())
+        else:
+            self.policy.load_round(round_ - 1)
+            record.update(await self._improve(round_))
+        record.update(await self._evaluate(round_))
+        record.update(seconds=round(time.monotonic() - started, 2), cost_usd=self.ledger.totals.spent_usd - spent,
+                      checkpoint=str(self.policy.checkpoint(round_)))
+        self.store.put_round(round_, DONE, record)
+        write_report([r for r in self.store.get_rounds() if r["phase"] == DONE], self.job.dir, self.job.title)
+        self.job.say(_round_line(record))
+
+    async def _cold_start(self) -> dict[str, Any]:
+        if self.policy.has_checkpoint(0):
+            self.policy.load_round(0)
+            return {"train": {"skipped": "checkpoint present"}}
+        self.policy.load_initial()
+        metrics: dict[str, Any] = {"skipped": "no seed rows"}
+        if self.tasks.seed_rows and self.cfg.train.cold_start_epochs:
+            metrics = phases.train_policy(self.policy, self.tasks.seed_rows, "sft", self.cfg.train.settings,
+                                          str(self.job.dir / "rounds" / "0" / "train"),
+                                          epochs=self.cfg.train.cold_start_epochs, seed=self.cfg.generate.seed)
+        self.policy.save(0)
+        return {"train": _brief(metrics)}
+
+    async def _improve(self, round_: int) -> dict[str, Any]:
+        if self.cfg.loop.arm == "control":
+            return await self._train_control(round_)
+        gen = self.cfg.generate
+        pool = self._round_tasks(round_)
+        llm = await self._llm()
+        ok = await phases.sample_chunked(
+            llm, self.store, round_, pool, label=gen.workflow, workflow=gen.workflow, k=gen.k,
+            params_for=lambda t: self._params(t, gen.max_tokens, gen.temperature, round_), system_prompt=gen.system_prompt,
+            options=gen.workflow_options, chunk_size=self._chunk(gen.k))
+        if not ok:
+            raise self.ledger.refusal or BudgetExceeded("budget refused a request", cap="usd")
+        records = [r for r in self.store.iter_candidates(round_) if r["workflow"] == gen.workflow]
+        verdicts = await verify_candidates(self.store, round_, records, self.tasks.by_id, gen.verifier,
+                                           concurrency=gen.verify_concurrency, executor=self.executor)
+        items = phases.scored(records, verdicts)
+        rows, selection = phases.training_rows(items, self.cfg.select, self.cfg.train.algorithm, self.tasks.eval_prompts)
+        if self.cfg.train.algorithm == "sft" and self.cfg.train.replay_seed:
+            rows = rows + self.tasks.seed_rows
+        stats = _generation_stats(records, items)
+        train = self._train(round_, rows)
+        return {**stats, "selection": selection, "train": train}
+
+    async def _train_control(self, round_: int) -> dict[str, Any]:
+        steps = self.cfg.loop.control_steps or []
+        max_steps = steps[round_ - 1] if round_ - 1 < len(steps) else None
+        return {"train": self._train(round_, list(self.tasks.seed_rows), max_steps=max_steps, algorithm="sft")}
+
+    def _train(self, round_: int, rows: list[dict], *, max_steps: int | None = None,
+               algorithm: str | None = None) -> dict[str, Any]:
+        if self.policy.has_checkpoint(round_):
+            self.policy.load_round(round_)
+            return {"skipped": "checkpoint present"}
+        if not rows or max_steps == 0:
+            self.policy.save(round_)
+            return {"skipped": "no training rows", "steps": 0}
+        metrics = phases.train_policy(self.policy, rows, algorithm or self.cfg.train.algorithm, self.cfg.train.settings,
+                                      str(self.job.dir / "rounds" / str(round_) / "train"), max_steps=max_steps,
+                                      seed=self.cfg.generate.seed + round_)
+        self.policy.save(round_)
+        return _brief(metrics)
+
+    async def _evaluate(self, round_: int) -> dict[str, Any]:
+        ev, gen = self.cfg.eval, self.cfg.generate
+        llm = await self._llm()
+        ok = await phases.sample_chunked(
+            llm, self.store, round_, self.tasks.eval, label=phases.EVAL, workflow="direct", k=ev.k,
+            params_for=lambda t: self._params(t, ev.max_tokens or gen.max_tokens, ev.temperature, 10_000 + round_),
+            system_prompt=gen.system_prompt, chunk_size=self._chunk(ev.k))
+        if not ok:
+            raise self.ledger.refusal or BudgetExceeded("budget refused a request", cap="usd")
+        records = [r for r in self.store.iter_candidates(round_) if r["workflow"] == phases.EVAL]
+        verdicts = await verify_candidates(self.store, round_, records, self.tasks.by_id, gen.verifier,
+                                           concurrency=gen.verify_concurrency, executor=self.executor)
+        return phases.eval_metrics(phases.scored(records, verdicts), self.tasks.eval, ev.k)
+
+    # --- helpers ---------------------------------------------------------------------------------
+    async def _llm(self) -> MeteredLLM:
+        backend = await self.policy.serve()
+        return MeteredLLM(backend, price=None, ledger=self.ledger, cache=None)
+
+    def _params(self, task, max_tokens: int, temperature: float, salt: int) -> SamplingParams:
+        seed = random.Random(f"{self.cfg.generate.seed}:{salt}:{task.id}").randrange(2 ** 31)
+        return SamplingParams(max_tokens=max_tokens, temperature=temperature, top_p=self.cfg.generate.top_p,
+                              stop=self.cfg.generate.stop or None, seed=seed)
+
+    def _chunk(self, k: int) -> int:
+        return max(1, self.cfg.local.max_batch_rows // k)
+
+    def _round_tasks(self, round_: int) -> list:
+        per_round = self.cfg.tasks.per_round
+        if per_round is None or per_round >= len(self.tasks.train):
+            return list(self.tasks.train)
+        return random.Random(f"{self.cfg.generate.seed}:pool:{round_}").sample(self.tasks.train, per_round)
+
+
+def _generation_stats(records: list[dict[str, Any]], items: list) -> dict[str, Any]:
+    passed = [c for c in items if c.passed]
+    tasks = {r["task_id"] for r in records}
+    solved = {c.task_id for c in passed}
+    tokens = sum(r["usage"]["completion_tokens"] for r in records)
+    passed_keys = {(c.task_id, c.sample_index) for c in passed}
+    verified_tokens = sum(r["usage"]["completion_tokens"] for r in records
+                          if (r["task_id"], r["sample_index"]) in passed_keys)
+    return {"samples": len(records), "passed": len(passed), "yield": len(passed) / len(records) if records else 0.0,
+            "coverage": len(solved) / len(tasks) if tasks else 0.0, "completion_tokens": tokens,
+            "verified_tokens": verified_tokens,
+            "prompt_tokens": sum(r["usage"]["prompt_tokens"] for r in records)}
+
+
+def _brief(metrics: dict[str, Any]) -> dict[str, Any]:
+    keep = ("steps", "final_loss", "loss", "tokens_per_s", "examples", "pairs", "groups", "train_seconds", "skipped")
+    return {k: metrics[k] for k in keep if k in metrics}
+
+
+def _round_line(record: dict[str, Any]) -> str:
+    parts = [f"round {record['round']}", f"pass@1 {record.get('eval_pass@1', 0):.3f}",
+             f"pass@k {record.get('eval_pass@k', 0):.3f}"]
+    if "yield" in record:
+        parts.append(f"yield {record['yield']:.3f}")
+    parts.append(f"{record.get('seconds', 0):.1f}s")
+    return "  ".join(parts)

@@ -1,0 +1,151 @@
+"""The phases of one round of the loop: sample (chunked, durable per chunk), score, select, train, evaluate.
+
+What it is for: small functions the loop strings together. Sampling runs a chunk of tasks at once
+and stores the chunk's candidates in ONE transaction, so after a kill a chunk is either all there
+or run again whole: with the local backend this keeps every batch the same shape as in an
+uninterrupted run, so results are identical, not just close; with an API backend the request cache
+makes the re-run free. Selection turns verdicts into TRL rows; training calls `trainer`.
+What it does not do: decide the order of phases or when to stop (see `selfplay.jobs.loop`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Callable
+
+from agents.llm.types import SamplingParams
+from agents.workflows.registry import budget_exhausted, run_workflow
+from selfplay.datasets import preference_row, rl_row, sft_row
+from selfplay.metrics import maj_at_k, mean_pass_at_k
+from selfplay.select import Scored, best_of_k, contaminated, majority_label, preference_pairs, rejection_sample, rl_group
+from selfplay.store import RunStore
+from selfplay.tasks import Task
+
+EVAL = "eval"
+
+
+def chunks(items: list[Task], size: int) -> list[list[Task]]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+async def sample_chunked(llm: Any, store: RunStore, round_: int, tasks: list[Task], *, label: str, workflow: str,
+                         k: int, params_for: Callable[[Task], SamplingParams], system_prompt: str | None = None,
+                         options: dict[str, Any] | None = None, chunk_size: int = 32,
+                         on_chunk: Callable[[int], None] | None = None, **workflow_kwargs: Any) -> bool:
+    """K candidates per task under `label`; returns False when the budget refused a request (chunk not stored)."""
+    have = store.ok_candidate_counts(round_, label)
+    for chunk in chunks(tasks, chunk_size):
+        if all(have.get(t.id, 0) >= k for t in chunk):
+            if on_chunk:
+                on_chunk(len(chunk))
+            continue
+        results = await asyncio.gather(*(
+            run_workflow(workflow, llm, t.id, t.messages(system_prompt), params_for(t), k, options=options,
+                         **workflow_kwargs) for t in chunk))
+        if any(budget_exhausted(r) for r in results):
+            return False
+        records = [_record(traj, task, round_, label) for task, trajs in zip(chunk, results) for traj in trajs]
+        store.put_candidates(round_, records)
+        if on_chunk:
+            on_chunk(len(chunk))
+    return True
+
+
+def _record(trajectory: Any, task: Task, round_: int, label: str) -> dict[str, Any]:
+    record = trajectory.model_dump(mode="json")
+    record.update(round=round_, task_kind=task.kind, generator=record["workflow"], workflow=label)
+    return record
+
+
+def scored(records: list[dict[str, Any]], verdicts: dict[tuple[str, str, int], dict[str, Any]]) -> list[Scored]:
+    out = []
+    for r in records:
+        if r.get("error") is not None:
+            continue
+        v = verdicts.get((r["task_id"], r["workflow"], r["sample_index"]))
+        if v is None:
+            continue
+        split = r.get("prompt_messages", 1)
+        extracted = (v.get("details") or {}).get("extracted")
+        out.append(Scored(task_id=r["task_id"], sample_index=r["sample_index"], prompt=tuple(r["messages"][:split]),
+                          completion=tuple(r["messages"][split:]), text=r.get("final_answer", ""),
+                          passed=bool(v["passed"]) and not v.get("error"), score=float(v["score"]),
+                          answer=",".join(map(str, extracted)) if extracted else None, error=v.get("error"),
+                          steps=tuple(r.get("steps") or ())))
+    return out
+
+
+def by_task(items: list[Scored]) -> dict[str, list[Scored]]:
+    groups: dict[str, list[Scored]] = {}
+    for item in items:
+        groups.setdefault(item.task_id, []).append(item)
+    return groups
+
+
+def eval_metrics(items: list[Scored], tasks: list[Task], k: int) -> dict[str, Any]:
+    groups = by_task(items)
+    counts = [(k, sum(1 for c in groups.get(t.id, []) if c.passed)) for t in tasks]
+    majority = [maj_at_k([c.answer for c in groups.get(t.id, [])], [c.passed for c in groups.get(t.id, [])])
+                for t in tasks]
+    return {"eval_pass@1": mean_pass_at_k(counts, 1), "eval_pass@k": mean_pass_at_k(counts, k),
+            "eval_maj@k": sum(majority) / len(tasks) if tasks else 0.0, "eval_k": k, "eval_tasks": len(tasks),
+            "eval_verifier_errors": sum(1 for c in items if c.error)}
+
+
+def training_rows(items: list[Scored], select: Any, algorithm: str, eval_prompts: list[str]) -> tuple[list[dict], dict]:
+    """TRL rows for the round's algorithm from the verified candidates, after decontamination."""
+    if select.decontaminate_n:
+        flags = contaminated([c.text for c in items], eval_prompts, select.decontaminate_n)
+        dropped = sum(flags)
+        items = [c for c, bad in zip(items, flags) if not bad]
+    else:
+        dropped = 0
+    groups = by_task(items)
+    if algorithm == "dpo":
+        rows = [preference_row(c, r) for g in groups.values() for c, r in preference_pairs(g, select.max_pairs)]
+    elif algorithm == "grpo":
+        rows = [rl_row(*found) for g in groups.values() if (found := rl_group(g))]
+    else:
+        rows = [sft_row(c) for g in groups.values() for c in _sft_choice(g, select)]
+    return rows, {"decontaminated": dropped, "rows": len(rows)}
+
+
+def _sft_choice(group: list[Scored], select: Any) -> list[Scored]:
+    if select.rule == "best_of_k":
+        best = best_of_k(group)
+        return [best] if best is not None and best.passed else []
+    if select.rule == "majority":  # pseudo-labels: agree with the maj@K answer (no reference needed)
+        label = majority_label(group, select.majority_threshold)
+        agreeing = [c for c in group if label is not None and c.answer == label and c.judged]
+        return rejection_sample([_as_passed(c) for c in agreeing], select.cap_per_task)
+    return rejection_sample(group, select.cap_per_task)
+
+
+def _as_passed(candidate: Scored) -> Scored:
+    from dataclasses import replace
+    return replace(candidate, passed=True, score=1.0)
+
+
+def train_policy(policy: Any, rows: list[dict], algorithm: str, settings: dict[str, Any], out_dir: str,
+                 *, max_steps: int | None = None, epochs: int | None = None, seed: int = 0) -> dict[str, Any]:
+    """Train the in-memory policy on `rows` with the trainer; returns the trainer's metrics."""
+    from trainer.config import TrainConfig
+
+    values = {"progress": "off", "seed": seed, **settings}
+    if max_steps is not None:
+        values["max_steps"] = max_steps
+    if epochs is not None:
+        values["epochs"] = epochs
+    config = TrainConfig.from_dict(values, source="[train] settings")
+    policy.model.train()
+    if algorithm == "dpo":
+        from trainer.dpo import train_dpo
+        metrics = train_dpo(policy.model, policy.tokenizer, rows, config, out_dir=out_dir)
+    elif algorithm == "grpo":
+        from trainer.grpo import train_grpo
+        metrics = train_grpo(policy.model, policy.tokenizer, rows, config, out_dir=out_dir)
+    else:
+        from trainer.sft import train_sft
+        metrics = train_sft(policy.model, policy.tokenizer, rows, config, out_dir=out_dir)
+    policy.model.eval()
+    return metrics

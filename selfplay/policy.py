@@ -1,0 +1,89 @@
+"""The trainable policy of a loop: one model in memory, checkpoints per round, served by the local backend.
+
+What it is for: loading the starting model (a local checkpoint or a built-in tiny config), saving
+`DIR/checkpoints/round-N` atomically (written beside, then renamed: a half-written checkpoint never
+counts), reloading the newest complete one on resume, and handing the same in-memory model to the
+`local` backend between rounds (its model id, and so every cache key, names the round).
+What it does not do: train (the loop calls `trainer`), or serve remote backends.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from selfplay.errors import UserError
+
+
+class LocalPolicy:
+    def __init__(self, name_or_path: str, run_dir: Path, *, seed: int = 0, hourly_usd: float = 0.0,
+                 max_batch_rows: int = 256) -> None:
+        self.source = name_or_path
+        self.dir = Path(run_dir) / "checkpoints"
+        self.seed = seed
+        self.hourly_usd = hourly_usd
+        self.max_batch_rows = max_batch_rows
+        self.model: Any = None
+        self.tokenizer: Any = None
+        self.round: int | None = None
+        self.backend: Any = None
+
+    def checkpoint(self, round_: int) -> Path:
+        return self.dir / f"round-{round_}"
+
+    def has_checkpoint(self, round_: int) -> bool:
+        return (self.checkpoint(round_) / "config.json").is_file()
+
+    def load_initial(self) -> None:
+        self._set(*_load(self.source, self.seed), round_=-1)
+
+    def load_round(self, round_: int) -> None:
+        if self.round == round_ and self.model is not None:
+            return
+        self._set(*_load(str(self.checkpoint(round_)), self.seed), round_=round_)
+
+    def save(self, round_: int) -> Path:
+        from trainer.models import save_model
+
+        final = self.checkpoint(round_)
+        partial = final.with_name(final.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        save_model(self.model, self.tokenizer, str(partial))
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(partial, final)
+        self.round = round_
+        return final
+
+    def model_id(self) -> str:
+        return f"{Path(self.source).name}@round-{self.round}"
+
+    async def serve(self) -> Any:
+        """The local backend over the in-memory model, named after the current round."""
+        from agents.llm.local import LocalBackend
+
+        self.model.eval()
+        if self.backend is None:
+            self.backend = LocalBackend(self.model, self.tokenizer, name=self.model_id(), hourly_usd=self.hourly_usd,
+                                        max_batch_rows=self.max_batch_rows, seed=self.seed)
+        else:
+            await self.backend.reload((self.model, self.tokenizer), name=self.model_id())
+        return self.backend
+
+    async def close(self) -> None:
+        if self.backend is not None:
+            await self.backend.aclose()
+            self.backend = None
+
+    def _set(self, model: Any, tokenizer: Any, round_: int) -> None:
+        self.model, self.tokenizer, self.round = model, tokenizer, round_
+
+
+def _load(name_or_path: str, seed: int) -> tuple[Any, Any]:
+    from trainer.models import ModelNotFound, load_model
+
+    try:
+        return load_model(name_or_path, seed=seed)
+    except ModelNotFound as exc:
+        raise UserError(f"[model] name/path: {exc}") from exc
