@@ -6,8 +6,8 @@ Each trainer runs in its own subprocess (so peak RSS is its own), on the same `t
 (2-digit additions with worked answers), batch size, learning rate, fp32, on this machine's CPU (or GPU if present).
 Tokens/s counts real (non-pad) tokens; ours is timed end to end including tokenization, TRL's `train()` only
 (its dataset preprocessing happens before). "ours" uses our defaults (length-grouped batches: less padding);
-"ours-plain" turns that off so both trainers see plainly shuffled batches. TRL trains on all tokens (our template has no {% generation %}
-markers for its assistant_only_loss); ours on assistant tokens only: the compute is the same.
+"ours-plain" turns that off so both trainers see plainly shuffled batches. TRL trains on all tokens (our template
+has no {% generation %} markers for its assistant_only_loss); ours on assistant tokens only: same compute.
 What it does not do: run in the test suite (TRL is a bench-only dependency: `pip install 'selfplay[bench]'`).
 Usage: python bench/bench_trainer_sft.py [--rows 1000] [--epochs 1] [--batch-size 16]
 """
@@ -43,6 +43,11 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def current_rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:")) / 1024
+
+
 def gpu_peak_mb() -> float | None:
     import torch
 
@@ -63,14 +68,14 @@ def worker_ours(args) -> dict:
     torch.set_num_threads(args.threads)
     rows = addition_rows(args.rows)
     model, tokenizer = load_model("tiny-llama")
-    rss_before = peak_rss_mb()
+    rss_before = current_rss_mb()
     config = TrainConfig(lr=1e-3, epochs=args.epochs, batch_size=args.batch_size, max_length=256,
                          group_by_length=args.worker == "ours", log_every=10**9, progress="off")
     start = time.perf_counter()
     metrics = train_sft(model, tokenizer, rows, config)
     elapsed = time.perf_counter() - start
     return {"tokens": metrics["tokens"], "seconds": elapsed, "final_loss": metrics["final_loss"],
-            "peak_rss_mb": peak_rss_mb(), "train_rss_mb": peak_rss_mb() - rss_before, "gpu_peak_mb": gpu_peak_mb()}
+            "peak_rss_mb": peak_rss_mb(), "rss_before_mb": rss_before, "gpu_peak_mb": gpu_peak_mb()}
 
 
 def worker_trl(args) -> dict:
@@ -91,18 +96,16 @@ def worker_trl(args) -> dict:
         trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows),
                              processing_class=tokenizer)
         tokens = sum(len(ids) for ids in trainer.train_dataset["input_ids"]) * args.epochs
-        rss_before = peak_rss_mb()
+        rss_before = current_rss_mb()
         start = time.perf_counter()
         result = trainer.train()
         elapsed = time.perf_counter() - start
     return {"tokens": tokens, "seconds": elapsed, "final_loss": result.training_loss, "peak_rss_mb": peak_rss_mb(),
-            "train_rss_mb": peak_rss_mb() - rss_before, "gpu_peak_mb": gpu_peak_mb()}
+            "rss_before_mb": rss_before, "gpu_peak_mb": gpu_peak_mb()}
 
 
-def dpo_loss_vs_trl() -> float:
-    """Max |ours - TRL| of the DPO loss on one batch from TRL's own DPOTrainer (same inputs, same model)."""
-    import copy
-
+def dpo_loss_vs_trl() -> tuple[float, float]:
+    """|ours - TRL| of the DPO loss on one batch of TRL's own DPOTrainer (same inputs and models), and TRL's loss."""
     import torch
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
@@ -111,13 +114,13 @@ def dpo_loss_vs_trl() -> float:
     from trainer.models import load_model
 
     model, tokenizer = load_model("micro-llama")
+    ref = load_model("micro-llama")[0]
     with torch.no_grad():  # make policy and reference differ so the loss is not just log 2
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.02)
-    ref = copy.deepcopy(load_model("micro-llama")[0])
-    rows = [{"prompt": [{"role": "user", "content": f"q{i}"}], "chosen": [{"role": "assistant", "content": f"yes {i}"}],
+    rows = [{"prompt": [{"role": "user", "content": f"q{i}"}],
+             "chosen": [{"role": "assistant", "content": f"yes {i}"}],
              "rejected": [{"role": "assistant", "content": f"no, {i * 7}"}]} for i in range(8)]
-    worst = 0.0
     with tempfile.TemporaryDirectory() as out:
         args = DPOConfig(output_dir=out, per_device_train_batch_size=8, beta=0.1, report_to=[], use_cpu=True,
                          precompute_ref_log_probs=False)
@@ -125,17 +128,14 @@ def dpo_loss_vs_trl() -> float:
                              processing_class=tokenizer)
         batch = next(iter(trainer.get_train_dataloader()))
         with torch.no_grad():
-            theirs = trainer._compute_loss(trainer.model, batch, return_outputs=False)
+            theirs = float(trainer._compute_loss(trainer.model, batch, return_outputs=False))
             labels = batch["input_ids"].masked_fill(batch["completion_mask"] == 0, -100)
-            logps = token_logps(model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits,
-                                labels).sum(1)
-            ref_logps = token_logps(ref(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits,
-                                    labels).sum(1)
-            n = logps.shape[0] // 2
-            for beta in (0.1,):
-                ours = dpo_loss(logps[:n], logps[n:], ref_logps[:n], ref_logps[n:], beta=beta)
-                worst = max(worst, abs(float(ours) - float(theirs)))
-    return worst, float(theirs)
+            inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+            logps = token_logps(model(**inputs).logits, labels).sum(1)
+            ref_logps = token_logps(ref(**inputs).logits, labels).sum(1)
+    n = logps.shape[0] // 2  # TRL's batch is [chosen..., rejected...]
+    ours = float(dpo_loss(logps[:n], logps[n:], ref_logps[:n], ref_logps[n:], beta=0.1))
+    return abs(ours - theirs), theirs
 
 
 def run_worker(kind: str, args) -> dict:
@@ -171,10 +171,13 @@ def main() -> int:
     best = {k: max(v, key=lambda r: r["tokens"] / r["seconds"]) for k, v in results.items()}
     print(f"SFT, tiny-llama, {args.rows} rows x {args.epochs} epoch(s), batch {args.batch_size}, "
           f"{args.threads} threads, best of {args.repeats}")
-    print(f"{'trainer':<10}{'tokens/s':>12}{'seconds':>10}{'final loss':>12}{'peak RSS MB':>13}{'train RSS MB':>14}")
+    print(f"{'trainer':<11}{'tokens/s':>10}{'seconds':>9}{'final loss':>12}{'RSS before train MB':>21}"
+          f"{'peak RSS MB':>13}")
     for kind, r in best.items():
-        print(f"{kind:<10}{r['tokens'] / r['seconds']:>12,.0f}{r['seconds']:>10.2f}{r['final_loss']:>12.3f}"
-              f"{r['peak_rss_mb']:>13.0f}{r['train_rss_mb']:>14.0f}")
+        print(f"{kind:<11}{r['tokens'] / r['seconds']:>10,.0f}{r['seconds']:>9.2f}{r['final_loss']:>12.3f}"
+              f"{r['rss_before_mb']:>21.0f}{r['peak_rss_mb']:>13.0f}")
+    if best["ours"]["gpu_peak_mb"] is not None:
+        print("GPU peak allocated MB: " + ", ".join(f"{k} {r['gpu_peak_mb']:.0f}" for k, r in best.items()))
     rate = {k: r["tokens"] / r["seconds"] for k, r in best.items()}
     print(f"tokens/s ratio ours/TRL: {rate['ours'] / rate['trl']:.2f} with our defaults (length-grouped batches), "
           f"{rate['ours-plain'] / rate['trl']:.2f} with the same plain shuffled batching as TRL  (goal >= 1.0)")

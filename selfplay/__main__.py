@@ -2,4 +2,5 @@
 
 from selfplay.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # guarded: worker processes (forkserver) re-import the main module
+    raise SystemExit(main())

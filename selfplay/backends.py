@@ -30,9 +30,10 @@ def price_table(overrides: dict[str, dict[str, Any]]) -> PriceTable:
 
 
 def build_backend(model: ModelSection, concurrency: int) -> Any:
-    if model.backend != "openai":
-        raise UserError(f"[model] backend = {model.backend!r} is not available in this build; use \"openai\" "
-                        f"(point base_url at `selfplay serve` or a vLLM server for local models)")
+    if model.backend == "local":
+        return _local_backend(model)
+    if model.backend == "vllm":
+        return _vllm_backend(model)
     api_key = None
     if model.api_key_env:
         api_key = os.environ.get(model.api_key_env)
@@ -43,8 +44,37 @@ def build_backend(model: ModelSection, concurrency: int) -> Any:
                          supports_n=model.supports_n, extra_body=model.extra_body)
 
 
+def _local_backend(model: ModelSection) -> Any:
+    """An in-process transformers model: `path` (a checkpoint dir) or `name` (a dir or a built-in tiny config)."""
+    try:
+        from agents.llm.local import LocalBackend
+        from trainer.models import ModelNotFound, load_model
+    except ImportError as exc:
+        raise UserError(f"[model] backend = \"local\" needs the train extra: pip install 'selfplay[train]' ({exc})") from exc
+    try:
+        net, tokenizer = load_model(model.path or model.name, dtype=model.dtype)
+    except ModelNotFound as exc:
+        raise UserError(f"[model]: {exc}") from exc
+    if model.device:
+        net = net.to(model.device)
+    return LocalBackend(net, tokenizer, name=model.name, hourly_usd=model.hourly_usd or 0.0)
+
+
+def _vllm_backend(model: ModelSection) -> Any:
+    from agents.llm.vllm_backend import VLLMBackend
+
+    try:
+        return VLLMBackend(model.path or model.name, name=model.name, enable_lora=model.enable_lora,
+                           hourly_usd=model.hourly_usd or 0.0, engine_kwargs=model.engine_kwargs)
+    except ImportError as exc:
+        raise UserError(f"[model] backend = \"vllm\" needs vLLM on a GPU machine: pip install 'selfplay[vllm]' ({exc})") from exc
+
+
 def build_metered(model: ModelSection, backend: Any, prices: PriceTable, ledger: BudgetLedger,
                   store: RunStore) -> MeteredLLM:
+    """Priced from the table, or, for an in-process engine with no [prices] entry, by its hardware time."""
+    if model.backend in ("local", "vllm") and model.name not in prices.models:
+        return MeteredLLM(backend, price=None, ledger=ledger, cache=store)
     try:
         price = prices.lookup(model.name)
     except PriceError as exc:

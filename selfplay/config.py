@@ -29,8 +29,13 @@ class ModelSection(Section):
     timeout_s: float = Field(default=120.0, gt=0)
     max_attempts: int = Field(default=6, ge=1)
     supports_n: bool = True
-    path: str | None = None          # local / vllm: a checkpoint directory
+    path: str | None = None          # local / vllm: a checkpoint directory (else `name` is a tiny config / path)
     extra_body: dict[str, Any] = Field(default_factory=dict)
+    hourly_usd: float | None = Field(default=None, ge=0)   # local / vllm: the hardware's price per hour
+    device: str | None = None        # local: "cpu", "cuda", ...
+    dtype: str | None = None         # local: "float32", "bfloat16", ...
+    enable_lora: bool = False        # vllm: serve LoRA adapters per round
+    engine_kwargs: dict[str, Any] = Field(default_factory=dict)  # vllm: extra `vllm.LLM(...)` arguments
 
 
 class GenerateSection(Section):

@@ -45,8 +45,11 @@ class LocalPolicy:
         self._set(*_load(str(self.checkpoint(round_)), self.seed), round_=round_)
 
     def save(self, round_: int) -> Path:
+        from transformers.utils import logging as hf_logging
+
         from trainer.models import save_model
 
+        hf_logging.disable_progress_bar()
         final = self.checkpoint(round_)
         partial = final.with_name(final.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)

@@ -80,14 +80,17 @@ def _plot(rounds: list[dict[str, Any]], series: list[tuple[str, str]], ylabel: s
 
     fig, ax = plt.subplots(figsize=(5, 3), dpi=100)
     xs = [r["round"] for r in rounds]
+    plotted = False
     for key, label in series:
         ys = [r.get(key) for r in rounds]
         if any(y is not None for y in ys):
             ax.plot(xs, [float("nan") if y is None else y for y in ys], marker="o", label=label)
+            plotted = True
     ax.set_xlabel("round")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if plotted:
+        ax.legend(fontsize=8)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")

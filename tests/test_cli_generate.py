@@ -142,3 +142,17 @@ def test_resume_with_changed_sampling_settings_is_refused(tmp_path):
         result = cli("generate", "--config", str(config), "--out", str(tmp_path / "o"), "--k", "3")
     assert result.returncode == 1 and "generate.k" in result.stderr
     assert len(read_candidates(tmp_path / "o")) == 6  # nothing produced was lost
+
+
+def test_local_backend_is_interchangeable_by_config(tmp_path):
+    (tmp_path / "tasks.jsonl").write_text('{"id": "a", "prompt": "What is 1 + 2?", "answer": "3"}\n'
+                                          '{"id": "b", "prompt": "What is 2 + 2?", "answer": "4"}\n')
+    config = tmp_path / "gen.toml"
+    config.write_text('[model]\nname = "micro-llama"\nbackend = "local"\nhourly_usd = 3.6\n'
+                      '[generate]\ntasks = "tasks.jsonl"\nk = 3\nmax_tokens = 8\nverifier = "math"\n')
+    result = cli("generate", "--config", str(config), "--out", str(tmp_path / "o"), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    summary = read_summary(tmp_path / "o")
+    assert summary["candidates"] == 6 and summary["requests"] == 2
+    assert summary["cost_usd"] > 0  # priced by hardware time, not a silent $0
+    assert summary["completion_tokens"] > 0 and summary["verified"] is not None

@@ -189,7 +189,8 @@ def _train_loop(model, examples, lengths, collate, step_loss, config, out_dir, n
         if position.batch >= batches_per_epoch:
             position.epoch, position.batch = position.epoch + 1, 0
     progress.close()
-    model.eval()
+    # drop accelerate's mixed-precision forward wrapper, so repeated rounds do not stack wrappers on the caller's model
+    accelerator.unwrap_model(model, keep_fp32_wrapper=False).eval()
     run_sums.merge(window_sums)
     last = {k: v for k, v in last_record.items() if k not in ("step", "total_steps", "eta_s", "loss")}
     summary = {**last, "steps": position.step, "final_loss": last_record.get("loss"),

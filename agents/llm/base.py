@@ -19,13 +19,14 @@ class LLM(Protocol):
 
     `chat` sends ONE request for `params.n` samples and returns what came back, which may be fewer
     choices than asked (a server that caps `n`); `agents.llm.sampling.sample_k` tops up the rest.
-    `supports_n` is False for engines known to refuse `n > 1`.
+    `supports_n` is False for engines known to refuse `n > 1`. `sample_offset` is the index of the
+    first sample this call produces (part of the request's cache key; backends may ignore it).
     """
 
     model: str
     supports_n: bool
 
     async def chat(self, messages: list[Message], params: SamplingParams, *,
-                   tools: list[dict[str, Any]] | None = None) -> ChatResult: ...
+                   tools: list[dict[str, Any]] | None = None, sample_offset: int = 0) -> ChatResult: ...
 
     async def aclose(self) -> None: ...
