@@ -68,8 +68,10 @@ class LocalPolicy:
 
         self.model.eval()
         if self.backend is None:
+            # A wide batching window: the loop submits a whole chunk at once and wants it as ONE batch, so that
+            # a resumed run computes every batch with the same shapes as an uninterrupted one (identical results).
             self.backend = LocalBackend(self.model, self.tokenizer, name=self.model_id(), hourly_usd=self.hourly_usd,
-                                        max_batch_rows=self.max_batch_rows, seed=self.seed)
+                                        max_batch_rows=self.max_batch_rows, seed=self.seed, batch_window_s=0.25)
         else:
             await self.backend.reload((self.model, self.tokenizer), name=self.model_id())
         return self.backend

@@ -48,3 +48,30 @@ class JobProgress:
 
 def progress_enabled() -> bool:
     return sys.stderr.isatty()
+
+
+class PhaseProgress:
+    """A live display for long multi-phase jobs (the loop, the demo): one bar whose phase text changes."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self._progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                  TimeElapsedColumn(), console=Console(stderr=True), disable=not enabled,
+                                  refresh_per_second=4)
+        self._task = self._progress.add_task("starting", total=1)
+        self.console = self._progress.console
+
+    def __enter__(self) -> "PhaseProgress":
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def phase(self, description: str, total: int) -> None:
+        self._progress.reset(self._task, total=max(1, total), description=description)
+
+    def advance(self, amount: int = 1) -> None:
+        self._progress.advance(self._task, amount)
+
+    def print(self, text: str) -> None:
+        self._progress.console.print(text)

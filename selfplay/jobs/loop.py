@@ -23,6 +23,7 @@ from typing import Any
 from agents.llm.metered import MeteredLLM
 from agents.llm.types import BudgetExceeded, SamplingParams
 from agents.money.ledger import BudgetLedger, Caps
+from selfplay.crashpoints import crash_point
 from selfplay.errors import BudgetStop, UserError
 from selfplay.jobs import phases
 from selfplay.jobs.loop_tasks import LoopTasks, load_loop_tasks
@@ -38,18 +39,19 @@ DONE = "done"
 
 class RunJob:
     def __init__(self, config: RunConfig, run_dir: str | Path, *, title: str = "selfplay run",
-                 console: Any = None) -> None:
+                 progress: Any = None) -> None:
         if config.model.backend != "local":
             raise UserError("[model] backend: `selfplay run` trains the policy in this process, so it needs "
                             "backend = \"local\" (serve the checkpoints with `selfplay serve` or vLLM afterwards)")
         self.config = config
         self.dir = Path(run_dir)
         self.title = title
-        self.console = console
+        self.progress = progress  # a selfplay.progress.PhaseProgress, or None
 
     # --- orchestration ------------------------------------------------------------------------
     async def run(self) -> list[dict[str, Any]]:
         self.dir.mkdir(parents=True, exist_ok=True)
+        _set_threads(self.config.local.threads)
         tasks = load_loop_tasks(self.config.tasks, self.config.generate.seed)
         executor = ThreadPoolExecutor(max_workers=self.config.generate.verify_concurrency,
                                       thread_name_prefix="selfplay-verify")
@@ -86,8 +88,25 @@ class RunJob:
         return rounds
 
     def say(self, text: str) -> None:
-        if self.console is not None:
-            self.console.print(text)
+        if self.progress is not None:
+            self.progress.print(text)
+
+    def phase(self, description: str, total: int):
+        """Start a phase on the display; returns the `advance` callback (a no-op without a display)."""
+        if self.progress is None:
+            return lambda n=1: None
+        self.progress.phase(f"{self.config.loop.arm}: {description}", total)
+        return self.progress.advance
+
+
+def _set_threads(configured: int | None) -> None:
+    """Torch CPU threads: `[local] threads`, else $SELFPLAY_TORCH_THREADS, else torch's default."""
+    import os
+
+    threads = configured or int(os.environ.get("SELFPLAY_TORCH_THREADS", "0") or 0)
+    if threads:
+        import torch
+        torch.set_num_threads(threads)
 
 
 def _phase(store: RunStore, round_: int) -> str | None:
@@ -127,6 +146,7 @@ class _Round:
         self.policy.load_initial()
         metrics: dict[str, Any] = {"skipped": "no seed rows"}
         if self.tasks.seed_rows and self.cfg.train.cold_start_epochs:
+            self.job.phase(f"round 0 cold-start SFT on {len(self.tasks.seed_rows)} rows", 1)
             metrics = phases.train_policy(self.policy, self.tasks.seed_rows, "sft", self.cfg.train.settings,
                                           str(self.job.dir / "rounds" / "0" / "train"),
                                           epochs=self.cfg.train.cold_start_epochs, seed=self.cfg.generate.seed)
@@ -142,10 +162,12 @@ class _Round:
         ok = await phases.sample_chunked(
             llm, self.store, round_, pool, label=gen.workflow, workflow=gen.workflow, k=gen.k,
             params_for=lambda t: self._params(t, gen.max_tokens, gen.temperature, round_), system_prompt=gen.system_prompt,
-            options=gen.workflow_options, chunk_size=self._chunk(gen.k))
+            options=gen.workflow_options, chunk_size=self._chunk(gen.k),
+            on_chunk=self.job.phase(f"round {round_} generate x{gen.k}", len(pool)))
         if not ok:
             raise self.ledger.refusal or BudgetExceeded("budget refused a request", cap="usd")
         records = [r for r in self.store.iter_candidates(round_) if r["workflow"] == gen.workflow]
+        crash_point(f"round{round_}:generated")
         verdicts = await verify_candidates(self.store, round_, records, self.tasks.by_id, gen.verifier,
                                            concurrency=gen.verify_concurrency, executor=self.executor)
         items = phases.scored(records, verdicts)
@@ -169,9 +191,11 @@ class _Round:
         if not rows or max_steps == 0:
             self.policy.save(round_)
             return {"skipped": "no training rows", "steps": 0}
+        self.job.phase(f"round {round_} train on {len(rows)} rows", 1)
         metrics = phases.train_policy(self.policy, rows, algorithm or self.cfg.train.algorithm, self.cfg.train.settings,
                                       str(self.job.dir / "rounds" / str(round_) / "train"), max_steps=max_steps,
                                       seed=self.cfg.generate.seed + round_)
+        crash_point(f"round{round_}:trained")
         self.policy.save(round_)
         return _brief(metrics)
 
@@ -181,7 +205,8 @@ class _Round:
         ok = await phases.sample_chunked(
             llm, self.store, round_, self.tasks.eval, label=phases.EVAL, workflow="direct", k=ev.k,
             params_for=lambda t: self._params(t, ev.max_tokens or gen.max_tokens, ev.temperature, 10_000 + round_),
-            system_prompt=gen.system_prompt, chunk_size=self._chunk(ev.k))
+            system_prompt=gen.system_prompt, chunk_size=self._chunk(ev.k),
+            on_chunk=self.job.phase(f"round {round_} evaluate x{ev.k}", len(self.tasks.eval)))
         if not ok:
             raise self.ledger.refusal or BudgetExceeded("budget refused a request", cap="usd")
         records = [r for r in self.store.iter_candidates(round_) if r["workflow"] == phases.EVAL]

@@ -17,6 +17,7 @@ from agents.llm.types import SamplingParams
 from agents.workflows.registry import budget_exhausted, run_workflow
 from selfplay.datasets import preference_row, rl_row, sft_row
 from selfplay.metrics import maj_at_k, mean_pass_at_k
+from selfplay.crashpoints import crash_point
 from selfplay.select import Scored, best_of_k, contaminated, majority_label, preference_pairs, rejection_sample, rl_group
 from selfplay.store import RunStore
 from selfplay.tasks import Task
@@ -46,6 +47,7 @@ async def sample_chunked(llm: Any, store: RunStore, round_: int, tasks: list[Tas
             return False
         records = [_record(traj, task, round_, label) for task, trajs in zip(chunk, results) for traj in trajs]
         store.put_candidates(round_, records)
+        crash_point(f"round{round_}:{label}:chunk")
         if on_chunk:
             on_chunk(len(chunk))
     return True

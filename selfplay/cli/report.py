@@ -1,0 +1,37 @@
+"""`selfplay report DIR`: write DIR/report.md and DIR/report.html from a run's stored rounds.
+
+What it is for: re-making the report of a run (finished, stopped or in progress) at any time.
+What it does not do: change the run; it only reads the store.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from selfplay.errors import UserError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("report", help="write report.md and report.html for a run directory",
+                            description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", help="a directory written by `selfplay run` or `selfplay demo`")
+    parser.add_argument("--title", default=None)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import sqlite3
+
+    from selfplay.report import write_report
+
+    db = Path(args.run_dir) / "run.db"
+    if not db.is_file():
+        raise UserError(f"{args.run_dir} has no run store (run.db); pass a directory written by `selfplay run`")
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:  # read-only: safe beside a running job
+        rows = conn.execute("SELECT round, phase, body FROM rounds ORDER BY round").fetchall()
+    import json
+    rounds = [{"round": r, **json.loads(b)} for r, phase, b in rows if phase == "done"]
+    paths = write_report(rounds, args.run_dir, args.title or f"selfplay run {Path(args.run_dir).name}")
+    print(f"{len(rounds)} rounds -> {paths['markdown']}, {paths['html']}")
+    return 0

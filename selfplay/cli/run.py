@@ -1,0 +1,46 @@
+"""`selfplay run CONFIG.toml --out DIR`: the self-improvement loop, resumable and budget-capped.
+
+What it is for: parsing flags, loading the `RunConfig`, running `RunJob` with a live display, and
+printing the per-round table. Exit 0 when all rounds are done, 3 when a budget cap stopped the loop
+(the round state is recorded; raise the cap and run the same command to continue), 1 on bad input.
+What it does not do: any of the work (see `selfplay.jobs.loop`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from selfplay.progress import PhaseProgress, progress_enabled
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("run", help="the self-improvement loop: generate, verify, select, train, evaluate",
+                            description=__doc__.splitlines()[0])
+    parser.add_argument("config", help="TOML config ([model], [tasks], [generate], [select], [train], [eval], [loop], [budget])")
+    parser.add_argument("--out", required=True, help="run directory (re-run the same command to resume)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key, e.g. --set loop.rounds=2 (repeatable)")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from selfplay.jobs.loop import RunJob
+    from selfplay.run_config import load_run_config
+
+    config = load_run_config(args.config, args.set)
+    with PhaseProgress(enabled=progress_enabled() and not args.no_progress) as progress:
+        rounds = asyncio.run(RunJob(config, args.out, progress=progress).run())
+    print(round_table(rounds))
+    print(f"report: {args.out}/report.md, {args.out}/report.html")
+    return 0
+
+
+def round_table(rounds: list[dict]) -> str:
+    lines = [f"{'round':>5} {'pass@1':>7} {'pass@k':>7} {'yield':>6} {'samples':>8} {'tokens':>9} {'seconds':>8}"]
+    for r in rounds:
+        yield_ = f"{r['yield']:.3f}" if r.get("yield") is not None else "-"
+        lines.append(f"{r['round']:>5} {r.get('eval_pass@1', 0):>7.3f} {r.get('eval_pass@k', 0):>7.3f} {yield_:>6} "
+                     f"{r.get('samples', 0) or 0:>8} {r.get('completion_tokens', 0) or 0:>9} {r.get('seconds', 0):>8.1f}")
+    return "\n".join(lines)
