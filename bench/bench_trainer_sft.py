@@ -152,7 +152,7 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per trainer (1: steady on busy boxes)")
     parser.add_argument("--repeats", type=int, default=2, help="alternate ours/TRL this many times; best of each")
     parser.add_argument("--worker", choices=["ours", "ours-plain", "trl"])
     args = parser.parse_args()

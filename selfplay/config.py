@@ -64,12 +64,25 @@ class BudgetSection(Section):
     minutes: float | None = Field(default=None, ge=0)
 
 
+class ExecutorSection(Section):
+    """Where requests and checks run: in this process (`local`) or fanned out over a Ray cluster (`ray`)."""
+
+    kind: Literal["local", "ray"] = "local"
+    address: str | None = None           # ray.init(address=...): None starts a local Ray, "auto" joins one
+    workers: int = Field(default=2, ge=1)                 # Ray actors that hold the HTTP clients
+    endpoints: list[str] = Field(default_factory=list)    # more replicas of [model] base_url, balanced by load
+    worker_num_cpus: float = Field(default=0.25, ge=0)    # CPUs a worker actor reserves
+    verify_num_cpus: float = Field(default=1.0, gt=0)     # CPUs one verification (or tool) Ray task reserves
+    max_worker_losses: int = Field(default=3, ge=0)       # re-sends of one request whose worker died
+
+
 class GenerateConfig(Section):
     model: ModelSection
     critic: ModelSection | None = None   # self_refine's critic_model; defaults to [model] with that name
     generate: GenerateSection
     budget: BudgetSection = Field(default_factory=BudgetSection)
     prices: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    executor: ExecutorSection = Field(default_factory=ExecutorSection)
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:

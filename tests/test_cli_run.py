@@ -96,13 +96,17 @@ def test_two_rounds_end_to_end(reference):
     assert (reference / "checkpoints" / "round-2" / "model.safetensors").is_file()
 
 
-@pytest.mark.parametrize("crash_at", ["round1:direct:chunk", "round1:generated", "round1:trained",
-                                      "round2:eval:chunk"])
-def test_kill_in_each_phase_then_resume_equals_an_uninterrupted_run(tmp_path, reference, crash_at):
+CRASH_POINTS = ["round1:direct:chunk", "round1:generated", "round1:trained", "round2:eval:chunk"]
+
+
+def test_kill_in_each_phase_then_resume_equals_an_uninterrupted_run(tmp_path, reference):
+    """kill -9 mid-generation, after generation, mid-training (before the checkpoint), mid-evaluation:
+    each resume runs into the next crash point; the last one finishes. Same rounds, same weights."""
     config = write_config(tmp_path)
     out = tmp_path / "out"
-    killed = selfplay("run", str(config), "--out", str(out), "--no-progress", crash_at=crash_at)
-    assert killed.returncode == -9, killed.stderr
+    for crash_at in CRASH_POINTS:
+        killed = selfplay("run", str(config), "--out", str(out), "--no-progress", crash_at=crash_at)
+        assert killed.returncode == -9, (crash_at, killed.stderr)
     resumed = selfplay("run", str(config), "--out", str(out), "--no-progress")
     assert resumed.returncode == 0, resumed.stderr
     assert comparable(rounds_of(out)) == comparable(rounds_of(reference))

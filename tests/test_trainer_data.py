@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from trainer.config import TrainConfig, load_config
 from trainer.data import DataError, load_dataset_file, read_rows, validate_groups, validate_preference
 
 
@@ -65,3 +66,15 @@ def test_group_rows():
         validate_groups([{"prompt": "q", "completions": ["a"], "rewards": [float("nan")]}])
     with pytest.raises(DataError, match="non-empty list of strings"):
         validate_groups([{"prompt": "q", "completions": [], "rewards": []}])
+
+
+def test_config_files_and_unknown_keys(tmp_path):
+    (tmp_path / "t.toml").write_text("[train]\nlr = 0.002\nepochs = 3\nlora = true\n")
+    config = load_config(str(tmp_path / "t.toml"))
+    assert (config.lr, config.epochs, config.lora) == (0.002, 3, True)
+    assert config.replace(lr=None, epochs=5).epochs == 5 and config.replace(lr=None).lr == 0.002
+    (tmp_path / "c.json").write_text('{"lr": 0.1, "learning_rate": 1}')
+    with pytest.raises(ValueError, match="c.json: unknown key.*learning_rate"):
+        load_config(str(tmp_path / "c.json"))
+    with pytest.raises(ValueError, match="mixed_precision"):
+        TrainConfig(mixed_precision="fp8")

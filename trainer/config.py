@@ -93,7 +93,10 @@ class TrainConfig:
 def load_config(path: str) -> TrainConfig:
     """Read a TrainConfig from a .json or .toml file (a `[train]` table in TOML is used when present)."""
     if path.endswith(".toml"):
-        import tomllib
+        try:
+            import tomllib
+        except ImportError:  # Python 3.10
+            import tomli as tomllib
 
         with open(path, "rb") as fh:
             values = tomllib.load(fh)

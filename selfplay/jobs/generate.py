@@ -6,6 +6,8 @@ through the metered LLM: cache -> reserve -> send -> settle; verified as they la
 is set; adaptive K). When a cap refuses a request, no new task starts, the requests in flight
 finish and are recorded, and the job reports `stopped_reason = "budget"`. Running the same command
 again resumes: stored replies are served from the cache at $0, stored verdicts are reused.
+Where requests and checks run is the executor's business (`[executor] kind`: in this process, or
+over a Ray cluster; see `selfplay.executors`); the store, the ledger and the cache stay here either way.
 What it does not do: train (see `selfplay run`), or retry a failed request forever (a sample whose
 requests failed for good is recorded with its error kind; its batch is run again on the next resume).
 """
@@ -17,16 +19,16 @@ import hashlib
 import json
 import signal
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from agents.money.ledger import BudgetLedger, Caps
 from agents.workflows.registry import validate_options
-from selfplay.backends import build_backend, build_metered, check_reachable, price_table
+from selfplay.backends import check_reachable, price_table
 from selfplay.config import GenerateConfig
 from selfplay.errors import UserError
+from selfplay.executors import open_executor
 from selfplay.jobs.sampler import TaskOutcome, TaskSampler
 from selfplay.jobs.summary import generate_summary
 from selfplay.progress import JobProgress, progress_enabled
@@ -94,22 +96,21 @@ class GenerateJob:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         check_resume_compatible(self.config, self.run_dir)
         prices = price_table(self.config.prices)
-        executor = ThreadPoolExecutor(max_workers=self.config.generate.verify_concurrency,
-                                      thread_name_prefix="selfplay-verify")
+        self.executor = open_executor(self.config, self.run_dir)  # [executor] kind: in-process or Ray
         try:
             with RunStore(self.run_dir) as store:
-                summary = await self._run_with_store(store, tasks, prices, executor)
+                summary = await self._run_with_store(store, tasks, prices, self.executor.verify_pool)
         finally:
-            executor.shutdown(wait=True)
+            self.executor.close()
         return summary
 
     async def _run_with_store(self, store: RunStore, tasks: list[Task], prices: Any, executor) -> dict[str, Any]:
         (self.run_dir / "config.json").write_text(json.dumps(self.config.model_dump(mode="json"), indent=2))
         store.put_tasks([t.model_dump(mode="json") for t in tasks])
         ledger = BudgetLedger(Caps(**self.config.budget.model_dump()), backend=store)
-        backends = [build_backend(self.config.model, self.config.generate.concurrency)]
+        backends = [self.executor.backend(self.config.model, self.config.generate.concurrency)]
         try:
-            llm = build_metered(self.config.model, backends[0], prices, ledger, store)
+            llm = self.executor.metered(self.config.model, backends[0], prices, ledger, store)
             critic = self._critic(prices, ledger, store, backends)
             await check_reachable(backends[0], self.config.model.base_url)
             started = time.monotonic()
@@ -131,9 +132,9 @@ class GenerateJob:
         if self.config.generate.workflow != "self_refine" or not name:
             return None
         section = self.config.critic or self.config.model.model_copy(update={"name": name})
-        backend = build_backend(section, self.config.generate.concurrency)
+        backend = self.executor.backend(section, self.config.generate.concurrency)
         backends.append(backend)
-        return build_metered(section, backend, prices, ledger, store)
+        return self.executor.metered(section, backend, prices, ledger, store)
 
     def _tool(self, executor) -> Any:
         if self.config.generate.workflow != "tool_use":
