@@ -66,3 +66,15 @@ def test_cli_bad_data_and_unknown_model_are_clear_errors(tmp_path):
     good = write_jsonl(tmp_path / "good.jsonl", [SFT_ROW])
     result = selfplay("sft", "--model", "org/not-here", "--data", good, "--out", str(tmp_path / "o"))
     assert result.returncode == 1 and "never downloads" in result.stderr
+
+
+def test_cli_prm_trains_a_step_scorer(tmp_path):
+    import json as _json
+    rows = [{"prompt": f"copy {d}", "completions": ["I read the digit.", f"say {d if ok else (d + 1) % 10}"],
+             "labels": [True, ok]} for d in range(10) for ok in (True, False)]
+    data = tmp_path / "prm.jsonl"
+    data.write_text("".join(_json.dumps(r) + "\n" for r in rows))
+    result = selfplay("prm", "--model", "micro-llama", "--data", str(data), "--out", str(tmp_path / "prm"),
+                  "--steps", "3", "--batch-size", "8", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "prm").is_dir() and any((tmp_path / "prm").iterdir())

@@ -1,4 +1,4 @@
-"""`selfplay train sft|dpo|grpo --model PATH_OR_TINY_NAME --data FILE --out DIR`: train a model on a dataset file.
+"""`selfplay train sft|dpo|grpo|prm --model PATH_OR_TINY_NAME --data FILE --out DIR`: train a model on a dataset file.
 
 What it is for: parsing flags (and an optional `--config` JSON/TOML of `trainer.config.TrainConfig` keys, flags win)
 and running the trainer's file-based entry point; the trained model lands in DIR as a plain `from_pretrained`
@@ -23,8 +23,10 @@ FLAGS = {"epochs": int, "steps": int, "lr": float, "batch_size": int, "grad_accu
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("train", help="SFT / DPO / GRPO on a dataset file (LoRA or full fine-tune)",
                             description=__doc__.splitlines()[0])
-    parser.add_argument("algorithm", choices=["sft", "dpo", "grpo"],
-                        help="sft: {messages}; dpo: {prompt, chosen, rejected}; grpo: {prompt, completions, rewards}")
+    parser.add_argument("algorithm", choices=["sft", "dpo", "grpo", "prm"],
+                        help="sft: {messages}; dpo: {prompt, chosen, rejected}; grpo: {prompt, completions, rewards}; "
+                             "prm: {prompt, completions: [step...], labels: [bool...]} (a scalar head per step)")
+    parser.add_argument("--step-separator", default=None, help="prm: the text that ends each step")
     parser.add_argument("--model", required=True, help="local model directory, or a built-in tiny config "
                                                        "(tiny-llama, tiny-qwen, micro-llama)")
     parser.add_argument("--data", required=True, help="JSONL or Parquet file in the design's dataset format")
@@ -71,8 +73,11 @@ def run(args: argparse.Namespace) -> int:
             summary = run_sft(args.model, args.data, args.out, config)
         elif args.algorithm == "dpo":
             summary = run_dpo(args.model, args.data, args.out, config, ref_model_name=args.ref_model)
-        else:
+        elif args.algorithm == "grpo":
             summary = run_grpo(args.model, args.data, args.out, config, ref_model_name=args.ref_model)
+        else:
+            from trainer.prm import run_prm
+            summary = run_prm(args.model, args.data, args.out, config, separator=args.step_separator)
     except DataError as exc:
         raise UserError(f"{exc}") from None
     except ModelNotFound as exc:
