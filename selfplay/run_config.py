@@ -29,6 +29,7 @@ class TasksSection(Section):
     seed_sft: str | None = None       # JSONL of {"messages": [...]} for the cold-start SFT (round 0)
     builtin: Literal["addition"] | None = None   # a built-in family instead of files
     digits: int = Field(default=2, ge=1, le=6)
+    style: Literal["short", "worked"] = "worked"   # builtin addition: "47+38" -> "85", or a worked solution
     n_seed: int = Field(default=200, ge=0)
     n_train: int = Field(default=1000, ge=1)
     n_eval: int = Field(default=200, ge=1)

@@ -1,9 +1,11 @@
 """Built-in task families with verifiable answers: multi-digit addition (the demo's family).
 
-What it is for: tasks that need no download and whose answers `verifiers.math` checks, plus worked
-solutions in a fixed chain-of-thought format for a cold-start SFT seed set. The solution works
-right to left, digit by digit with carries, then boxes the answer:
-    "7+8=15 c1. 4+3+1=8 c0. \\boxed{85}"
+What it is for: tasks that need no download and whose answers `verifiers.math` checks, plus
+solutions for a cold-start SFT seed set, in one of two styles:
+- `short` (the demo's): prompt "47+38", solution "85" (the verifier reads the last number). Twelve
+  tokens per example with the tiny models' template, which is what makes the demo fit on a CPU;
+- `worked`: prompt "What is 47 + 38?", a chain of thought right to left, digit by digit with
+  carries, then a boxed answer: "7+8=15 c1. 4+3+1=8 c0. \\boxed{85}".
 Splits are disjoint by operand pair, deterministic for a seed.
 What it does not do: teach anything (the trainer does) or check answers (the verifier does).
 """
@@ -30,12 +32,19 @@ def worked_solution(a: int, b: int) -> str:
     return " ".join(parts) + f" \\boxed{{{a + b}}}"
 
 
-def addition_prompt(a: int, b: int) -> str:
-    return f"What is {a} + {b}?"
+STYLES = ("short", "worked")
 
 
-def addition_task(a: int, b: int, prefix: str = "add") -> Task:
-    return Task(id=f"{prefix}-{a}-{b}", prompt=addition_prompt(a, b), kind="math", answer=str(a + b),
+def addition_prompt(a: int, b: int, style: str = "worked") -> str:
+    return f"{a}+{b}" if style == "short" else f"What is {a} + {b}?"
+
+
+def addition_solution(a: int, b: int, style: str = "worked") -> str:
+    return str(a + b) if style == "short" else worked_solution(a, b)
+
+
+def addition_task(a: int, b: int, prefix: str = "add", style: str = "worked") -> Task:
+    return Task(id=f"{prefix}-{a}-{b}", prompt=addition_prompt(a, b, style), kind="math", answer=str(a + b),
                 metadata={"a": a, "b": b})
 
 
@@ -47,7 +56,7 @@ class AdditionSplits:
 
 
 def addition_splits(seed: int, *, digits: int = 2, n_seed: int = 200, n_train: int = 1000,
-                    n_eval: int = 200) -> AdditionSplits:
+                    n_eval: int = 200, style: str = "worked") -> AdditionSplits:
     """Disjoint operand pairs of `digits`-digit numbers for seed, train and eval."""
     low, high = 10 ** (digits - 1), 10 ** digits - 1
     rng = random.Random(seed)
@@ -62,7 +71,9 @@ def addition_splits(seed: int, *, digits: int = 2, n_seed: int = 200, n_train: i
         if pair not in seen:
             seen.add(pair)
             pairs.append(pair)
-    seeds = [(addition_task(a, b, "seed"), worked_solution(a, b)) for a, b in pairs[:n_seed]]
-    train = [addition_task(a, b, "train") for a, b in pairs[n_seed:n_seed + n_train]]
-    evals = [addition_task(a, b, "eval") for a, b in pairs[n_seed + n_train:]]
+    if style not in STYLES:
+        raise ValueError(f"unknown style {style!r}; choose one of {STYLES}")
+    seeds = [(addition_task(a, b, "seed", style), addition_solution(a, b, style)) for a, b in pairs[:n_seed]]
+    train = [addition_task(a, b, "train", style) for a, b in pairs[n_seed:n_seed + n_train]]
+    evals = [addition_task(a, b, "eval", style) for a, b in pairs[n_seed + n_train:]]
     return AdditionSplits(seeds, train, evals)

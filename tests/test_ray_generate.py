@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import time
+import tomllib
 
 import pytest
 
@@ -24,6 +25,8 @@ from selfplay.executors.ray_executor import worker_name  # noqa: E402
 from selfplay.jobs.generate import GenerateJob  # noqa: E402
 from selfplay.store import RunStore  # noqa: E402
 from selfplay.testing import MockServer  # noqa: E402
+from tests.gen_helpers import cli, popen, read_summary, write_job  # noqa: E402
+from tests.test_cli_generate import _stored_candidates  # noqa: E402
 
 VOLATILE = ("requests", "cache_hits", "cost_usd", "latency_s")  # how a candidate was paid for, not what it is
 CODE_SCRIPT = {"rules": [{"name": "code", "match": r"returns (\d+)", "pick": "cycle", "replies": [
@@ -132,3 +135,47 @@ def test_a_worker_killed_mid_job_loses_nothing_and_pays_nothing_twice(tmp_path):
     # Only a request that was on the wire when its worker died can have been answered twice.
     assert stats["duplicate_replies"] <= lost
     assert time.monotonic() - started < 60
+
+
+def test_a_killed_ray_driver_resumes_with_nothing_lost_and_nothing_paid_twice(tmp_path):
+    """kill -9 of `selfplay generate` (the driver: its Ray actors die with it), then the same command again."""
+    address = ray.get_runtime_context().gcs_address  # this module's cluster, not whatever "auto" finds
+    with MockServer(seed=9, latency_ms=60) as server:
+        config = write_job(tmp_path, server.base_url, tasks=80, k=4, concurrency=8)
+        reference = run_job(GenerateConfig.model_validate(_toml(config)), tmp_path / "ref")
+        server.reset()
+        with config.open("a") as handle:
+            handle.write(f'\n[executor]\nkind = "ray"\naddress = "{address}"\nworkers = 2\n')
+        out = tmp_path / "killed"
+        process = popen("generate", "--config", str(config), "--out", str(out), "--no-progress")
+        deadline = time.monotonic() + 60
+        while _stored_candidates(out) < 80 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        process.kill()
+        process.wait()
+        assert 0 < _stored_candidates(out) < 320, "the kill must land mid-job"
+        resumed = cli("generate", "--config", str(config), "--out", str(out), "--no-progress")
+        stats = server.stats()
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((out / "config.json").read_text())["executor"]["kind"] == "ray"
+    assert results(out) == results(tmp_path / "ref")
+    again = read_summary(out)
+    assert again["requests"] == reference["requests"] == 80
+    assert again["cost_usd"] == pytest.approx(reference["cost_usd"])
+    assert stats["duplicate_replies"] <= again["orphaned_requests"] <= 8
+
+
+def _toml(path) -> dict:
+    data = tomllib.loads(path.read_text())
+    data["generate"]["tasks"] = str(path.parent / data["generate"]["tasks"])
+    return data
+
+
+def test_in_process_backends_are_refused_on_ray_with_a_clear_error(tmp_path):
+    from selfplay.errors import UserError
+    from selfplay.executors import open_executor
+
+    cfg = config(tmp_path, "http://127.0.0.1:9/v1", executor={"kind": "ray"})
+    cfg.model.backend = "local"
+    with pytest.raises(UserError, match="backend must be"):
+        open_executor(cfg, tmp_path)

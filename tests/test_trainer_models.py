@@ -41,7 +41,7 @@ def test_save_load_round_trip_same_outputs_and_standard_tokenizer(tmp_path):
     for name in ("bos_token", "eos_token", "pad_token", "chat_template"):
         assert getattr(tok2, name) == getattr(tokenizer, name) and getattr(tok2, name)
     prompt = tok2.apply_chat_template(CHAT[:2], tokenize=False, add_generation_prompt=True)
-    assert prompt.endswith("<|im_start|>assistant\n")
+    assert prompt.endswith("<|assistant|>")
     ids_loaded = tok2(prompt, add_special_tokens=False)["input_ids"]
     assert ids_loaded == tokenizer(prompt, add_special_tokens=False)["input_ids"]
 

@@ -36,7 +36,7 @@ class LoopTasks:
 def load_loop_tasks(section: TasksSection, seed: int) -> LoopTasks:
     if section.builtin == "addition":
         splits = addition_splits(seed, digits=section.digits, n_seed=section.n_seed, n_train=section.n_train,
-                                 n_eval=section.n_eval)
+                                 n_eval=section.n_eval, style=section.style)
         rows = [{"messages": [{"role": "user", "content": t.prompt}, {"role": "assistant", "content": s}]}
                 for t, s in splits.seed_examples]
         tasks = LoopTasks(splits.train_pool, splits.eval_set, rows)
