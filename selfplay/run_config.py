@@ -69,6 +69,7 @@ class TrainSection(Section):
     algorithm: Literal["sft", "dpo", "grpo"] = "sft"
     replay_seed: bool = True          # SFT: keep the cold-start rows in every round's data
     cold_start_epochs: int = Field(default=3, ge=0)
+    cold_start_steps: int | None = Field(default=None, ge=1)   # overrides cold_start_epochs when set
     settings: dict[str, Any] = Field(default_factory=dict)   # trainer.config.TrainConfig fields
 
 

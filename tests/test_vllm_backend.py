@@ -53,7 +53,7 @@ async def test_engine_args_and_one_generate_call_with_n_and_seed():
 
 async def test_concurrent_calls_share_one_generate_and_prefix_cache_counts():
     llm, api = make(hourly_usd=3600.0)
-    asks = [[{"role": "user", "content": f"question {i}"}] for i in range(5)]
+    asks = [[{"role": "user", "content": f"a longer question number {i}, past one cache block"}] for i in range(5)]
     results = await asyncio.gather(*[llm.chat(a, SamplingParams(n=2, seed=i, max_tokens=8)) for i, a in enumerate(asks)])
     engine = api.instances[0]
     assert len(engine.calls) == 1 and len(engine.calls[0]["prompts"]) == 5

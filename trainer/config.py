@@ -32,7 +32,8 @@ class TrainConfig:
     # data
     max_length: int = 1024              # tokens per sequence; longer ones are truncated (counted in metrics)
     packing: bool = False               # SFT: pack examples into max_length rows (position_ids reset per example)
-    group_by_length: bool = True        # batch similar lengths together (less padding), order still seeded
+    group_by_length: bool = False       # batch similar lengths together: less padding, but batches that share a
+                                        # length can share a label trait (e.g. 3-digit sums) and bias updates
     # precision / device (accelerate)
     mixed_precision: str = "no"         # "no" | "bf16" | "fp16"
     cpu: bool = False                   # force CPU even when a GPU is visible

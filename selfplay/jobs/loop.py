@@ -147,9 +147,11 @@ class _Round:
         metrics: dict[str, Any] = {"skipped": "no seed rows"}
         if self.tasks.seed_rows and self.cfg.train.cold_start_epochs:
             self.job.phase(f"round 0 cold-start SFT on {len(self.tasks.seed_rows)} rows", 1)
-            metrics = phases.train_policy(self.policy, self.tasks.seed_rows, "sft", self.cfg.train.settings,
+            settings = {k: v for k, v in self.cfg.train.settings.items() if k not in ("max_steps", "epochs")}
+            metrics = phases.train_policy(self.policy, self.tasks.seed_rows, "sft", settings,
                                           str(self.job.dir / "rounds" / "0" / "train"),
-                                          epochs=self.cfg.train.cold_start_epochs, seed=self.cfg.generate.seed)
+                                          epochs=self.cfg.train.cold_start_epochs,
+                                          max_steps=self.cfg.train.cold_start_steps, seed=self.cfg.generate.seed)
         self.policy.save(0)
         return {"train": _brief(metrics)}
 
