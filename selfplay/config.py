@@ -38,8 +38,9 @@ class ModelSection(Section):
     engine_kwargs: dict[str, Any] = Field(default_factory=dict)  # vllm: extra `vllm.LLM(...)` arguments
 
 
-class GenerateSection(Section):
-    tasks: str
+class SamplingSection(Section):
+    """What generate and the loop share: how K candidates per task are sampled and checked."""
+
     k: int = Field(default=8, ge=1)
     max_tokens: int = Field(default=512, ge=1)
     temperature: float = Field(default=1.0, ge=0)
@@ -50,8 +51,12 @@ class GenerateSection(Section):
     system_prompt: str | None = None
     workflow: str = "direct"
     workflow_options: dict[str, Any] = Field(default_factory=dict)
-    verifier: str | None = None          # "math" | "code": verify each batch as it lands
     verify_concurrency: int = Field(default=4, ge=1)
+
+
+class GenerateSection(SamplingSection):
+    tasks: str
+    verifier: str | None = None          # "math" | "code": verify each batch as it lands
     k_max: int | None = Field(default=None, ge=1)            # adaptive K (needs a verifier)
     stop_after_verified: int | None = Field(default=None, ge=1)
     batch: int | None = Field(default=None, ge=1)

@@ -14,7 +14,8 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from selfplay.config import BudgetSection, ModelSection, Section, apply_overrides, read_toml, validate
+from selfplay.config import (BudgetSection, ModelSection, SamplingSection, Section, apply_overrides, read_toml,
+                             validate)
 
 
 class LocalSection(Section):
@@ -42,17 +43,8 @@ class TasksSection(Section):
         return self
 
 
-class LoopGenerate(Section):
-    k: int = Field(default=8, ge=1)
+class LoopGenerate(SamplingSection):
     max_tokens: int = Field(default=256, ge=1)
-    temperature: float = Field(default=1.0, ge=0)
-    top_p: float = Field(default=1.0, gt=0, le=1)
-    stop: list[str] = Field(default_factory=list)
-    seed: int = 0
-    concurrency: int = Field(default=64, ge=1)
-    system_prompt: str | None = None
-    workflow: str = "direct"
-    workflow_options: dict[str, Any] = Field(default_factory=dict)
     verifier: Literal["math", "code"] = "math"
     verify_concurrency: int = Field(default=2, ge=1)
 
