@@ -14,7 +14,7 @@ import sys
 from selfplay.errors import BudgetStop, UserError
 
 # Module names under selfplay.cli, in the order `selfplay --help` lists them.
-COMMANDS = ["generate", "run", "demo", "report", "train", "serve", "mock_server"]
+COMMANDS = ["generate", "run", "demo", "report", "train", "serve", "mock_server", "prm_label"]
 
 
 def build_parser() -> argparse.ArgumentParser:

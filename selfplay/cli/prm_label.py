@@ -1,0 +1,42 @@
+"""`selfplay prm-label --config prm.toml --out DIR`: Math-Shepherd step labels, budget-capped and resumable.
+
+What it is for: parsing flags into a `PrmLabelConfig` and running the prm-label job; exit 0 when done,
+3 when a budget cap stopped it (re-run the same command with a higher cap to continue), 1 on bad input.
+What it does not do: any of the work (see `selfplay.jobs.prm_label`), or train the PRM (`selfplay train prm`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+
+from selfplay.errors import EXIT_BUDGET
+
+SHOWN = ("stopped_reason", "candidates", "rows", "left_out", "steps", "positive_step_fraction", "requests",
+         "cache_hits", "cost_usd")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("prm-label", help="label solution steps by rollouts from each prefix (Math-Shepherd)",
+                            description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, help="TOML config ([model], [prm_label], [budget], [prices])")
+    parser.add_argument("--out", required=True, help="run directory (created; re-run the same command to resume)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key, e.g. --set prm_label.rollouts=4 (repeatable)")
+    parser.add_argument("--no-progress", action="store_true", help="accepted for symmetry; this job prints no display")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from selfplay.jobs.prm_label import PrmLabelJob, load_prm_label_config
+
+    config = load_prm_label_config(args.config, list(args.set))
+    summary = asyncio.run(PrmLabelJob(config, args.out).run())
+    print(json.dumps({key: summary.get(key) for key in SHOWN}))
+    if summary["stopped_reason"] == "budget":
+        print(f"stopped: budget cap ({summary['budget_cap']}) reached; raise [budget] and run the same command "
+              f"to continue", file=sys.stderr)
+        return EXIT_BUDGET
+    return 0

@@ -1,0 +1,234 @@
+"""The prm-label job: Math-Shepherd step labels for candidates, budget-capped and resumable.
+
+What it is for: `selfplay prm-label`. It takes candidates (a `candidates.jsonl` written by `selfplay
+generate`, or K per task sampled here first, through the generate job's `TaskSampler`), and for each one
+samples N completions from every step prefix with the policy (`selfplay.jobs.prm_rollouts`), checks them
+with the math verifier, and writes `prm.jsonl` (+ `.parquet`) in the TRL PRM format `{"prompt",
+"completions": [step, ...], "labels": [...]}` that `selfplay train prm` reads, and `summary.json`.
+Every request goes through the metered LLM (content-keyed cache + budget ledger in the run store); every
+batch of rollouts is stored before it is used. A budget cap stops it with `stopped_reason = "budget"`
+(the rows finished so far are written); running the same command again resumes at $0 for what was paid.
+What it does not do: train the PRM (`selfplay train prm`), or label non-math tasks (the verifier is math).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from agents.llm.types import SamplingParams
+from agents.money.ledger import BudgetLedger, Caps
+from selfplay.backends import build_backend, build_metered, check_reachable, price_table
+from selfplay.config import BudgetSection, GenerateSection, ModelSection, Section, apply_overrides, read_toml, validate
+from selfplay.crashpoints import crash_point
+from selfplay.datasets import write_dataset
+from selfplay.errors import UserError
+from selfplay.jobs.generate import task_seed
+from selfplay.jobs.prm_rollouts import (CONTINUE_EXTRA_BODY, ROUND, CandidateLabeller, ContinuingLocalBackend,
+                                        RolloutSettings)
+from selfplay.jobs.sampler import TaskSampler
+from selfplay.store import RunStore
+from selfplay.store.export import write_json
+from selfplay.tasks import Task, load_tasks
+
+CRASH_AFTER_CANDIDATE = "prm_label:candidate"   # SELFPLAY_CRASH_AT: after a candidate's rollouts are stored
+PINNED = ("tasks", "candidates", "k", "rollouts", "separator", "max_tokens", "temperature", "top_p", "seed",
+          "system_prompt")
+
+
+class PrmLabelSection(Section):
+    tasks: str                                   # the tasks (with reference answers) the candidates answer
+    candidates: str | None = None                # a `selfplay generate` candidates.jsonl; else sample k per task
+    k: int = Field(default=4, ge=1)              # candidates per task when sampling here
+    rollouts: int = Field(default=8, ge=1)       # N completions per step prefix
+    separator: str | None = None                 # step separator (None: `split_steps`' default rule)
+    soft: bool = False                           # soft labels (fraction verified) instead of hard (any verified)
+    max_tokens: int = Field(default=256, ge=1)
+    temperature: float = Field(default=1.0, ge=0)
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    seed: int = 0
+    system_prompt: str | None = None
+    concurrency: int = Field(default=16, ge=1)   # candidates labelled at once
+
+
+class PrmLabelConfig(Section):
+    model: ModelSection
+    prm_label: PrmLabelSection
+    budget: BudgetSection = Field(default_factory=BudgetSection)
+    prices: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+def load_prm_label_config(path: str | Path, overrides: list[str] | None = None) -> PrmLabelConfig:
+    data = apply_overrides(read_toml(path), overrides or [])
+    config = validate(PrmLabelConfig, data, str(path))
+    section = config.prm_label
+    for key in ("tasks", "candidates"):  # files are found next to the config
+        value = getattr(section, key)
+        if value and not Path(value).is_absolute():
+            setattr(section, key, str((Path(path).parent / value).resolve()))
+    if config.model.path and not Path(config.model.path).is_absolute():
+        config.model.path = str((Path(path).parent / config.model.path).resolve())
+    return config
+
+
+def check_resume_compatible(config: PrmLabelConfig, run_dir: Path) -> None:
+    previous_path = run_dir / "config.json"
+    if not previous_path.exists():
+        return
+    previous = json.loads(previous_path.read_text())
+    now = config.model_dump(mode="json")
+    for section, keys in (("model", ("name", "backend", "base_url")), ("prm_label", PINNED)):
+        for key in keys:
+            if previous.get(section, {}).get(key) != now[section][key]:
+                raise UserError(f"{run_dir} holds a prm-label run with {section}.{key} = "
+                                f"{previous.get(section, {}).get(key)!r}, but this config says {now[section][key]!r}; "
+                                f"resume with the same settings or choose another --out")
+
+
+def read_candidates(path: str, tasks: dict[str, Task]) -> list[dict[str, Any]]:
+    """The usable candidates of a candidates.jsonl (no error, task known), in file order."""
+    file = Path(path)
+    if not file.is_file():
+        raise UserError(f"[prm_label] candidates = {path!r}: no such file")
+    out = []
+    for number, line in enumerate(file.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            raise UserError(f"{path}:{number}: not JSON ({exc})") from exc
+        if record.get("error") is None and record.get("task_id") in tasks:
+            out.append(record)
+    return out
+
+
+def policy_backend(model: ModelSection, concurrency: int) -> Any:
+    """The policy's backend, able to continue a final assistant message (local: natively; openai: vLLM flags)."""
+    if model.backend == "local":
+        from trainer.models import ModelNotFound, load_model
+        try:
+            net, tokenizer = load_model(model.path or model.name, dtype=model.dtype)
+        except ModelNotFound as exc:
+            raise UserError(f"[model]: {exc}") from exc
+        return ContinuingLocalBackend(net.to(model.device) if model.device else net, tokenizer, name=model.name,
+                                      hourly_usd=model.hourly_usd or 0.0)
+    if model.backend == "vllm":
+        raise UserError("prm-label continues step prefixes, which the in-process vllm backend does not do: "
+                        "serve the model with `vllm serve` and use backend = \"openai\"")
+    return build_backend(model.model_copy(update={"extra_body": {**CONTINUE_EXTRA_BODY, **model.extra_body}}),
+                         concurrency)
+
+
+class PrmLabelJob:
+    def __init__(self, config: PrmLabelConfig, run_dir: str | Path) -> None:
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.stopped_reason = "done"
+
+    async def run(self) -> dict[str, Any]:
+        section = self.config.prm_label
+        tasks = {t.id: t for t in load_tasks(section.tasks)}
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        check_resume_compatible(self.config, self.run_dir)
+        prices = price_table(self.config.prices)
+        with RunStore(self.run_dir) as store:
+            (self.run_dir / "config.json").write_text(json.dumps(self.config.model_dump(mode="json"), indent=2))
+            store.put_tasks([t.model_dump(mode="json") for t in tasks.values()])
+            ledger = BudgetLedger(Caps(**self.config.budget.model_dump()), backend=store)
+            backend = policy_backend(self.config.model, section.concurrency)
+            try:
+                await check_reachable(backend, self.config.model.base_url)
+                llm = build_metered(self.config.model, backend, prices, ledger, store)
+                started = time.monotonic()
+                candidates = await self._candidates(tasks, llm, store, ledger)
+                rows, counts = await self._label_all(candidates, tasks, llm, store, ledger)
+                ledger.checkpoint_time()
+                summary = self._summary(store, llm, ledger, rows, counts, time.monotonic() - started)
+            finally:
+                await backend.aclose()
+        paths = write_dataset(rows, self.run_dir / "prm")
+        write_json({**summary, "files": paths}, self.run_dir / "summary.json")
+        return summary
+
+    async def _candidates(self, tasks: dict[str, Task], llm: Any, store: RunStore,
+                          ledger: BudgetLedger) -> list[dict[str, Any]]:
+        section = self.config.prm_label
+        if section.candidates:
+            return read_candidates(section.candidates, tasks)
+        gen = GenerateSection(tasks=section.tasks, k=section.k, max_tokens=section.max_tokens,
+                              temperature=section.temperature, top_p=section.top_p, seed=section.seed,
+                              system_prompt=section.system_prompt, verifier="math",
+                              workflow_options={"step_separator": section.separator} if section.separator else {})
+        out: list[dict[str, Any]] = []
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            sampler = TaskSampler(gen, llm, store, ROUND, executor=pool,
+                                  seed_of=lambda tid: task_seed(section.seed, tid))
+            gate = asyncio.Semaphore(section.concurrency)
+
+            async def one(task: Task):
+                async with gate:
+                    if ledger.refusal is None:
+                        return await sampler.run(task)
+                    return None
+            outcomes = await asyncio.gather(*(one(task) for task in tasks.values()))
+        for outcome in outcomes:
+            if outcome is None or outcome.budget_refused:
+                self.stopped_reason = "budget"
+                continue
+            out.extend(r for r in outcome.records if r.get("error") is None)
+        return out
+
+    async def _label_all(self, candidates: list[dict[str, Any]], tasks: dict[str, Task], llm: Any,
+                         store: RunStore, ledger: BudgetLedger) -> tuple[list[dict[str, Any]], dict[str, int]]:
+        section = self.config.prm_label
+        settings = RolloutSettings(section.rollouts, section.separator, section.soft,
+                                   SamplingParams(max_tokens=section.max_tokens, temperature=section.temperature,
+                                                  top_p=section.top_p), section.seed, section.system_prompt)
+        labeller = CandidateLabeller(llm, store, settings)
+        results: list[Any] = [None] * len(candidates)
+        gate = asyncio.Semaphore(section.concurrency)
+
+        async def one(position: int, candidate: dict[str, Any]) -> None:
+            async with gate:
+                if self.stopped_reason == "budget" or not _open(ledger):
+                    self.stopped_reason = "budget"
+                    return
+                results[position] = labelled = await labeller.label(candidate, tasks[candidate["task_id"]])
+                if labelled.budget_refused:
+                    self.stopped_reason = "budget"
+                else:
+                    crash_point(CRASH_AFTER_CANDIDATE)
+
+        await asyncio.gather(*(one(i, c) for i, c in enumerate(candidates)))
+        done = [r for r in results if r is not None and not r.budget_refused]
+        rows = [r.row for r in done if r.row is not None]
+        counts = {"candidates": len(candidates), "labelled": len(done), "rows": len(rows),
+                  "left_out": sum(1 for r in done if r.row is None),
+                  "steps": sum(len(row["labels"]) for row in rows)}
+        return rows, counts
+
+    def _summary(self, store: RunStore, llm: Any, ledger: BudgetLedger, rows: list[dict[str, Any]],
+                 counts: dict[str, int], session_s: float) -> dict[str, Any]:
+        labels = [float(label) for row in rows for label in row["labels"]]
+        return {**store.ledger_summary(), **counts, "cache_hits": llm.cache_hits,
+                "positive_step_fraction": sum(labels) / len(labels) if labels else None,
+                "stopped_reason": self.stopped_reason,
+                "budget_cap": ledger.refusal.cap if ledger.refusal else None,
+                "caps": self.config.budget.model_dump(), "wall_s": round(ledger.elapsed_s, 3),
+                "session_wall_s": round(session_s, 3), "model": self.config.model.name,
+                "rollouts_per_prefix": self.config.prm_label.rollouts, "soft": self.config.prm_label.soft}
+
+
+def _open(ledger: BudgetLedger) -> bool:
+    try:
+        ledger.check_open()
+    except Exception:  # a cap is reached: start nothing new
+        return False
+    return True
