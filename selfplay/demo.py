@@ -36,7 +36,7 @@ def demo_config(seed: int, arm: str = "self_improve", rounds: int = 4, control_s
         "model": {"name": "tiny-llama", "backend": "local"},
         "local": {"hourly_usd": 0.10, "max_batch_rows": 512, "threads": 1},
         "tasks": {"builtin": "addition", "digits": 2, "style": "short", "n_seed": 60 if quick else 300,
-                  "n_train": 64 if quick else 5000, "n_eval": 32 if quick else 200, "per_round": 32 if quick else 1000},
+                  "n_train": 64 if quick else 4000, "n_eval": 32 if quick else 200, "per_round": 32 if quick else 1000},
         "generate": {"k": 4 if quick else 8, "max_tokens": 6, "temperature": 1.0, "seed": seed},
         "select": {"rule": "rejection", "cap_per_task": 2},
         "train": {"algorithm": "sft", "replay_seed": True, "cold_start_steps": 4 if quick else 300,
