@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -55,6 +56,7 @@ class PrmLabelSection(Section):
     seed: int = 0
     system_prompt: str | None = None
     concurrency: int = Field(default=16, ge=1)   # candidates labelled at once
+    threads: int | None = Field(default=None, ge=1)  # local: torch CPU threads (else $SELFPLAY_TORCH_THREADS)
 
 
 class PrmLabelConfig(Section):
@@ -109,9 +111,10 @@ def read_candidates(path: str, tasks: dict[str, Task]) -> list[dict[str, Any]]:
     return out
 
 
-def policy_backend(model: ModelSection, concurrency: int) -> Any:
+def policy_backend(model: ModelSection, concurrency: int, threads: int | None = None) -> Any:
     """The policy's backend, able to continue a final assistant message (local: natively; openai: vLLM flags)."""
     if model.backend == "local":
+        _set_threads(threads)
         from trainer.models import ModelNotFound, load_model
         try:
             net, tokenizer = load_model(model.path or model.name, dtype=model.dtype)
@@ -142,7 +145,7 @@ class PrmLabelJob:
             (self.run_dir / "config.json").write_text(json.dumps(self.config.model_dump(mode="json"), indent=2))
             store.put_tasks([t.model_dump(mode="json") for t in tasks.values()])
             ledger = BudgetLedger(Caps(**self.config.budget.model_dump()), backend=store)
-            backend = policy_backend(self.config.model, section.concurrency)
+            backend = policy_backend(self.config.model, section.concurrency, section.threads)
             try:
                 await check_reachable(backend, self.config.model.base_url)
                 llm = build_metered(self.config.model, backend, prices, ledger, store)
@@ -224,6 +227,13 @@ class PrmLabelJob:
                 "caps": self.config.budget.model_dump(), "wall_s": round(ledger.elapsed_s, 3),
                 "session_wall_s": round(session_s, 3), "model": self.config.model.name,
                 "rollouts_per_prefix": self.config.prm_label.rollouts, "soft": self.config.prm_label.soft}
+
+
+def _set_threads(configured: int | None) -> None:
+    threads = configured or int(os.environ.get("SELFPLAY_TORCH_THREADS", "0") or 0)
+    if threads:
+        import torch
+        torch.set_num_threads(threads)
 
 
 def _open(ledger: BudgetLedger) -> bool:
