@@ -11,13 +11,13 @@ What it does not do: anything the loop does not (it is two `selfplay run` config
 
 from __future__ import annotations
 
-import json
+import html
 import shutil
 from pathlib import Path
 from typing import Any
 
 from selfplay.jobs.loop import DONE, RunJob
-from selfplay.report import html_page, markdown
+from selfplay.report import html_page, markdown, plot
 from selfplay.run_config import RunConfig
 from selfplay.store import RunStore
 from selfplay.store.export import write_json
@@ -97,5 +97,11 @@ def _write_demo_report(out: Path, improve: list[dict[str, Any]], control: list[d
     md = ["# selfplay demo", "", "```", table, "```", "", markdown(improve, "self-improvement arm"), "",
           markdown(control, "control arm (same steps on the seed set)")]
     (out / "report.md").write_text("\n".join(md))
-    (out / "report.html").write_text(html_page(improve, "selfplay demo: self-improvement arm")
-                                     .replace("</body>", f"<h2>control</h2><pre>{json.dumps([r.get('eval_pass@1') for r in control])}</pre></body>"))
+    both = [{"round": a["round"], "self_improve": a["eval_pass@1"], "control": b["eval_pass@1"]}
+            for a, b in zip(improve, control)]
+    image = plot(both, [("self_improve", "self-improvement"), ("control", "control (seed set only)")],
+                  "held-out pass@1")
+    page = html_page(improve, "selfplay demo: self-improvement arm").replace(
+        "<body>", f"<body><h1>selfplay demo</h1><img alt='pass@1 of both arms' src='data:image/png;base64,{image}'>"
+                  f"<pre>{html.escape(table)}</pre>", 1)
+    (out / "report.html").write_text(page)

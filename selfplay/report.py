@@ -73,7 +73,7 @@ def markdown(rounds: list[dict[str, Any]], title: str) -> str:
     return "\n".join(lines)
 
 
-def _plot(rounds: list[dict[str, Any]], series: list[tuple[str, str]], ylabel: str) -> str:
+def plot(rounds: list[dict[str, Any]], series: list[tuple[str, str]], ylabel: str) -> str:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -106,7 +106,7 @@ PLOTS = [([("eval_pass@1", "pass@1"), ("eval_pass@k", "pass@k")], "held-out accu
 
 
 def html_page(rounds: list[dict[str, Any]], title: str) -> str:
-    images = "".join(f'<img alt="{html.escape(ylabel)}" src="data:image/png;base64,{_plot(rounds, series, ylabel)}">'
+    images = "".join(f'<img alt="{html.escape(ylabel)}" src="data:image/png;base64,{plot(rounds, series, ylabel)}">'
                      for series, ylabel in PLOTS) if rounds else "<p>no rounds yet</p>"
     body = html.escape(markdown(rounds, title))
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"

@@ -86,17 +86,25 @@ def test_prefixes_are_the_text_as_written_up_to_the_next_step():
     assert prefixes(text, ["7+8=15 c1", "4+3+1=8 c0", "\\boxed{85}"]) == ["7+8=15 c1. ", "7+8=15 c1. 4+3+1=8 c0. "]
 
 
-def test_labels_in_trl_prm_format_then_kill_9_and_resume_pays_nothing_twice(tmp_path, model_dir):
-    config = write_job(tmp_path, model_dir)
-    reference = cli("--config", str(config), "--out", str(tmp_path / "ref"))
-    assert reference.returncode == 0, reference.stderr
-    labelled = rows(tmp_path / "ref")
-    assert len(labelled) == 6 and (tmp_path / "ref" / "prm.parquet").exists()
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, model_dir) -> tuple[Path, Path]:
+    """One uninterrupted run: (its config, its run dir)."""
+    tmp = tmp_path_factory.mktemp("reference")
+    config = write_job(tmp, model_dir)
+    result = cli("--config", str(config), "--out", str(tmp / "ref"))
+    assert result.returncode == 0, result.stderr
+    return config, tmp / "ref"
+
+
+def test_labels_in_trl_prm_format_then_kill_9_and_resume_pays_nothing_twice(tmp_path, reference):
+    config, ref = reference
+    labelled = rows(ref)
+    assert len(labelled) == 6 and (ref / "prm.parquet").exists()
     for row in labelled:
         assert row["prompt"].startswith("What is ") and len(row["completions"]) == 3
         assert all(isinstance(label, bool) for label in row["labels"]) and len(row["labels"]) == 3
     assert [row["labels"][-1] for row in labelled] == [True, False] * 3  # the last step: the candidate's verdict
-    first = summary(tmp_path / "ref")
+    first = summary(ref)
     assert first["requests"] == 12 and first["rows"] == 6 and first["stopped_reason"] == "done"
 
     killed = cli("--config", str(config), "--out", str(tmp_path / "run"), crash_at="prm_label:candidate")
@@ -136,8 +144,7 @@ def test_sampling_candidates_first_and_soft_labels(tmp_path, model_dir):
         assert all(isinstance(label, float) and 0.0 <= label <= 1.0 for label in row["labels"])
 
 
-def test_resume_with_changed_rollouts_is_refused(tmp_path, model_dir):
-    config = write_job(tmp_path, model_dir)
-    assert cli("--config", str(config), "--out", str(tmp_path / "o")).returncode == 0
-    again = cli("--config", str(config), "--out", str(tmp_path / "o"), "--set", "prm_label.rollouts=3")
+def test_resume_with_changed_rollouts_is_refused(reference):
+    config, ref = reference
+    again = cli("--config", str(config), "--out", str(ref), "--set", "prm_label.rollouts=3")
     assert again.returncode == 1 and "prm_label.rollouts" in again.stderr
