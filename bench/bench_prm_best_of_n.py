@@ -10,7 +10,8 @@ What it is for: the measurement behind `docs/judge-prm.md` ("Best-of-N on the de
    solution and its label = the candidate's own verdict;
 4. samples 16 candidates per held-out task and reports the accuracy of picking one of N (4, 8, 16) by the
    PRM (min, product, last, mean), the ORM, majority vote over the boxed answers, a random pick, and
-   pass@N (an oracle). For N < 16, each task's N candidates are `--subsets` random subsets of its 16
+   pass@N (an oracle), plus Math-Shepherd's combination (a vote over boxed answers weighted by the
+   ORM / PRM-min scores). For N < 16, each task's N candidates are `--subsets` random subsets of its 16
    (averaged); random pick and majority-vote ties count their expectation, not one draw.
 What it does not do: compare against peers (there is no peer PRM on this family), use a GPU, or tune
 anything on the held-out tasks. Run: `.venv/bin/python bench/bench_prm_best_of_n.py [--policy DIR]`.
@@ -143,7 +144,23 @@ def select_all(item: dict, idx: list[int]) -> dict[str, float]:
     for name, scores in item["scores"].items():
         best = max(idx, key=lambda i: scores[i])
         out[name] = float(item["correct"][best])
+    for name in ("ORM", "PRM min"):
+        out[f"vote weighted by {name}"] = weighted_vote(item, idx, item["scores"][name])
     return out
+
+
+def weighted_vote(item: dict, idx: list[int], scores: list[float]) -> float:
+    """Math-Shepherd's combination: each boxed answer gets the sum of its candidates' scores; the top one wins."""
+    weight: dict[str, float] = {}
+    members: dict[str, int] = {}
+    for i in idx:
+        answer = item["answers"][i]
+        if answer is not None:
+            weight[answer] = weight.get(answer, 0.0) + max(scores[i], 0.0)
+            members[answer] = i
+    if not weight:
+        return sum(item["correct"][i] for i in idx) / len(idx)
+    return float(item["correct"][members[max(weight, key=weight.get)]])
 
 
 def majority(item: dict, idx: list[int]) -> float:
@@ -178,7 +195,8 @@ def score_eval(tasks, samples, prm, orm) -> list[dict]:
 
 def table(results: dict[int, dict[str, float]]) -> str:
     ns = sorted(results)
-    rules = ["random pick", "majority vote", "ORM", *[f"PRM {m}" for m in METHODS], "pass@N (oracle)"]
+    rules = ["random pick", "majority vote", "ORM", *[f"PRM {m}" for m in METHODS], "vote weighted by ORM",
+             "vote weighted by PRM min", "pass@N (oracle)"]
     lines = ["| selection | " + " | ".join(f"N = {n}" for n in ns) + " |", "|---|" + "---:|" * len(ns)]
     lines += [f"| {rule} | " + " | ".join(f"{results[n][rule]:.3f}" for n in ns) + " |" for rule in rules]
     return "\n".join(lines)

@@ -56,11 +56,28 @@ class SamplingSection(Section):
 
 class GenerateSection(SamplingSection):
     tasks: str
-    verifier: str | None = None          # "math" | "code": verify each batch as it lands
+    verifier: str | None = None          # "math" | "code" | "judge" | "prm": verify each batch as it lands
     k_max: int | None = Field(default=None, ge=1)            # adaptive K (needs a verifier)
     stop_after_verified: int | None = Field(default=None, ge=1)
     batch: int | None = Field(default=None, ge=1)
     low_pass_rate: float = Field(default=0.5, gt=0, le=1)
+
+
+class JudgeSection(ModelSection):
+    """`verifier = "judge"`: an AI-feedback judge model (priced and budgeted like the policy) and its criteria."""
+
+    rubric: str | None = None
+    principles: list[str] = Field(default_factory=list)
+    pass_threshold: int = Field(default=7, ge=1, le=10)
+
+
+class PRMSection(Section):
+    """`verifier = "prm"`: a process reward model directory written by `selfplay train prm`."""
+
+    path: str
+    aggregation: Literal["min", "product", "last", "mean"] | None = None
+    pass_threshold: float = Field(default=0.5, ge=0, le=1)
+    step_separator: str | None = None
 
 
 class BudgetSection(Section):
@@ -84,6 +101,8 @@ class ExecutorSection(Section):
 class GenerateConfig(Section):
     model: ModelSection
     critic: ModelSection | None = None   # self_refine's critic_model; defaults to [model] with that name
+    judge: JudgeSection | None = None    # verifier = "judge"
+    prm: PRMSection | None = None        # verifier = "prm"
     generate: GenerateSection
     budget: BudgetSection = Field(default_factory=BudgetSection)
     prices: dict[str, dict[str, Any]] = Field(default_factory=dict)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import re
 from concurrent.futures import Executor
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from agents.workflows.dedup import answer_key
 from selfplay.errors import UserError
@@ -49,11 +49,35 @@ def check_code(candidate: dict[str, Any], task: Task) -> Verdict:
 
 
 CHECKS: dict[str, CandidateCheck] = {"math": check_math, "code": check_code}
+MODEL_CHECKS = ("judge", "prm")  # built per job from their config sections (see `judge_check`, `prm_check`)
 
 
-def get_check(name: str) -> CandidateCheck:
+def judge_check(judge: Any) -> Callable[[dict[str, Any], Task], Awaitable[Verdict]]:
+    """An async check by a `verifiers.judge.PointwiseJudge`: it runs on the job's event loop (its LLM lives there)."""
+
+    async def check(candidate: dict[str, Any], task: Task) -> Verdict:
+        return await judge.averify(candidate.get("final_answer", ""), prompt=task.prompt)
+
+    return check
+
+
+def prm_check(prm: Any) -> CandidateCheck:
+    """A check by a `verifiers.prm.model.ModelPRM`: the candidate's own steps are scored."""
+
+    def check(candidate: dict[str, Any], task: Task) -> Verdict:
+        steps = candidate.get("steps") or None
+        return prm(candidate.get("final_answer", ""), prompt=task.prompt, steps=steps)
+
+    return check
+
+
+def get_check(name: str, custom: Any = None) -> Any:
+    if custom is not None:
+        return custom
+    if name in MODEL_CHECKS:
+        raise UserError(f"verifier {name!r} needs its [{name}] config section")
     if name not in CHECKS:
-        raise UserError(f"unknown verifier {name!r}; choose one of {sorted(CHECKS)}")
+        raise UserError(f"unknown verifier {name!r}; choose one of {sorted(CHECKS) + list(MODEL_CHECKS)}")
     return CHECKS[name]
 
 
@@ -63,12 +87,13 @@ def dedup_mode(verifier: str) -> str:
 
 async def verify_candidates(store: RunStore, round_: int, candidates: list[dict[str, Any]], tasks: dict[str, Task],
                             verifier: str, *, concurrency: int = 4,
-                            executor: Executor | None = None) -> dict[tuple[str, str, int], dict[str, Any]]:
+                            executor: Executor | None = None,
+                            check: Any = None) -> dict[tuple[str, str, int], dict[str, Any]]:
     """Verdicts for every ok candidate given (stored ones reused); returns the round's verdicts by candidate key.
 
     Run the checks on a long-lived `executor` (the code sandbox's warm workers belong to the thread
     that started them)."""
-    check = get_check(verifier)
+    check = get_check(verifier, check)
     done = store.verdicts_for(round_, verifier)
     todo = [c for c in candidates if c.get("error") is None and _key(c) not in done]
     groups: dict[str, list[dict[str, Any]]] = {}
@@ -78,8 +103,7 @@ async def verify_candidates(store: RunStore, round_: int, candidates: list[dict[
 
     async def run_group(members: list[dict[str, Any]]) -> None:
         async with gate:
-            verdict = await asyncio.get_running_loop().run_in_executor(
-                executor, check, members[0], tasks[members[0]["task_id"]])
+            verdict = await run_check(check, members[0], tasks[members[0]["task_id"]], executor)
         shared = verdict.model_dump(mode="json")
         rows = [(m, verifier, {**shared, "details": {**shared["details"], "shared_with": len(members)}})
                 for m in members]
@@ -89,6 +113,13 @@ async def verify_candidates(store: RunStore, round_: int, candidates: list[dict[
 
     await asyncio.gather(*(run_group(members) for members in groups.values()))
     return done
+
+
+async def run_check(check: Any, candidate: dict[str, Any], task: Task, executor: Executor | None) -> Verdict:
+    """Await an async check on this loop; run a blocking one on the executor."""
+    if asyncio.iscoroutinefunction(check):
+        return await check(candidate, task)
+    return await asyncio.get_running_loop().run_in_executor(executor, check, candidate, task)
 
 
 def _key(candidate: dict[str, Any]) -> tuple[str, str, int]:

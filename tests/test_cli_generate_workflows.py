@@ -120,3 +120,47 @@ def test_kill_9_mid_trajectory_then_resume_pays_no_turn_twice(tmp_path):
     assert again["cost_usd"] == pytest.approx(reference["cost_usd"])
     assert again["requests"] == reference["requests"]
     assert stats["duplicate_replies"] <= again["orphaned_requests"]
+
+
+JUDGE_SCRIPT = {"models": ["policy", "judge"], "rules": [
+    {"name": "judge-good", "model": "judge", "contains": "boxed{7}",
+     "reply": '{"reasons": "right: 3 + 4 = 7", "score": 9}'},
+    {"name": "judge-bad", "model": "judge", "reply": '{"reasons": "wrong sum", "score": 2}'},
+    {"name": "add-k", "match": r"What is (\d+) \+ (\d+)", "pick": "cycle",
+     "replies": [r"\boxed{{add:1,2}}", r"\boxed{{mul:1,2}}"]},
+]}
+
+
+def test_an_ai_feedback_judge_as_the_verifier_is_priced_and_budgeted(tmp_path):
+    tasks = [{"id": "open1", "prompt": "What is 3 + 4?"}]  # no reference answer: only the judge can decide
+    extra = ('[judge]\nname = "judge"\nbase_url = "{url}"\nrubric = "Is the arithmetic right?"\n'
+             '[prices.judge]\ninput = 10.0\noutput = 10.0\n')
+    with MockServer(JUDGE_SCRIPT) as server:
+        config = job(tmp_path, server.base_url, "direct", tasks, k=4)
+        text = config.read_text().replace('verifier = "math"', 'verifier = "judge"')
+        config.write_text(text.replace("[budget]", extra.format(url=server.base_url) + "[budget]"))
+        summary, candidates = run(config, tmp_path / "o")
+        stats = server.stats()
+    assert summary["verified"] == 2 and summary["candidates"] == 4  # 3+4=7 passes, 3*4=12 fails
+    assert stats["rules"]["judge-good"] + stats["rules"]["judge-bad"] >= 2  # identical answers judged once
+    judge_cost = summary["cost_usd"] - summary["per_workflow"]["direct"]["cost_usd"]
+    assert judge_cost > 0  # judge calls are priced and counted in the run's ledger
+
+
+def test_a_process_reward_model_as_the_verifier(tmp_path, server):
+    rows = [{"prompt": "copy", "completions": ["Step one.", "Step two."], "labels": [True, i % 2 == 0]}
+            for i in range(8)]
+    (tmp_path / "prm.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    trained = cli("train", "prm", "--model", "micro-llama", "--data", str(tmp_path / "prm.jsonl"),
+                  "--out", str(tmp_path / "prm"), "--steps", "2", "--batch-size", "4", "--no-progress")
+    assert trained.returncode == 0, trained.stderr
+    tasks = [{"id": "p1", "prompt": "What is 2 + 5?"}]
+    config = job(tmp_path, server.base_url, "direct", tasks, k=2)
+    text = config.read_text().replace('verifier = "math"', 'verifier = "prm"')
+    config.write_text(text.replace("[budget]", f'[prm]\npath = "{tmp_path / "prm"}"\n[budget]'))
+    summary, _ = run(config, tmp_path / "o")
+    assert summary["verified"] is not None and summary["verifier_errors"] == 0
+    import sqlite3
+    with sqlite3.connect(tmp_path / "o" / "run.db") as db:
+        bodies = [json.loads(b) for (b,) in db.execute("SELECT body FROM verdicts WHERE verifier = 'prm'")]
+    assert len(bodies) == 2 and all(b["step_scores"] and 0 <= b["score"] <= 1 for b in bodies)

@@ -80,6 +80,11 @@ def check_workflow(config: GenerateConfig) -> None:
         raise UserError(f"[generate] workflow / workflow_options: {exc}") from exc
     if gen.workflow == "feedback" and gen.verifier is None:
         raise UserError("[generate] workflow = \"feedback\" needs a verifier: set verifier = \"math\" or \"code\"")
+    for name in ("judge", "prm"):
+        if gen.verifier == name and getattr(config, name) is None:
+            raise UserError(f"[generate] verifier = \"{name}\" needs a [{name}] section (see README: Verifiers)")
+    if gen.verifier is not None and gen.verifier not in ("math", "code", "judge", "prm"):
+        raise UserError(f"[generate] verifier = {gen.verifier!r}: choose math, code, judge or prm")
     if (gen.k_max or gen.stop_after_verified) and gen.verifier is None:
         raise UserError("[generate] adaptive K (k_max / stop_after_verified) needs a verifier: set verifier = ...")
 
@@ -115,7 +120,8 @@ class GenerateJob:
             await check_reachable(backends[0], self.config.model.base_url)
             started = time.monotonic()
             sampler = TaskSampler(self.config.generate, llm, store, ROUND, executor=executor, critic_llm=critic,
-                                  tool=self._tool(executor), seed_of=lambda tid: task_seed(self.config.generate.seed, tid))
+                                  tool=self._tool(executor), seed_of=lambda tid: task_seed(self.config.generate.seed, tid),
+                                  check=self._model_check(prices, ledger, store, backends))
             state = await self._generate(tasks, sampler, ledger)
             ledger.checkpoint_time()
             summary = generate_summary(self.config, store, llm, ledger, backends[0], state, ROUND,
@@ -135,6 +141,34 @@ class GenerateJob:
         backend = self.executor.backend(section, self.config.generate.concurrency)
         backends.append(backend)
         return self.executor.metered(section, backend, prices, ledger, store)
+
+    def _model_check(self, prices, ledger, store, backends: list) -> Any:
+        """The judge (its calls metered on the same ledger and cache) or the PRM, when configured as verifier."""
+        from selfplay.verify import judge_check, prm_check
+
+        verifier = self.config.generate.verifier
+        if verifier == "judge":
+            from selfplay.judge_adapter import AgentsJudgeLLM
+            from verifiers.judge import PointwiseJudge
+
+            section = self.config.judge
+            backend = self.executor.backend(section, self.config.generate.concurrency)
+            backends.append(backend)
+            judge_llm = AgentsJudgeLLM(self.executor.metered(section, backend, prices, ledger, store))
+            return judge_check(PointwiseJudge(judge_llm, rubric=section.rubric, principles=section.principles or None,
+                                              pass_threshold=section.pass_threshold))
+        if verifier == "prm":
+            from verifiers.prm.model import ModelPRM
+
+            section = self.config.prm
+            options = {"pass_threshold": section.pass_threshold, "split_separator": section.step_separator}
+            if section.aggregation:
+                options["aggregation"] = section.aggregation
+            try:
+                return prm_check(ModelPRM.load(section.path, **options))
+            except (FileNotFoundError, ValueError) as exc:
+                raise UserError(f"[prm] path: {exc}") from exc
+        return None
 
     def _tool(self, executor) -> Any:
         if self.config.generate.workflow != "tool_use":

@@ -116,8 +116,8 @@ class CandidateLabeller:
             result.budget_refused = True
             return result
         labels = step_labels([verdicts for verdicts, _ in drawn], own, soft=self.settings.soft)
-        result.row = prm_row(task.messages(self.settings.system_prompt) if not isinstance(task.prompt, str)
-                             else task.prompt, steps, labels)
+        prompt = task.prompt if isinstance(task.prompt, str) else task.messages(self.settings.system_prompt)
+        result.row = prm_row(prompt, steps, labels)
         return result
 
     async def _prefix_verdicts(self, task: Task, label: str, prefix: str) -> tuple[list[Verdict] | None, int]:

@@ -22,7 +22,7 @@ from agents.workflows.registry import budget_exhausted, run_workflow
 from selfplay.config import GenerateSection
 from selfplay.store import RunStore
 from selfplay.tasks import Task
-from selfplay.verify import get_check, verify_candidates
+from selfplay.verify import get_check, run_check, verify_candidates
 
 
 @dataclass
@@ -42,7 +42,7 @@ def adaptive_settings(gen: GenerateSection) -> AdaptiveK:
 
 class TaskSampler:
     def __init__(self, gen: GenerateSection, llm: Any, store: RunStore, round_: int, *, executor: Executor,
-                 critic_llm: Any = None, tool: Any = None, seed_of=None) -> None:
+                 critic_llm: Any = None, tool: Any = None, seed_of=None, check: Any = None) -> None:
         self.gen = gen
         self.llm = llm
         self.store = store
@@ -52,6 +52,7 @@ class TaskSampler:
         self.tool = tool
         self.adaptive = adaptive_settings(gen)
         self.seed_of = seed_of
+        self.check = check  # a judge / PRM check built by the job; None: the named rule-based verifier
 
     def plan(self, sampled: int, passed: int) -> int:
         if self.gen.verifier is None:  # nothing to adapt on: fixed K
@@ -92,23 +93,21 @@ class TaskSampler:
         if self.gen.verifier is None:
             return 0
         verdicts = await verify_candidates(self.store, self.round, batch, {task.id: task}, self.gen.verifier,
-                                           concurrency=self.gen.verify_concurrency, executor=self.executor)
+                                           concurrency=self.gen.verify_concurrency, executor=self.executor,
+                                           check=self.check)
         return sum(1 for c in batch if verdicts.get((c["task_id"], c["workflow"], c["sample_index"]), {}).get("passed"))
 
     def _check_for(self, task: Task):
         """The `feedback` workflow's check: the configured verifier against this task's reference."""
         if self.gen.verifier is None:
             return None
-        check = get_check(self.gen.verifier)
-        loop_executor = self.executor
+        check = get_check(self.gen.verifier, self.check)
 
-        async def run_check(answer: str) -> CheckResult:
-            import asyncio
-            verdict = await asyncio.get_running_loop().run_in_executor(
-                loop_executor, check, {"final_answer": answer}, task)
+        async def feedback_check(answer: str) -> CheckResult:
+            verdict = await run_check(check, {"final_answer": answer}, task, self.executor)
             return CheckResult(passed=verdict.passed, reason=verdict.reason, error=verdict.error)
 
-        return run_check
+        return feedback_check
 
 
 def candidate_record(trajectory: Any, task: Task, round_: int) -> dict[str, Any]:
