@@ -9,6 +9,7 @@ or classify transport exceptions (each backend maps its own errors to `LLMError`
 
 from __future__ import annotations
 
+import asyncio
 import random
 from dataclasses import dataclass
 from typing import Awaitable, Callable, TypeVar
@@ -40,19 +41,31 @@ def backoff_seconds(policy: RetryPolicy, attempt: int, retry_after: float | None
     return random.uniform(0, ceiling)
 
 
-def _wait(policy: RetryPolicy) -> Callable[[RetryCallState], float]:
+def _wait_after_first(policy: RetryPolicy) -> Callable[[RetryCallState], float]:
+    """Backoff for tenacity's attempts, numbered after the bare first attempt."""
     def wait(state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
         hint = exc.retry_after if isinstance(exc, LLMError) else None
-        return backoff_seconds(policy, state.attempt_number, hint)
+        return backoff_seconds(policy, state.attempt_number + 1, hint)
     return wait
 
 
 async def with_retries(policy: RetryPolicy, call: Callable[[], Awaitable[T]]) -> T:
-    """Run `call` until it succeeds, raises a non-retryable error, or runs out of attempts."""
+    """Run `call` until it succeeds, raises a non-retryable error, or runs out of attempts.
+
+    The first attempt runs bare (most requests succeed, and tenacity's bookkeeping is not free at
+    thousands of requests per second); after a retryable failure tenacity runs the remaining
+    attempts, the first of them after the backoff (or the server's hint) for attempt 1.
+    """
+    try:
+        return await call()
+    except LLMError as exc:
+        if not exc.retryable or policy.max_attempts <= 1:
+            raise
+        await asyncio.sleep(backoff_seconds(policy, 1, exc.retry_after))
     retrying = AsyncRetrying(
-        stop=stop_after_attempt(policy.max_attempts),
-        wait=_wait(policy),
+        stop=stop_after_attempt(policy.max_attempts - 1),
+        wait=_wait_after_first(policy),
         retry=retry_if_exception(is_retryable),
         reraise=True,
     )

@@ -33,7 +33,7 @@ from selfplay.jobs.sampler import TaskOutcome, TaskSampler
 from selfplay.jobs.summary import generate_summary
 from selfplay.progress import JobProgress, progress_enabled
 from selfplay.store import RunStore
-from selfplay.store.export import write_json, write_jsonl
+from selfplay.store.export import write_json, write_json_lines
 from selfplay.tasks import Task, load_tasks
 
 ROUND = 0  # generate jobs write round 0; the loop (`selfplay run`) writes rounds 1..N
@@ -129,7 +129,7 @@ class GenerateJob:
         finally:
             for backend in backends:
                 await backend.aclose()
-        write_jsonl(store.iter_candidates(ROUND), self.run_dir / "candidates.jsonl")
+        write_json_lines(store.iter_candidate_json(ROUND), self.run_dir / "candidates.jsonl")
         write_json(summary, self.run_dir / "summary.json")
         return summary
 
@@ -202,8 +202,9 @@ class GenerateJob:
                 state.stop.set()
                 return
             outcome = await sampler.run(queue.get_nowait())
-            state.outcomes.append(outcome)
             state.candidates += sum(1 for c in outcome.records if c.get("error") is None)
+            outcome.records = []  # stored already; keeping them would grow memory with the job
+            state.outcomes.append(outcome)
             if outcome.budget_refused:
                 state.stopped_reason = "budget"
                 state.stop.set()

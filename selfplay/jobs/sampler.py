@@ -60,7 +60,8 @@ class TaskSampler:
         return next_batch(sampled, passed, self.adaptive)
 
     async def run(self, task: Task) -> TaskOutcome:
-        stored = {c["sample_index"]: c for c in self.store.task_candidates(self.round, self.gen.workflow, task.id)}
+        stored = ({c["sample_index"]: c for c in self.store.task_candidates(self.round, self.gen.workflow, task.id)}
+                  if self.store.had_candidates else {})  # a fresh run has nothing to replay: skip the look-up
         outcome = TaskOutcome(task.id)
         while (n := self.plan(outcome.sampled, outcome.passed)) > 0:
             indices = range(outcome.sampled, outcome.sampled + n)

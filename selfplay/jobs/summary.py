@@ -13,6 +13,7 @@ from typing import Any
 from agents.workflows.adaptive import samples_per_solved
 from agents.workflows.dedup import dedup_report
 from agents.workflows.stats import workflow_stats
+from agents.llm.types import Usage
 from agents.workflows.trajectory import Trajectory
 
 
@@ -20,8 +21,7 @@ def generate_summary(config: Any, store: Any, llm: Any, ledger: Any, backend: An
                      session_s: float, price_version: str) -> dict[str, Any]:
     money = store.ledger_summary()
     records = list(store.iter_candidates(round_))
-    trajectories = [Trajectory.model_validate({k: v for k, v in r.items() if k not in ("round", "task_kind")})
-                    for r in records]
+    trajectories = [_trajectory(r) for r in records]
     verifier = config.generate.verifier
     verdicts = store.verdicts_for(round_, verifier) if verifier else {}
     passed = [_passed(verdicts, r) if verifier else None for r in records]
@@ -55,6 +55,15 @@ def generate_summary(config: Any, store: Any, llm: Any, ledger: Any, backend: An
         "workflow": config.generate.workflow,
         "price_table": price_version,
     }
+
+
+_FIELDS = frozenset(Trajectory.model_fields)
+
+
+def _trajectory(record: dict[str, Any]) -> Trajectory:
+    """A Trajectory from a stored record without re-validating it (the store wrote validated data)."""
+    fields = {k: v for k, v in record.items() if k in _FIELDS}
+    return Trajectory.model_construct(**{**fields, "usage": Usage.model_construct(**record.get("usage", {}))})
 
 
 def _key(record: dict[str, Any]) -> tuple[str, str, int]:

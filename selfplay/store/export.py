@@ -25,6 +25,19 @@ def write_jsonl(rows: Iterable[dict[str, Any]], path: str | Path) -> int:
     return count
 
 
+def write_json_lines(lines: Iterable[str], path: str | Path) -> int:
+    """Lines that are already JSON text (one object each), written atomically."""
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    count = 0
+    with tmp.open("w", encoding="utf-8") as handle:
+        for line in lines:
+            handle.write(line + "\n")
+            count += 1
+    os.replace(tmp, path)
+    return count
+
+
 def write_json(data: dict[str, Any], path: str | Path) -> None:
     path = Path(path)
     tmp = path.with_suffix(path.suffix + ".tmp")

@@ -42,6 +42,9 @@ class RunStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(TABLES)
         self._check_version()
+        self._replies_stored = bool(self._read("SELECT 1 FROM reservations WHERE result IS NOT NULL LIMIT 1"))
+        self._replied_keys: set[str] = set()  # replies stored by this process (when none were before it)
+        self.had_candidates = bool(self._read("SELECT 1 FROM candidates LIMIT 1"))  # False: a fresh run
 
     # --- lifecycle -----------------------------------------------------------------
     def close(self) -> None:
@@ -89,7 +92,10 @@ class RunStore:
 
     # --- request cache (ResponseCache) ---------------------------------------------------
     def get_response(self, key: str) -> dict[str, Any] | None:
-        rows = self._read("SELECT result FROM responses WHERE key = ?", (key,))
+        """The stored reply of a request with this content key (a fresh run skips the look-up)."""
+        if not self._replies_stored and key not in self._replied_keys:
+            return None
+        rows = self._read("SELECT result FROM reservations WHERE key = ? AND result IS NOT NULL LIMIT 1", (key,))
         return json.loads(rows[0][0]) if rows else None
 
     # --- ledger (LedgerBackend) -------------------------------------------------------
@@ -117,18 +123,16 @@ class RunStore:
         payload = payload or {}
         result = payload.get("result")
         usage = (result or {}).get("usage", {})
-        with self._lock:
-            self._db.execute("BEGIN")
+        stored = json.dumps(result) if result is not None and payload.get("key") else None
+        with self._lock:  # one statement: the cost and the reply land together or not at all
             self._db.execute(
                 "UPDATE reservations SET status = 'settled', usd = ?, prompt_tokens = ?, completion_tokens = ?, "
-                "cached_tokens = ?, http_requests = ?, estimated = ?, error = ?, settled = ? WHERE id = ?",
+                "cached_tokens = ?, http_requests = ?, estimated = ?, error = ?, result = ?, settled = ? WHERE id = ?",
                 (usd, usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0),
                  usage.get("cached_prompt_tokens", 0), (result or {}).get("requests", 0),
-                 int(bool(usage.get("estimated"))), payload.get("error"), time.time(), reservation.id))
-            if result is not None and payload.get("key"):
-                self._db.execute("INSERT OR REPLACE INTO responses(key, result, created) VALUES (?, ?, ?)",
-                                 (payload["key"], json.dumps(result), time.time()))
-            self._db.execute("COMMIT")
+                 int(bool(usage.get("estimated"))), payload.get("error"), stored, time.time(), reservation.id))
+            if stored is not None:
+                self._replied_keys.add(reservation.key)
 
     def record_elapsed(self, elapsed_s: float) -> None:
         self.set_meta("elapsed_s", repr(elapsed_s))
@@ -174,11 +178,16 @@ class RunStore:
 
     def iter_candidates(self, round_: int | None = None) -> Iterator[dict[str, Any]]:
         """Candidates in task order, then workflow, then sample index."""
+        for body in self.iter_candidate_json(round_):
+            yield json.loads(body)
+
+    def iter_candidate_json(self, round_: int | None = None) -> Iterator[str]:
+        """The stored JSON text of each candidate (exports copy it as is), in `iter_candidates` order."""
         sql = ("SELECT c.body FROM candidates c LEFT JOIN tasks t ON t.id = c.task_id "
                + ("WHERE c.round = ? " if round_ is not None else "")
                + "ORDER BY c.round, t.position, c.task_id, c.workflow, c.sample_index")
         for (body,) in self._read(sql, (round_,) if round_ is not None else ()):
-            yield json.loads(body)
+            yield body
 
     def candidate_error_counts(self, round_: int | None = None) -> dict[str, int]:
         where = "WHERE error IS NOT NULL" + (" AND round = ?" if round_ is not None else "")

@@ -17,13 +17,9 @@ CREATE TABLE IF NOT EXISTS tasks (
     position INTEGER NOT NULL,
     body TEXT NOT NULL
 );
--- the content-keyed request cache: one row per request that got a usable reply
-CREATE TABLE IF NOT EXISTS responses (
-    key TEXT PRIMARY KEY,
-    result TEXT NOT NULL,
-    created REAL NOT NULL
-);
--- the budget ledger: one row per request reserved before it was sent
+-- the budget ledger AND the content-keyed request cache: one row per request reserved before it was
+-- sent; settling it writes the real cost and (for a usable reply) the reply itself in ONE statement,
+-- so a reply is never stored unpaid nor paid unstored
 CREATE TABLE IF NOT EXISTS reservations (
     id TEXT PRIMARY KEY,
     key TEXT NOT NULL,
@@ -37,10 +33,12 @@ CREATE TABLE IF NOT EXISTS reservations (
     http_requests INTEGER NOT NULL DEFAULT 0,
     estimated INTEGER NOT NULL DEFAULT 0,
     error TEXT,
+    result TEXT,
     created REAL NOT NULL,
     settled REAL
 );
 CREATE INDEX IF NOT EXISTS reservations_status ON reservations(status);
+CREATE INDEX IF NOT EXISTS reservations_replies ON reservations(key) WHERE result IS NOT NULL;
 CREATE TABLE IF NOT EXISTS candidates (
     task_id TEXT NOT NULL,
     round INTEGER NOT NULL,
