@@ -4,8 +4,8 @@ What it is for: tasks, the content-keyed request cache, the budget ledger (it is
 `LedgerBackend` and the metered LLM's `ResponseCache`), candidates, verdicts and round records.
 Every write is its own committed transaction, so a `kill -9` at any moment loses at most the
 write in progress and never corrupts the file (SQLite's WAL guarantees that). A settled request's
-ledger row and its cached reply are written in ONE transaction: a reply is never stored unpaid nor
-paid unstored. An exclusive lock file keeps two processes off one run directory.
+cost and its reply are written in ONE statement on its ledger row: a reply is never stored unpaid
+nor paid unstored. An exclusive lock file keeps two processes off one run directory.
 What it does not do: network access (the store is local; a cluster sends results to one writer),
 or any decision about what to generate or train.
 """
