@@ -40,6 +40,7 @@ class RunStore:
         self._lock = threading.RLock()
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA wal_autocheckpoint=16384")  # fewer, larger checkpoints: less fsync stall per write
         self._db.executescript(TABLES)
         self._check_version()
         self._replies_stored = bool(self._read("SELECT 1 FROM reservations WHERE result IS NOT NULL LIMIT 1"))
