@@ -27,7 +27,7 @@ demo: $(STAMP)
 	$(BIN)/selfplay demo --out runs/demo
 
 $(VENV)/.bench-installed: $(STAMP)
-	$(BIN)/pip install -q -e ".[train,dev,bench]"
+	$(BIN)/pip install -q -e ".[train,dev,ray,bench]"
 	touch $@
 
 bench: $(VENV)/.bench-installed
