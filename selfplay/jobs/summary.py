@@ -57,13 +57,32 @@ def generate_summary(config: Any, store: Any, llm: Any, ledger: Any, backend: An
     }
 
 
-_FIELDS = frozenset(Trajectory.model_fields)
+class _StoredTrajectory:
+    """A read-only view of a stored candidate with the attributes the summary's statistics read.
+
+    Building real `Trajectory` models for every candidate of a large job costs more than the rest of
+    the summary; the store wrote validated data, so a thin view is enough.
+    """
+
+    __slots__ = ("_r", "usage")
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        self._r = record
+        self.usage = Usage.model_construct(**record.get("usage", {}))
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._r[name]
+        except KeyError:
+            return Trajectory.model_fields[name].get_default(call_default_factory=True)
+
+    @property
+    def completion_messages(self) -> list:
+        return self._r["messages"][self._r.get("prompt_messages", 1):]
 
 
-def _trajectory(record: dict[str, Any]) -> Trajectory:
-    """A Trajectory from a stored record without re-validating it (the store wrote validated data)."""
-    fields = {k: v for k, v in record.items() if k in _FIELDS}
-    return Trajectory.model_construct(**{**fields, "usage": Usage.model_construct(**record.get("usage", {}))})
+def _trajectory(record: dict[str, Any]) -> Any:
+    return _StoredTrajectory(record)
 
 
 def _key(record: dict[str, Any]) -> tuple[str, str, int]:
