@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,3 +63,23 @@ def read_summary(out: Path) -> dict:
 
 def read_candidates(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "candidates.jsonl").read_text().splitlines()]
+
+
+def stored_candidates(out: Path) -> int:
+    """Candidates in a run store, read beside a running job (0 before the store exists)."""
+    try:
+        with sqlite3.connect(out / "run.db", timeout=5) as db:
+            return db.execute("SELECT COUNT(*) FROM candidates").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def kill_generate_mid_job(config: Path, out: Path, at_least: int, total: int) -> None:
+    """Start `selfplay generate`, SIGKILL it once `at_least` candidates are stored, check it died mid-job."""
+    process = popen("generate", "--config", str(config), "--out", str(out), "--no-progress")
+    deadline = time.monotonic() + 60
+    while stored_candidates(out) < at_least and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.kill()
+    process.wait()
+    assert 0 < stored_candidates(out) < total, "the kill must land mid-job"

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
-import time
 
 import pytest
 
 from selfplay.testing import MockServer
-from tests.gen_helpers import cli, popen, read_candidates, read_summary, write_job
+from tests.gen_helpers import cli, kill_generate_mid_job, read_candidates, read_summary, write_job
 
 EVERY_FAULT = {"429": 0.2, "500": 0.2, "timeout": 0.2, "malformed": 0.2, "truncate": 0.2}
 VOLATILE = ("requests", "cache_hits", "cost_usd")  # how a candidate was paid for, not what it is
@@ -51,14 +49,6 @@ def test_budget_cap_is_never_exceeded_at_concurrency_256_and_exits_3(tmp_path):
     assert 0 < summary["tasks_complete"] < 400
 
 
-def _stored_candidates(out) -> int:
-    try:
-        with sqlite3.connect(out / "run.db", timeout=5) as db:
-            return db.execute("SELECT COUNT(*) FROM candidates").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
-
-
 def _comparable(candidates: list[dict]) -> list[dict]:
     return [{k: v for k, v in c.items() if k not in VOLATILE} for c in candidates]
 
@@ -71,13 +61,7 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run_and_pays_nothing_twice(t
         server.reset()
 
         out = tmp_path / "killed"
-        process = popen("generate", "--config", str(config), "--out", str(out), "--no-progress")
-        deadline = time.monotonic() + 60
-        while _stored_candidates(out) < 100 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        process.kill()
-        process.wait()
-        assert 0 < _stored_candidates(out) < 480, "the kill must land mid-job"
+        kill_generate_mid_job(config, out, at_least=100, total=480)
         resumed = cli("generate", "--config", str(config), "--out", str(out), "--no-progress")
         stats = server.stats()
     assert resumed.returncode == 0, resumed.stderr

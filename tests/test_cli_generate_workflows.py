@@ -4,13 +4,12 @@ and a kill -9 in the middle of multi-turn trajectories followed by a resume that
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
 from selfplay.testing import MockServer
-from tests.gen_helpers import cli, popen, read_candidates, read_summary
-from tests.test_cli_generate import _comparable, _stored_candidates
+from tests.gen_helpers import cli, kill_generate_mid_job, read_candidates, read_summary
+from tests.test_cli_generate import _comparable
 from tests.test_workflow_mock import SCRIPT
 
 CONFIG = """
@@ -107,13 +106,7 @@ def test_kill_9_mid_trajectory_then_resume_pays_no_turn_twice(tmp_path):
         reference, _ = run(config, tmp_path / "ref")
         server.reset()
         out = tmp_path / "killed"
-        process = popen("generate", "--config", str(config), "--out", str(out), "--no-progress")
-        deadline = time.monotonic() + 60
-        while _stored_candidates(out) < 30 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        process.kill()
-        process.wait()
-        assert 0 < _stored_candidates(out) < 120
+        kill_generate_mid_job(config, out, at_least=30, total=120)
         again, _ = run(config, out)
         stats = server.stats()
     assert _comparable(read_candidates(out)) == _comparable(read_candidates(tmp_path / "ref"))

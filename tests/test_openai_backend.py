@@ -1,6 +1,5 @@
 """The openai backend against the mock endpoint: n=K, fallbacks, usage, retries, fail-fast errors."""
 
-import asyncio
 import time
 
 import pytest

@@ -25,8 +25,7 @@ from selfplay.executors.ray_executor import worker_name  # noqa: E402
 from selfplay.jobs.generate import GenerateJob  # noqa: E402
 from selfplay.store import RunStore  # noqa: E402
 from selfplay.testing import MockServer  # noqa: E402
-from tests.gen_helpers import cli, popen, read_summary, write_job  # noqa: E402
-from tests.test_cli_generate import _stored_candidates  # noqa: E402
+from tests.gen_helpers import cli, kill_generate_mid_job, read_summary, write_job  # noqa: E402
 
 VOLATILE = ("requests", "cache_hits", "cost_usd", "latency_s")  # how a candidate was paid for, not what it is
 CODE_SCRIPT = {"rules": [{"name": "code", "match": r"returns (\d+)", "pick": "cycle", "replies": [
@@ -147,13 +146,7 @@ def test_a_killed_ray_driver_resumes_with_nothing_lost_and_nothing_paid_twice(tm
         with config.open("a") as handle:
             handle.write(f'\n[executor]\nkind = "ray"\naddress = "{address}"\nworkers = 2\n')
         out = tmp_path / "killed"
-        process = popen("generate", "--config", str(config), "--out", str(out), "--no-progress")
-        deadline = time.monotonic() + 60
-        while _stored_candidates(out) < 80 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        process.kill()
-        process.wait()
-        assert 0 < _stored_candidates(out) < 320, "the kill must land mid-job"
+        kill_generate_mid_job(config, out, at_least=80, total=320)
         resumed = cli("generate", "--config", str(config), "--out", str(out), "--no-progress")
         stats = server.stats()
     assert resumed.returncode == 0, resumed.stderr

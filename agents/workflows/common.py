@@ -21,9 +21,9 @@ import hashlib
 import inspect
 import re
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Annotated, Any, Awaitable, Callable, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import AfterValidator, BaseModel, ValidationError
 
 from agents.llm.base import LLM
 from agents.llm.sampling import sample_k
@@ -69,6 +69,27 @@ def parse_options(model: type[OptionsT], options: dict[str, Any] | None, workflo
         problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '(options)'}: {err['msg']}"
                              for err in exc.errors())
         raise ValueError(f"workflow {workflow!r} options: {problems}") from None
+
+
+def _compiles(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"not a valid regular expression: {exc}") from None
+    return value
+
+
+def template_with(*placeholders: str) -> Any:
+    """A `str` option type that must contain each `{placeholder}` (checked when options are parsed)."""
+    def check(value: str) -> str:
+        for name in placeholders:
+            if "{" + name + "}" not in value:
+                raise ValueError("must contain {" + name + "}")
+        return value
+    return Annotated[str, AfterValidator(check)]
+
+
+Regex = Annotated[str, AfterValidator(_compiles)]  # a `str` option that must compile as a regular expression
 
 
 def render(template: str, **fields: str) -> str:

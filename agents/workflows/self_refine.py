@@ -18,11 +18,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from agents.llm.base import LLM
 from agents.llm.types import Message, SamplingParams
-from agents.workflows.common import (Rollout, first_turn, gather_rollouts, last_user_text, next_turn,
+from agents.workflows.common import (Regex, template_with,
+                                     Rollout, first_turn, gather_rollouts, last_user_text, next_turn,
                                      parse_options, render, side_call)
 from agents.workflows.steps import split_steps
 from agents.workflows.trajectory import Trajectory
@@ -53,36 +54,16 @@ class SelfRefineOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     max_rounds: int = Field(default=2, ge=1, le=20)
-    critique_template: str = CRITIQUE_TEMPLATE
-    revise_template: str = REVISE_TEMPLATE
-    accept_pattern: str = r"(?i)verdict\s*:\s*\**\s*correct\b"
+    critique_template: template_with("answer") = CRITIQUE_TEMPLATE
+    revise_template: template_with("critique") = REVISE_TEMPLATE
+    accept_pattern: Regex = r"(?i)verdict\s*:\s*\**\s*correct\b"
     critic_model: str | None = None          # the caller builds this LLM and passes it as critic_llm
     critic_temperature: float | None = Field(default=0.0, ge=0.0)  # None: the policy's temperature
     critic_max_tokens: int | None = Field(default=None, ge=1)      # None: the policy's max_tokens
     step_separator: str | None = None
 
-    @field_validator("critique_template")
-    @classmethod
-    def _critique_has_answer(cls, value: str) -> str:
-        if "{answer}" not in value:
-            raise ValueError("must contain {answer}")
-        return value
 
-    @field_validator("revise_template")
-    @classmethod
-    def _revise_has_critique(cls, value: str) -> str:
-        if "{critique}" not in value:
-            raise ValueError("must contain {critique}")
-        return value
 
-    @field_validator("accept_pattern")
-    @classmethod
-    def _pattern_compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from None
-        return value
 
 
 async def run_self_refine(llm: LLM, task_id: str, messages: list[Message], params: SamplingParams, k: int, *,

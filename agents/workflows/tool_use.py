@@ -24,11 +24,11 @@ import json
 import re
 from typing import Any, Awaitable, Callable, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from agents.llm.base import LLM
 from agents.llm.types import Message, SamplingParams
-from agents.workflows.common import Rollout, first_turn, gather_rollouts, maybe_await, next_turn, parse_options
+from agents.workflows.common import Regex, Rollout, template_with, first_turn, gather_rollouts, maybe_await, next_turn, parse_options
 from agents.workflows.steps import conversation_steps
 from agents.workflows.toolcalls import (CodeRequest, fenced_code, observation, python_tool_schema, read_tool_call,
                                        tool_failure)
@@ -52,26 +52,12 @@ class ToolUseOptions(BaseModel):
     tool_description: str = "Run a Python 3 program and return what it prints (stdout and stderr)."
     tools_instruction: str = ""                 # merged into the system message in tools / auto mode
     fenced_instruction: str = FENCED_INSTRUCTION  # merged into the system message in fenced mode
-    observation_template: str = "```output\n{output}\n```"
-    final_pattern: str = r"\\boxed\{|(?i:final answer)"  # a reply matching it is final even with code
+    observation_template: template_with("output") = "```output\n{output}\n```"
+    final_pattern: Regex = r"\\boxed\{|(?i:final answer)"  # a reply matching it is final even with code
     code_languages: list[str] = Field(default_factory=lambda: ["python", "py", "python3"])
     max_observation_chars: int = Field(default=4000, ge=100)
 
-    @field_validator("final_pattern")
-    @classmethod
-    def _pattern_compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from None
-        return value
 
-    @field_validator("observation_template")
-    @classmethod
-    def _template_has_output(cls, value: str) -> str:
-        if "{output}" not in value:
-            raise ValueError("must contain {output}")
-        return value
 
 
 async def run_tool_use(llm: LLM, task_id: str, messages: list[Message], params: SamplingParams, k: int, *,

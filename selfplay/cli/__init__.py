@@ -13,6 +13,9 @@ import sys
 
 from selfplay.errors import BudgetStop, UserError
 
+# Packages of the optional extras: a command needing one that is absent is listed as unavailable.
+OPTIONAL_PACKAGES = {"torch", "transformers", "peft", "accelerate", "tokenizers", "safetensors", "ray", "vllm"}
+
 # Module names under selfplay.cli, in the order `selfplay --help` lists them.
 COMMANDS = ["generate", "run", "demo", "report", "train", "serve", "mock_server", "prm_label"]
 
@@ -24,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(f"selfplay.cli.{name}")
         except ImportError as exc:  # an optional extra is missing: say so, keep the rest usable
+            if (exc.name or "").split(".")[0] not in OPTIONAL_PACKAGES:
+                raise  # a broken import of our own is a bug, not a missing extra
             missing = sub.add_parser(name.replace("_", "-"), help=f"(unavailable: {exc})")
             missing.set_defaults(func=_unavailable(name, exc))
             continue

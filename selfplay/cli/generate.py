@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 
 from selfplay.config import load_generate_config
 from selfplay.errors import EXIT_BUDGET
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
                                               "requests", "cost_usd", "cache_hits", "errors")}))
     if summary["stopped_reason"] == "budget":
         print(f"stopped: budget cap ({summary['budget_cap']}) reached; raise [budget] and run the same command "
-              f"to continue", file=__import__("sys").stderr)
+              f"to continue", file=sys.stderr)
         return EXIT_BUDGET
     return 130 if summary["stopped_reason"] == "interrupted" else 0
 

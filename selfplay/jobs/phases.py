@@ -18,6 +18,7 @@ from agents.workflows.registry import budget_exhausted, run_workflow
 from selfplay.datasets import preference_row, rl_row, sft_row
 from selfplay.metrics import maj_at_k, mean_pass_at_k
 from selfplay.crashpoints import crash_point
+from selfplay.jobs.sampler import candidate_record
 from selfplay.select import Scored, best_of_k, contaminated, majority_label, preference_pairs, rejection_sample, rl_group
 from selfplay.store import RunStore
 from selfplay.tasks import Task
@@ -54,8 +55,9 @@ async def sample_chunked(llm: Any, store: RunStore, round_: int, tasks: list[Tas
 
 
 def _record(trajectory: Any, task: Task, round_: int, label: str) -> dict[str, Any]:
-    record = trajectory.model_dump(mode="json")
-    record.update(round=round_, task_kind=task.kind, generator=record["workflow"], workflow=label)
+    """The generate job's candidate record, filed under `label` (the workflow that made it kept as `generator`)."""
+    record = candidate_record(trajectory, task, round_)
+    record.update(generator=record["workflow"], workflow=label)
     return record
 
 
