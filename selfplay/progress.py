@@ -19,6 +19,7 @@ class JobProgress:
 
     def __init__(self, description: str, total: int, *, usd_cap: float | None = None, enabled: bool = True) -> None:
         self._console = Console(stderr=True)
+        self.enabled = enabled
         self._usd_cap = usd_cap
         self._started = time.monotonic()
         self._last = 0.0
@@ -34,6 +35,10 @@ class JobProgress:
 
     def __exit__(self, *exc: object) -> None:
         self._progress.stop()
+
+    def due(self, force: bool = False) -> bool:
+        """Whether an `update` now would show anything (callers can skip gathering the figures)."""
+        return self.enabled and (force or time.monotonic() - self._last >= 0.25)
 
     def update(self, *, done: int, candidates: int, tokens: int, usd: float, requests: int, force: bool = False) -> None:
         now = time.monotonic()

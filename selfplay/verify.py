@@ -89,12 +89,13 @@ async def verify_candidates(store: RunStore, round_: int, candidates: list[dict[
                             verifier: str, *, concurrency: int = 4,
                             executor: Executor | None = None,
                             check: Any = None) -> dict[tuple[str, str, int], dict[str, Any]]:
-    """Verdicts for every ok candidate given (stored ones reused); returns the round's verdicts by candidate key.
+    """Verdicts for every ok candidate given (stored ones reused); returns the verdicts of the given
+    candidates' tasks by candidate key.
 
     Run the checks on a long-lived `executor` (the code sandbox's warm workers belong to the thread
     that started them)."""
     check = get_check(verifier, check)
-    done = store.verdicts_for(round_, verifier)
+    done = store.verdicts_for(round_, verifier, {c["task_id"] for c in candidates})
     todo = [c for c in candidates if c.get("error") is None and _key(c) not in done]
     groups: dict[str, list[dict[str, Any]]] = {}
     for cand in todo:

@@ -72,3 +72,38 @@ def test_ledger_survives_restart_and_unsettled_reservations_become_orphans(tmp_p
         assert store.orphaned_keys() == ["b"]
         with pytest.raises(BudgetExceeded):
             ledger.reserve(0.61, 0)
+
+
+def _on_disk(path, sql: str) -> list[tuple]:
+    """What another process would read: a second connection sees committed rows only."""
+    import sqlite3
+
+    with sqlite3.connect(path / "run.db") as db:
+        return db.execute(sql).fetchall()
+
+
+async def test_group_commits_put_a_reservation_on_disk_before_areserve_returns(tmp_path):
+    with RunStore(tmp_path) as store:
+        ledger = BudgetLedger(Caps(usd=1.0), backend=store)
+        async with store.group_commits(max_delay_s=60):
+            first, second = await asyncio.gather(ledger.areserve(0.1, 5, key="a"), ledger.areserve(0.1, 5, key="b"))
+            assert _on_disk(tmp_path, "SELECT key, status FROM reservations ORDER BY key") == [
+                ("a", "reserved"), ("b", "reserved")]
+            ledger.settle(first, 0.05, 4, {"key": "a", "result": {"usage": {}, "requests": 1}})
+            store.put_candidates(0, [{"task_id": "t", "workflow": "direct", "sample_index": 0}])
+            assert store.get_response("a") is not None  # this process reads what is staged
+            assert _on_disk(tmp_path, "SELECT COUNT(*) FROM candidates") == [(0,)]  # staged, not committed yet
+            await ledger.areserve(0.1, 5, key="c")  # the next reservation's commit carries them
+            assert _on_disk(tmp_path, "SELECT status FROM reservations WHERE key = 'a'") == [("settled",)]
+            assert _on_disk(tmp_path, "SELECT COUNT(*) FROM candidates") == [(1,)]
+            ledger.settle(second, 0.05, 4, {"key": "b", "result": {"usage": {}, "requests": 1}})
+        assert _on_disk(tmp_path, "SELECT status FROM reservations WHERE key = 'b'") == [("settled",)]
+
+
+async def test_group_commits_commit_staged_writes_within_max_delay(tmp_path):
+    with RunStore(tmp_path) as store:
+        async with store.group_commits(max_delay_s=0.05):
+            store.put_candidates(0, [{"task_id": "t", "workflow": "direct", "sample_index": 0}])
+            assert _on_disk(tmp_path, "SELECT COUNT(*) FROM candidates") == [(0,)]
+            await asyncio.sleep(0.2)
+            assert _on_disk(tmp_path, "SELECT COUNT(*) FROM candidates") == [(1,)]

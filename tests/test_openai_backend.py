@@ -124,3 +124,31 @@ async def test_metered_refuses_what_does_not_fit_and_sends_nothing():
             await llm.chat(ASK, SamplingParams(max_tokens=32))
         await llm.aclose()
         assert server.stats()["by_endpoint"].get("chat.completions", 0) == 0
+
+
+def test_reply_json_becomes_a_chat_result_with_null_members_dropped():
+    from agents.llm.openai_backend import to_chat_result
+
+    call = {"id": "c1", "type": "function", "function": {"name": "run", "arguments": "{}"}, "extra": None}
+    raw = {"model": "m", "choices": [
+        {"index": 0, "finish_reason": "tool_calls",
+         "message": {"role": "assistant", "content": None, "refusal": None, "tool_calls": [call]}},
+        {"index": 1, "finish_reason": "stop", "message": {"content": "5"}}],
+        "usage": {"prompt_tokens": 7, "completion_tokens": 3, "prompt_tokens_details": {"cached_tokens": 4}}}
+    result = to_chat_result(raw, "fallback", ASK)
+    assert result.choices[0].message == {"role": "assistant", "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "run", "arguments": "{}"}}]}
+    assert result.choices[1].message == {"role": "assistant", "content": "5"} and result.choices[1].text == "5"
+    assert (result.usage.prompt_tokens, result.usage.completion_tokens, result.usage.cached_prompt_tokens) == (7, 3, 4)
+    for bad in ({"choices": []}, {"choices": [{"index": 0}]}, "not json", {"choices": [{"message": {"content": 3}}]}):
+        with pytest.raises(LLMError) as caught:
+            to_chat_result(bad, "m", ASK)
+        assert caught.value.kind == "malformed_reply" and caught.value.retryable
+
+
+def test_request_body_merges_extra_body_last():
+    from agents.llm.openai_backend import request_body
+
+    body = request_body("m", ASK, SamplingParams(max_tokens=8, seed=3, stop=["\n"]), None, {"top_k": 5, "n": 2})
+    assert body == {"model": "m", "messages": ASK, "max_tokens": 8, "temperature": 1.0, "top_p": 1.0, "n": 2,
+                    "stop": ["\n"], "seed": 3, "top_k": 5}

@@ -19,6 +19,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from selfplay.jobs.prm_label import dedup_candidates  # noqa: E402
 from selfplay.jobs.prm_rollouts import prefixes  # noqa: E402
 from selfplay.taskgen import addition_task, worked_solution  # noqa: E402
 from tests.tiny_model import save_tiny  # noqa: E402
@@ -139,9 +140,17 @@ def test_sampling_candidates_first_and_soft_labels(tmp_path, model_dir):
     result = cli("--config", str(config), "--out", str(tmp_path / "o"))
     assert result.returncode == 0, result.stderr
     out = summary(tmp_path / "o")
-    assert out["candidates"] == 6 and out["rows"] == len(rows(tmp_path / "o"))
+    assert out["candidates"] + out["duplicates"] == 6 and out["rows"] == len(rows(tmp_path / "o"))
     for row in rows(tmp_path / "o"):
         assert all(isinstance(label, float) and 0.0 <= label <= 1.0 for label in row["labels"])
+
+
+def test_a_repeated_candidate_is_labelled_once_unless_dedup_is_off():
+    first = {"task_id": "t1", "sample_index": 0, "final_answer": "1+1=2 c0. \\boxed{2}"}
+    candidates = [first, {**first, "sample_index": 1}, {**first, "task_id": "t2"}, {**first, "final_answer": "x"}]
+    kept, duplicates = dedup_candidates(candidates, True)
+    assert kept == [candidates[0], candidates[2], candidates[3]] and duplicates == 1
+    assert dedup_candidates(candidates, False) == (candidates, 0)
 
 
 def test_resume_with_changed_rollouts_is_refused(reference):

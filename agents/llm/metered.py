@@ -3,9 +3,10 @@
 What it is for: `MeteredLLM(inner, price, ledger, cache)` is itself an `LLM`. For each request it
 (1) looks the request up by content key (model, messages, sampling parameters, seed, tools, sample
 offset) and returns a stored reply at $0; else (2) reserves the worst case (prompt upper bound +
-max_tokens x n, priced) in the ledger, which refuses if a cap would be passed; (3) sends; (4)
-settles the reservation to the real cost and hands the reply to the ledger's backend, which stores
-it under the key in the same write. A resumed job therefore never pays twice for a stored reply.
+max_tokens x n, priced) in the ledger, which refuses if a cap would be passed, and waits until the
+reservation is on record; (3) sends; (4) settles the reservation to the real cost and hands the
+reply to the ledger's backend, which stores it under the key in the same write. A resumed job
+therefore never pays twice for a stored reply.
 What it does not do: retries (the backend's), or top-ups of missing choices (`sampling`).
 """
 
@@ -83,7 +84,7 @@ class MeteredLLM:
             return ChatResult.model_validate(cached).model_copy(
                 update={"cache_hit": True, "cost_usd": 0.0, "requests": 0, "latency_s": 0.0})
         worst_tokens, worst_usd = self._worst_case(messages, params, tools)
-        reservation = self.ledger.reserve(worst_usd, worst_tokens, key=key)
+        reservation = await self.ledger.areserve(worst_usd, worst_tokens, key=key)
         try:
             result = await self.inner.chat(messages, params, tools=tools, sample_offset=sample_offset)
         except BaseException as exc:

@@ -1,9 +1,13 @@
 """The `openai` backend: any OpenAI-compatible chat endpoint (OpenAI, vLLM serve, SGLang, Ollama...).
 
-What it is for: one HTTP request per `chat` call through the official `openai` SDK (`AsyncOpenAI`,
-its own retries off), with our tenacity policy, bounded concurrency (a semaphore held only while a
-request is on the wire, not while backing off), `n` passed through, usage read from the reply (or
-estimated and marked so), and every failure mapped to an `LLMError` kind.
+What it is for: one HTTP request per `chat` call through the official `openai` SDK's client
+(`AsyncOpenAI`: its transport, auth, base URL, timeouts and error classes; its own retries off),
+with our tenacity policy, bounded concurrency (a semaphore held only while a request is on the wire,
+not while backing off), `n` passed through, usage read from the reply (or estimated and marked so),
+and every failure mapped to an `LLMError` kind. The request body is posted as built and the reply
+read as plain JSON, straight into our own `ChatResult`: the SDK's typed path (its request transform
+and response models) costs about a millisecond of CPU per request, which at hundreds of requests in
+flight is most of what this process spends per request.
 What it does not do: top up fewer choices than asked (`agents.llm.sampling`), price, cache or
 budget (`agents.llm.metered`).
 """
@@ -59,8 +63,9 @@ class OpenAIBackend:
                 self.attempt_errors[exc.kind] += 1
                 raise
 
-        result = await with_retries(self.retry, attempt)
-        return result.model_copy(update={"latency_s": time.perf_counter() - started, "requests": attempts})
+        result = await with_retries(self.retry, attempt)  # a fresh result: set its timing in place
+        result.latency_s, result.requests = time.perf_counter() - started, attempts
+        return result
 
     async def list_models(self) -> list[str]:
         """Model ids the server offers (used as a reachability check before a job starts)."""
@@ -72,22 +77,28 @@ class OpenAIBackend:
 
     async def _send(self, messages: list[Message], params: SamplingParams,
                     tools: list[dict[str, Any]] | None) -> Any:
-        kwargs: dict[str, Any] = {
-            "model": self.model, "messages": messages, "max_tokens": params.max_tokens,
-            "temperature": params.temperature, "top_p": params.top_p, "n": params.n,
-        }
-        if params.stop:
-            kwargs["stop"] = params.stop
-        if params.seed is not None:
-            kwargs["seed"] = params.seed
-        if tools:
-            kwargs["tools"] = tools
-        if self.extra_body:
-            kwargs["extra_body"] = self.extra_body
+        """POST /chat/completions; the reply's JSON as parsed (the SDK raises its errors for HTTP statuses)."""
+        body = request_body(self.model, messages, params, tools, self.extra_body)
         try:
-            return await self._client.chat.completions.create(**kwargs)
+            return await self._client.post("/chat/completions", body=body, cast_to=object)
         except Exception as exc:  # noqa: BLE001 - every transport failure becomes an LLMError
             raise map_error(exc) from exc
+
+
+def request_body(model: str, messages: list[Message], params: SamplingParams, tools: list[dict[str, Any]] | None,
+                 extra_body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON body of a chat completion request; `extra_body` keys are merged in last (as the SDK does)."""
+    body: dict[str, Any] = {"model": model, "messages": messages, "max_tokens": params.max_tokens,
+                            "temperature": params.temperature, "top_p": params.top_p, "n": params.n}
+    if params.stop:
+        body["stop"] = params.stop
+    if params.seed is not None:
+        body["seed"] = params.seed
+    if tools:
+        body["tools"] = tools
+    if extra_body:
+        body.update(extra_body)
+    return body
 
 
 def map_error(exc: BaseException) -> LLMError:
@@ -131,34 +142,43 @@ def _server_message(exc: openai.APIStatusError) -> str:
 
 
 def to_chat_result(raw: Any, model: str, messages: list[Message]) -> ChatResult:
-    """Validate an SDK completion into a ChatResult; a reply without usable choices is malformed."""
-    raw_choices = getattr(raw, "choices", None)
+    """Validate a chat completion (the reply's JSON) into a ChatResult; a reply without usable choices is malformed."""
+    raw_choices = raw.get("choices") if isinstance(raw, dict) else None
     if not isinstance(raw_choices, list) or not raw_choices:
         raise LLMError("malformed_reply", "reply has no choices", retryable=True)
     choices = [_to_choice(c, i) for i, c in enumerate(raw_choices)]
-    usage = _usage(getattr(raw, "usage", None), messages, choices)
-    return ChatResult(model=getattr(raw, "model", None) or model, choices=choices, usage=usage)
+    usage = _usage(raw.get("usage"), messages, choices)
+    return ChatResult(model=raw.get("model") or model, choices=choices, usage=usage)
 
 
 def _to_choice(raw: Any, position: int) -> Choice:
-    message = getattr(raw, "message", None)
-    if message is None or not hasattr(message, "model_dump"):
+    message = raw.get("message") if isinstance(raw, dict) else None
+    if not isinstance(message, dict):
         raise LLMError("malformed_reply", f"choice {position} has no message", retryable=True)
-    data = message.model_dump(exclude_none=True, mode="json")
+    data = _without_none(message)
     data.setdefault("role", "assistant")
     if not isinstance(data.get("content", ""), str):
         raise LLMError("malformed_reply", f"choice {position} content is not text", retryable=True)
-    index = getattr(raw, "index", None)
-    return Choice(index=index if isinstance(index, int) else position, message=data,
-                  finish_reason=getattr(raw, "finish_reason", None))
+    index, finish = raw.get("index"), raw.get("finish_reason")
+    return Choice(index=index if type(index) is int else position, message=data,
+                  finish_reason=finish if isinstance(finish, str) else None)
+
+
+def _without_none(value: Any) -> Any:
+    """JSON with null members dropped, at every depth (a message keeps only what the server set)."""
+    if isinstance(value, dict):
+        return {key: _without_none(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [_without_none(item) for item in value]
+    return value
 
 
 def _usage(raw: Any, messages: list[Message], choices: list[Choice]) -> Usage:
-    prompt = getattr(raw, "prompt_tokens", None)
-    completion = getattr(raw, "completion_tokens", None)
-    if isinstance(prompt, int) and isinstance(completion, int):
-        details = getattr(raw, "prompt_tokens_details", None)
-        cached = getattr(details, "cached_tokens", None) or 0
+    raw = raw if isinstance(raw, dict) else {}
+    prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
+    if type(prompt) is int and type(completion) is int:
+        details = raw.get("prompt_tokens_details")
+        cached = (details.get("cached_tokens") if isinstance(details, dict) else None) or 0
         return Usage(prompt_tokens=prompt, completion_tokens=completion, cached_prompt_tokens=int(cached))
     completion_estimate = sum(estimate_tokens(c.text) + _tool_call_tokens(c) for c in choices)
     return Usage(prompt_tokens=estimate_prompt_tokens(messages), completion_tokens=completion_estimate,

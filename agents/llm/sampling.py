@@ -45,6 +45,7 @@ async def _single(llm: LLM, messages: list[Message], params: SamplingParams, off
 
 
 def _renumber(results: list[ChatResult], k: int) -> list[ChatResult]:
+    """Choices numbered 0..K-1 across the results; a result that needs no change is returned as is."""
     index = 0
     out = []
     for result in results:
@@ -52,7 +53,8 @@ def _renumber(results: list[ChatResult], k: int) -> list[ChatResult]:
         for choice in result.choices:
             if index >= k:
                 break
-            kept.append(choice.model_copy(update={"index": index}))
+            kept.append(choice if choice.index == index else choice.model_copy(update={"index": index}))
             index += 1
-        out.append(result.model_copy(update={"choices": kept}))
+        same = len(kept) == len(result.choices) and all(a is b for a, b in zip(kept, result.choices))
+        out.append(result if same else result.model_copy(update={"choices": kept}))
     return out

@@ -49,7 +49,11 @@ class Reservation(BaseModel):
 
 
 class LedgerBackend(Protocol):
-    """Durable storage of the ledger (implemented by selfplay's run store)."""
+    """Durable storage of the ledger (implemented by selfplay's run store).
+
+    A backend may also offer `async durable()`: return once every record made so far is on disk
+    (`areserve` awaits it, so a backend can share one commit among many reservations).
+    """
 
     def load_totals(self) -> Totals: ...
     def record_reservation(self, reservation: Reservation) -> None: ...
@@ -104,6 +108,15 @@ class BudgetLedger:
             self._reserved_tokens += tokens
         if self._backend:
             self._backend.record_reservation(reservation)
+        return reservation
+
+    async def areserve(self, usd: float, tokens: int, key: str = "") -> Reservation:
+        """`reserve`, then wait until the backend has the reservation on record (a backend with a
+        `durable()` coroutine may group the writes of many reservations into one): send after this."""
+        reservation = self.reserve(usd, tokens, key=key)
+        durable = getattr(self._backend, "durable", None)
+        if durable is not None:
+            await durable()
         return reservation
 
     def settle(self, reservation: Reservation, usd: float, tokens: int,

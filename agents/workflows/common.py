@@ -139,11 +139,12 @@ class Rollout:
 
     def charge(self, result: ChatResult, share: int = 1, first: bool = True) -> None:
         """Add one result's usage and cost (split `share` ways when K samples shared the request)."""
-        usage = result.usage
-        self.usage = self.usage + Usage(prompt_tokens=usage.prompt_tokens // share,
-                                        completion_tokens=usage.completion_tokens // share,
-                                        cached_prompt_tokens=usage.cached_prompt_tokens // share,
-                                        estimated=usage.estimated)
+        usage, mine = result.usage, self.usage
+        self.usage = Usage(
+            prompt_tokens=mine.prompt_tokens + usage.prompt_tokens // share,
+            completion_tokens=mine.completion_tokens + usage.completion_tokens // share,
+            cached_prompt_tokens=mine.cached_prompt_tokens + usage.cached_prompt_tokens // share,
+            estimated=mine.estimated or usage.estimated)
         self.cost_usd += result.cost_usd / share
         if first:
             self.requests += result.requests

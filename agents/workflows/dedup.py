@@ -56,7 +56,7 @@ def shingles(text: str, n: int = 3) -> frozenset[tuple[str, ...]]:
     words = _WORD.findall((text or "").lower())
     if len(words) <= n:
         return frozenset([tuple(words)])
-    return frozenset(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
+    return frozenset(zip(*(words[i:] for i in range(n))))  # every run of n consecutive words
 
 
 def jaccard(a: frozenset, b: frozenset) -> float:
@@ -68,8 +68,13 @@ def jaccard(a: frozenset, b: frozenset) -> float:
 def near_duplicates(texts: Sequence[str], threshold: float = 0.9, n: int = 3) -> int:
     """How many texts have Jaccard >= threshold with an earlier one (exact copies included)."""
     representatives: list[frozenset] = []
+    seen: set[str] = set()
     count = 0
     for text in texts:
+        if text in seen and threshold <= 1.0:  # an exact copy (Jaccard 1): no shingles needed
+            count += 1
+            continue
+        seen.add(text)
         current = shingles(text, n)
         if any(_could_match(current, rep, threshold) and jaccard(current, rep) >= threshold
                for rep in representatives):

@@ -1,8 +1,9 @@
 """Per-workflow accounting for the summary: candidates, verified, yield, tokens, $ and $ per verified.
 
-What it is for: one pure function, `workflow_stats(trajectories, passed)`, that the generate loop's
-summary and the run store can both record, so every workflow is compared on what a verified candidate
-costs (not on what a sample costs). Failed rollouts (`error` set) are counted apart and still cost money.
+What it is for: one pure function, `workflow_stats(trajectories, passed)` (or its running form:
+`add_to_sums` task by task, then `stats_from_sums`), that the generate loop's summary and the run
+store can both record, so every workflow is compared on what a verified candidate costs (not on
+what a sample costs). Failed rollouts (`error` set) are counted apart and still cost money.
 What it does NOT do: verify (pass the verdicts in), or price anything (trajectories carry their cost).
 """
 
@@ -40,11 +41,18 @@ class WorkflowStats(BaseModel):
 
 def workflow_stats(trajectories: Sequence[Trajectory], passed: Sequence[bool | None]) -> dict[str, WorkflowStats]:
     """Stats per workflow; `passed[i]` is the verdict of trajectory i (None: not verified / verifier error)."""
+    return stats_from_sums(add_to_sums({}, trajectories, passed))
+
+
+def add_to_sums(sums: dict[str, dict[str, float]], trajectories: Sequence[Trajectory],
+                passed: Sequence[bool | None]) -> dict[str, dict[str, float]]:
+    """Add trajectories to running per-workflow counters (a job adds one task at a time); returns `sums`."""
     if len(passed) != len(trajectories):
         raise ValueError(f"{len(trajectories)} trajectories but {len(passed)} verdicts")
-    sums: dict[str, dict[str, float]] = {}  # plain counters: pydantic attribute writes are slow at 100k rows
-    for trajectory, ok in zip(trajectories, passed):
-        acc = sums.setdefault(trajectory.workflow, dict.fromkeys(_COUNTED, 0))
+    for trajectory, ok in zip(trajectories, passed):  # plain counters: pydantic attribute writes are slow
+        acc = sums.get(trajectory.workflow)
+        if acc is None:
+            acc = sums[trajectory.workflow] = dict.fromkeys(_COUNTED, 0)
         failed = trajectory.error is not None
         acc["errors"] += failed
         acc["candidates"] += not failed
@@ -55,6 +63,10 @@ def workflow_stats(trajectories: Sequence[Trajectory], passed: Sequence[bool | N
         acc["turns"] += trajectory.turns
         acc["tool_calls"] += trajectory.tool_calls
         acc["tool_errors"] += trajectory.tool_errors
+    return sums
+
+
+def stats_from_sums(sums: dict[str, dict[str, float]]) -> dict[str, WorkflowStats]:
     return {name: WorkflowStats(workflow=name, **acc) for name, acc in sums.items()}
 
 

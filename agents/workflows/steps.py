@@ -37,6 +37,8 @@ def split_steps(text: str, separator: str | None = None) -> list[str]:
 
 def _keep_fences_whole(pieces: list[str], joiner: str) -> list[str]:
     """Rejoin pieces that a cut made inside a ``` fenced block, so a code block stays one step."""
+    if not any("```" in piece for piece in pieces):
+        return [piece.strip() for piece in pieces if piece.strip()]
     out: list[str] = []
     open_piece: list[str] = []
     for piece in pieces:

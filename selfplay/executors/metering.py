@@ -30,6 +30,9 @@ class WorkerLossLedger:
     def reserve(self, usd: float, tokens: int, key: str = "") -> Reservation:
         return self.inner.reserve(usd, tokens, key=key)
 
+    async def areserve(self, usd: float, tokens: int, key: str = "") -> Reservation:
+        return await self.inner.areserve(usd, tokens, key=key)
+
     def settle(self, reservation: Reservation, usd: float, tokens: int,
                payload: dict[str, Any] | None = None) -> None:
         if payload and payload.get("error") == WORKER_LOST:

@@ -6,6 +6,8 @@ through the metered LLM: cache -> reserve -> send -> settle; verified as they la
 is set; adaptive K). When a cap refuses a request, no new task starts, the requests in flight
 finish and are recorded, and the job reports `stopped_reason = "budget"`. Running the same command
 again resumes: stored replies are served from the cache at $0, stored verdicts are reused.
+While the workers run, the run store shares commits among its frequent writes
+(`RunStore.group_commits`), and each finished task is added to the summary's running tally.
 Where requests and checks run is the executor's business (`[executor] kind`: in this process, or
 over a Ray cluster; see `selfplay.executors`); the store, the ledger and the cache stay here either way.
 What it does not do: train (see `selfplay run`), or retry a failed request forever (a sample whose
@@ -30,7 +32,7 @@ from selfplay.config import GenerateConfig
 from selfplay.errors import UserError
 from selfplay.executors import open_executor
 from selfplay.jobs.sampler import TaskOutcome, TaskSampler
-from selfplay.jobs.summary import generate_summary
+from selfplay.jobs.summary import CandidateTally, generate_summary
 from selfplay.progress import JobProgress, progress_enabled
 from selfplay.store import RunStore
 from selfplay.store.export import write_json, write_json_lines
@@ -51,6 +53,7 @@ class JobState:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     stopped_reason: str = "done"
     outcomes: list[TaskOutcome] = field(default_factory=list)
+    tally: CandidateTally = field(default_factory=CandidateTally)
 
 
 def task_seed(run_seed: int, task_id: str) -> int:
@@ -122,7 +125,8 @@ class GenerateJob:
             sampler = TaskSampler(self.config.generate, llm, store, ROUND, executor=executor, critic_llm=critic,
                                   tool=self._tool(executor), seed_of=lambda tid: task_seed(self.config.generate.seed, tid),
                                   check=self._model_check(prices, ledger, store, backends))
-            state = await self._generate(tasks, sampler, ledger)
+            async with store.group_commits():  # many requests in flight: writes share commits
+                state = await self._generate(tasks, sampler, ledger)
             ledger.checkpoint_time()
             summary = generate_summary(self.config, store, llm, ledger, backends[0], state, ROUND,
                                        time.monotonic() - started, prices.version)
@@ -203,7 +207,8 @@ class GenerateJob:
                 return
             outcome = await sampler.run(queue.get_nowait())
             state.candidates += sum(1 for c in outcome.records if c.get("error") is None)
-            outcome.records = []  # stored already; keeping them would grow memory with the job
+            state.tally.add_task(outcome.task_id, outcome.stored)
+            outcome.records, outcome.stored = [], []  # stored already; keeping them would grow memory with the job
             state.outcomes.append(outcome)
             if outcome.budget_refused:
                 state.stopped_reason = "budget"
@@ -214,6 +219,8 @@ class GenerateJob:
 
 
 def _tick(progress: JobProgress, state: JobState, ledger: BudgetLedger, force: bool = False) -> None:
+    if not progress.due(force):
+        return
     totals = ledger.totals
     progress.update(done=state.done_tasks, candidates=state.candidates, tokens=totals.spent_tokens,
                     usd=totals.spent_usd, requests=totals.requests, force=force)

@@ -3,7 +3,8 @@
 What it is for: `selfplay prm-label`. It takes candidates (a `candidates.jsonl` written by `selfplay
 generate`, or K per task sampled here first, through the generate job's `TaskSampler`), and for each one
 samples N completions from every step prefix with the policy (`selfplay.jobs.prm_rollouts`), checks them
-with the math verifier, and writes `prm.jsonl` (+ `.parquet`) in the TRL PRM format `{"prompt",
+with the math verifier (a candidate whose task and text repeat an earlier one's is labelled once: `dedup`,
+on by default, counted in `duplicates`), and writes `prm.jsonl` (+ `.parquet`) in the TRL PRM format `{"prompt",
 "completions": [step, ...], "labels": [...]}` that `selfplay train prm` reads, and `summary.json`.
 Every request goes through the metered LLM (content-keyed cache + budget ledger in the run store); every
 batch of rollouts is stored before it is used. A budget cap stops it with `stopped_reason = "budget"`
@@ -55,6 +56,7 @@ class PrmLabelSection(Section):
     top_p: float = Field(default=1.0, gt=0, le=1)
     seed: int = 0
     system_prompt: str | None = None
+    dedup: bool = True                           # label identical candidate texts of one task once
     concurrency: int = Field(default=16, ge=1)   # candidates labelled at once
     threads: int | None = Field(default=None, ge=1)  # local: torch CPU threads (else $SELFPLAY_TORCH_THREADS)
 
@@ -111,6 +113,20 @@ def read_candidates(path: str, tasks: dict[str, Task]) -> list[dict[str, Any]]:
     return out
 
 
+def dedup_candidates(candidates: list[dict[str, Any]], dedup: bool) -> tuple[list[dict[str, Any]], int]:
+    """(the candidates to label, how many were left out as a repeat of an earlier one's task and text)."""
+    if not dedup:
+        return candidates, 0
+    seen: set[tuple[str, str]] = set()
+    kept = []
+    for candidate in candidates:
+        key = (candidate["task_id"], candidate.get("final_answer") or "")
+        if key not in seen:
+            seen.add(key)
+            kept.append(candidate)
+    return kept, len(candidates) - len(kept)
+
+
 def policy_backend(model: ModelSection, concurrency: int, threads: int | None = None) -> Any:
     """The policy's backend, able to continue a final assistant message (local: natively; openai: vLLM flags)."""
     if model.backend == "local":
@@ -150,8 +166,10 @@ class PrmLabelJob:
                 await check_reachable(backend, self.config.model.base_url)
                 llm = build_metered(self.config.model, backend, prices, ledger, store)
                 started = time.monotonic()
-                candidates = await self._candidates(tasks, llm, store, ledger)
+                candidates, duplicates = dedup_candidates(await self._candidates(tasks, llm, store, ledger),
+                                                          section.dedup)
                 rows, counts = await self._label_all(candidates, tasks, llm, store, ledger)
+                counts["duplicates"] = duplicates
                 ledger.checkpoint_time()
                 summary = self._summary(store, llm, ledger, rows, counts, time.monotonic() - started)
             finally:

@@ -32,7 +32,8 @@ class TaskOutcome:
     passed: int = 0
     new_candidates: int = 0
     budget_refused: bool = False
-    records: list[dict[str, Any]] = field(default_factory=list)
+    records: list[dict[str, Any]] = field(default_factory=list)  # the batches sampled or reused, in order
+    stored: list[dict[str, Any]] = field(default_factory=list)   # every stored candidate of the task, by index
 
 
 def adaptive_settings(gen: GenerateSection) -> AdaptiveK:
@@ -67,17 +68,20 @@ class TaskSampler:
             indices = range(outcome.sampled, outcome.sampled + n)
             batch = [stored.get(i) for i in indices]
             if not all(c is not None and c.get("error") is None for c in batch):
-                batch = await self._draw(task, outcome.sampled, n)
-                if batch is None:
+                batch, refused = await self._draw(task, outcome.sampled, n)
+                stored.update((c["sample_index"], c) for c in batch)
+                if refused:
                     outcome.budget_refused = True
-                    return outcome
+                    break
                 outcome.new_candidates += sum(1 for c in batch if c.get("error") is None)
             outcome.records.extend(batch)
             outcome.passed += await self._count_passed(task, batch)
             outcome.sampled += n
+        outcome.stored = [stored[i] for i in sorted(stored)]
         return outcome
 
-    async def _draw(self, task: Task, first: int, n: int) -> list[dict[str, Any]] | None:
+    async def _draw(self, task: Task, first: int, n: int) -> tuple[list[dict[str, Any]], bool]:
+        """The batch's records as stored, and whether the budget refused one of its requests."""
         params = SamplingParams(max_tokens=self.gen.max_tokens, temperature=self.gen.temperature, top_p=self.gen.top_p,
                                 stop=self.gen.stop or None, seed=self.seed_of(task.id))
         trajectories = await run_workflow(
@@ -88,7 +92,7 @@ class TaskSampler:
         records = [candidate_record(t, task, self.round) for t in kept]
         if records:
             self.store.put_candidates(self.round, records)
-        return None if budget_exhausted(trajectories) else records
+        return records, budget_exhausted(trajectories)
 
     async def _count_passed(self, task: Task, batch: list[dict[str, Any]]) -> int:
         if self.gen.verifier is None:

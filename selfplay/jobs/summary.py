@@ -1,46 +1,79 @@
 """The summary of a generate job (`DIR/summary.json`): requests, tokens, money, errors, yield, per workflow.
 
 What it is for: one JSON object a script can read after a job: cumulative figures of the whole run
-from the run store (all sessions of a resumed job), this session's cache hits and retried attempts,
-how it stopped, and what a verified candidate cost per workflow.
+(all sessions of a resumed job), this session's cache hits and retried attempts, how it stopped, and
+what a verified candidate cost per workflow. Money, error and verdict counts are SQL aggregates of
+the run store. The per-candidate figures (per-workflow sums, dedup counts) are tallied task by task
+while the job runs (`CandidateTally`: each task's stored candidates, once the task is done), so the
+end of a job reads no candidate back; a resumed job that stopped before reaching some task tallies
+that task's stored candidates from the store.
 What it does not do: print or decide anything; the CLI prints a digest.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from types import SimpleNamespace
 from typing import Any
 
 from agents.workflows.adaptive import samples_per_solved
-from agents.workflows.dedup import dedup_report
-from agents.workflows.stats import workflow_stats
-from agents.llm.types import Usage
+from agents.workflows.dedup import DedupReport, dedup_report
+from agents.workflows.stats import add_to_sums, stats_from_sums
 from agents.workflows.trajectory import Trajectory
+
+
+class CandidateTally:
+    """Running per-workflow sums and dedup counts of stored candidates, one whole task at a time."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, dict[str, float]] = {}
+        self.dedup = {name: 0 for name in DedupReport.model_fields}
+        self.tasks: set[str] = set()
+
+    def add_task(self, task_id: str, records: Iterable[dict[str, Any]]) -> None:
+        """All stored candidates of one task (in sample order); a task is tallied once."""
+        if task_id in self.tasks:
+            raise ValueError(f"task {task_id!r} is tallied already")
+        self.tasks.add(task_id)
+        views = [_StoredTrajectory(r) for r in records]
+        add_to_sums(self.sums, views, [None] * len(views))
+        for name, value in dedup_report(views):
+            self.dedup[name] += value
+
+    def add_untallied(self, store: Any, round_: int) -> None:
+        """Tasks with stored candidates that this session never reached (a resumed job that stopped early)."""
+        for task_id in store.candidate_task_ids(round_):
+            if task_id not in self.tasks:
+                self.add_task(task_id, store.candidates_of_task(round_, task_id))
 
 
 def generate_summary(config: Any, store: Any, llm: Any, ledger: Any, backend: Any, state: Any, round_: int,
                      session_s: float, price_version: str) -> dict[str, Any]:
     money = store.ledger_summary()
-    records = list(store.iter_candidates(round_))
-    trajectories = [_trajectory(r) for r in records]
+    tally: CandidateTally = state.tally
+    if store.had_candidates:
+        tally.add_untallied(store, round_)
     verifier = config.generate.verifier
-    verdicts = store.verdicts_for(round_, verifier) if verifier else {}
-    passed = [_passed(verdicts, r) if verifier else None for r in records]
-    ok = [r for r in records if r.get("error") is None]
-    verified = sum(1 for p in passed if p)
+    verdicts = store.verdict_counts(round_, verifier) if verifier else None
+    per_workflow = stats_from_sums(tally.sums)
+    for name, stats in per_workflow.items():
+        stats.verified = verdicts["verified_ok"].get(name, 0) if verdicts else 0
+    ok = tally.dedup["candidates"]
+    verified = verdicts["verified"] if verdicts else None
     return {
         **money,
         "cache_hits": llm.cache_hits,
         "errors": store.candidate_error_counts(round_),
         "retried_attempts": dict(getattr(backend, "attempt_errors", {})),
-        "candidates": len(ok),
-        "verified": verified if verifier else None,
-        "yield": (verified / len(ok) if ok else None) if verifier else None,
+        "candidates": ok,
+        "verified": verified,
+        "yield": (verified / ok if ok else None) if verifier else None,
         "usd_per_verified": (money["cost_usd"] / verified if verified else None) if verifier else None,
-        "verifier_errors": sum(1 for r in ok if verdicts.get(_key(r), {}).get("error")) if verifier else None,
+        "verifier_errors": verdicts["errors_ok"] if verifier else None,
         "samples_per_solved_task": (samples_per_solved((o.sampled, o.passed) for o in state.outcomes)
                                     if verifier else None),
-        "per_workflow": {name: s.model_dump(mode="json") for name, s in workflow_stats(trajectories, passed).items()},
-        "dedup": dedup_report(trajectories).model_dump(mode="json"),
+        "per_workflow": {name: s.model_dump(mode="json") for name, s in per_workflow.items()},
+        "dedup": dict(tally.dedup),
         "tasks": state.total_tasks,
         "tasks_complete": state.done_tasks,
         "wall_s": round(ledger.elapsed_s, 3),
@@ -48,7 +81,7 @@ def generate_summary(config: Any, store: Any, llm: Any, ledger: Any, backend: An
         "stopped_reason": state.stopped_reason,
         "budget_cap": ledger.refusal.cap if ledger.refusal else None,
         "caps": config.budget.model_dump(),
-        "usd_per_candidate": money["cost_usd"] / len(ok) if ok else None,
+        "usd_per_candidate": money["cost_usd"] / ok if ok else None,
         "usd_per_1k_completion_tokens": (money["cost_usd"] / money["completion_tokens"] * 1000
                                          if money["completion_tokens"] else None),
         "model": config.model.name,
@@ -64,11 +97,15 @@ class _StoredTrajectory:
     the summary; the store wrote validated data, so a thin view is enough.
     """
 
-    __slots__ = ("_r", "usage")
+    __slots__ = ("_r",)
 
     def __init__(self, record: dict[str, Any]) -> None:
         self._r = record
-        self.usage = Usage.model_construct(**record.get("usage", {}))
+
+    @property
+    def usage(self) -> SimpleNamespace:
+        usage = self._r.get("usage") or {}
+        return SimpleNamespace(total_tokens=usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0))
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -79,18 +116,3 @@ class _StoredTrajectory:
     @property
     def completion_messages(self) -> list:
         return self._r["messages"][self._r.get("prompt_messages", 1):]
-
-
-def _trajectory(record: dict[str, Any]) -> Any:
-    return _StoredTrajectory(record)
-
-
-def _key(record: dict[str, Any]) -> tuple[str, str, int]:
-    return record["task_id"], record["workflow"], record["sample_index"]
-
-
-def _passed(verdicts: dict, record: dict[str, Any]) -> bool | None:
-    verdict = verdicts.get(_key(record))
-    if verdict is None or verdict.get("error"):
-        return None
-    return bool(verdict["passed"])
