@@ -11,7 +11,8 @@ What it is for: the measurement behind `docs/judge-prm.md` ("Best-of-N on the de
 4. samples 16 candidates per held-out task and reports the accuracy of picking one of N (4, 8, 16) by the
    PRM (min, product, last, mean), the ORM, majority vote over the boxed answers, a random pick, and
    pass@N (an oracle), plus Math-Shepherd's combination (a vote over boxed answers weighted by the
-   ORM / PRM-min scores). For N < 16, each task's N candidates are `--subsets` random subsets of its 16
+   ORM / PRM-min scores), and a baseline that is not a verifier model: the policy's own confidence (the
+   lowest log-probability of any token it sampled in the candidate). For N < 16, each task's N candidates are `--subsets` random subsets of its 16
    (averaged); random pick and majority-vote ties count their expectation, not one draw.
 What it does not do: compare against peers (there is no peer PRM on this family), use a GPU, or tune
 anything on the held-out tasks. Run: `.venv/bin/python bench/bench_prm_best_of_n.py [--policy DIR]`.
@@ -176,18 +177,42 @@ def majority(item: dict, idx: list[int]) -> float:
     return sum(item["correct"][i] for i in tied) / len(tied)
 
 
-def score_eval(tasks, samples, prm, orm) -> list[dict]:
+def policy_confidence(policy: str, tasks, samples) -> list[list[float]]:
+    """Each candidate's lowest token log-probability under the policy that sampled it (a baseline, not a PRM)."""
+    import torch
+
+    from trainer.models import load_model
+
+    model, tok = load_model(policy)
+    model.eval()
+    out = []
+    for task, texts in zip(tasks, samples):
+        prompt = tok(tok.apply_chat_template(task.messages(), tokenize=False, add_generation_prompt=True),
+                     add_special_tokens=False)["input_ids"]
+        scores = []
+        for text in texts:
+            ids = prompt + tok(text, add_special_tokens=False)["input_ids"]
+            with torch.no_grad():
+                logp = torch.log_softmax(model(torch.tensor([ids])).logits[0, :-1].float(), -1)
+            own = logp[torch.arange(len(ids) - 1), torch.tensor(ids[1:])][len(prompt) - 1:]
+            scores.append(own.min().item() if len(own) else float("-inf"))
+        out.append(scores)
+    return out
+
+
+def score_eval(tasks, samples, prm, orm, confidence) -> list[dict]:
     from verifiers.math import verify
     from verifiers.prm.aggregate import aggregate
     from verifiers.prm.steps import split_steps
 
     items = []
-    for task, texts in zip(tasks, samples):
+    for task, texts, own in zip(tasks, samples, confidence):
         steps = [split_steps(t, SEPARATOR) or [t or " "] for t in texts]
         prm_scores = prm.score_many([(task.prompt, s) for s in steps])
         orm_scores = orm.score_many([(task.prompt, [SEPARATOR.join(s)]) for s in steps])
         scores = {f"PRM {m}": [aggregate(s, m) if s else -1.0 for s in prm_scores] for m in METHODS}
         scores["ORM"] = [s[0] if s else -1.0 for s in orm_scores]
+        scores["policy confidence (min token log-prob)"] = own
         items.append({"correct": [bool(verify(t, task.answer).passed) for t in texts],
                       "answers": [boxed(t) for t in texts], "scores": scores})
     return items
@@ -196,7 +221,7 @@ def score_eval(tasks, samples, prm, orm) -> list[dict]:
 def table(results: dict[int, dict[str, float]]) -> str:
     ns = sorted(results)
     rules = ["random pick", "majority vote", "ORM", *[f"PRM {m}" for m in METHODS], "vote weighted by ORM",
-             "vote weighted by PRM min", "pass@N (oracle)"]
+             "vote weighted by PRM min", "policy confidence (min token log-prob)", "pass@N (oracle)"]
     lines = ["| selection | " + " | ".join(f"N = {n}" for n in ns) + " |", "|---|" + "---:|" * len(ns)]
     lines += [f"| {rule} | " + " | ".join(f"{results[n][rule]:.3f}" for n in ns) + " |" for rule in rules]
     return "\n".join(lines)
@@ -222,7 +247,8 @@ def main() -> None:
     orm, orm_metrics = train_scorer(args, policy, orm_rows(rows), work / "orm")
     clock["scorers"] = time.perf_counter()
     samples = asyncio.run(sample_eval(policy, splits.eval_set, 16, args.seed + 1))
-    items = score_eval(splits.eval_set, samples, prm, orm)
+    confidence = policy_confidence(policy, splits.eval_set, samples)
+    items = score_eval(splits.eval_set, samples, prm, orm, confidence)
     results = {n: pick_accuracy(items, n, args.subsets, args.seed) for n in (4, 8, 16)}
     clock["eval"] = time.perf_counter()
     steps = [float(x) for r in rows for x in r["labels"]]
