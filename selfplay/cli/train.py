@@ -27,6 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="sft: {messages}; dpo: {prompt, chosen, rejected}; grpo: {prompt, completions, rewards}; "
                              "prm: {prompt, completions: [step...], labels: [bool...]} (a scalar head per step)")
     parser.add_argument("--step-separator", default=None, help="prm: the text that ends each step")
+    parser.add_argument("--confidence", action="store_true",
+                        help="prm: the head also reads each step's lowest token log-probability under the model's "
+                             "own LM head; the backbone stays frozen (use the policy that wrote the steps)")
     parser.add_argument("--model", required=True, help="local model directory, or a built-in tiny config "
                                                        "(tiny-llama, tiny-qwen, micro-llama)")
     parser.add_argument("--data", required=True, help="JSONL or Parquet file in the design's dataset format")
@@ -77,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
             summary = run_grpo(args.model, args.data, args.out, config, ref_model_name=args.ref_model)
         else:
             from trainer.prm import run_prm
-            summary = run_prm(args.model, args.data, args.out, config, separator=args.step_separator)
+            summary = run_prm(args.model, args.data, args.out, config, separator=args.step_separator,
+                              confidence=args.confidence)
     except DataError as exc:
         raise UserError(f"{exc}") from None
     except ModelNotFound as exc:

@@ -7,7 +7,7 @@ What it is for: the four rules in use, as small pure functions, and `steps_verdi
   last     the score at the last step: for PRMs trained on "can this prefix still reach the answer?"
            labels (Math-Shepherd soft/hard labels), the last prefix is the whole solution
   mean     the average step: the most forgiving, smooths one bad step over many good ones
-The default is "min". `docs/judge-prm.md` says how that was chosen and where it was measured.
+The default is "product". `docs/judge-prm.md` says how that was chosen and where it was measured.
 What it does not do: score steps (the PRMs do) or split text into steps (`verifiers.prm.steps`).
 """
 
@@ -38,7 +38,7 @@ def agg_mean(scores: Sequence[float]) -> float:
 AGGREGATIONS: dict[str, Callable[[Sequence[float]], float]] = {
     "min": agg_min, "product": agg_product, "last": agg_last, "mean": agg_mean,
 }
-DEFAULT_AGGREGATION = "min"
+DEFAULT_AGGREGATION = "product"
 
 
 def aggregate(scores: Sequence[float], method: str = DEFAULT_AGGREGATION) -> float:
