@@ -109,7 +109,9 @@ class ScalarHeadPRM(nn.Module):
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
         hidden = hidden.to(self.head.weight.dtype)
         if self.confidence:
-            feature = step_confidence(hidden, input_ids, self.lm_weight, spans or [])
+            if spans is None:
+                raise ValueError("a PRM with the confidence input needs each step's token span (see prm_collate)")
+            feature = step_confidence(hidden, input_ids, self.lm_weight, spans)
             hidden = torch.cat([hidden, feature.unsqueeze(-1)], dim=-1)
         return self.head(hidden).squeeze(-1)
 

@@ -13,6 +13,7 @@ import json
 import sys
 
 from selfplay.config import load_generate_config
+from selfplay.cli.job_args import add_job_arguments
 from selfplay.errors import EXIT_BUDGET
 
 FLAG_KEYS = {"k": "generate.k", "concurrency": "generate.concurrency", "max_tokens": "generate.max_tokens",
@@ -24,10 +25,7 @@ FLAG_KEYS = {"k": "generate.k", "concurrency": "generate.concurrency", "max_toke
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("generate", help="sample K candidates per task from an LLM (budget-capped, resumable)",
                             description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True, help="TOML config ([model], [generate], [budget], [prices])")
-    parser.add_argument("--out", required=True, help="run directory (created; re-run the same command to resume)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config key, e.g. --set generate.k=4 (repeatable)")
+    add_job_arguments(parser, "[model], [generate], [budget], [prices]", "generate.k=4")
     for flag, key in FLAG_KEYS.items():
         parser.add_argument(f"--{flag.replace('_', '-')}", dest=flag, default=None, help=f"override {key}")
     parser.add_argument("--no-progress", action="store_true", help="no live display")

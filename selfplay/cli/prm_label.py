@@ -12,19 +12,17 @@ import asyncio
 import json
 import sys
 
+from selfplay.cli.job_args import add_job_arguments
 from selfplay.errors import EXIT_BUDGET
 
-SHOWN = ("stopped_reason", "candidates", "rows", "left_out", "steps", "positive_step_fraction", "requests",
+SHOWN = ("stopped_reason", "candidates", "duplicates", "rows", "left_out", "steps", "positive_step_fraction", "requests",
          "cache_hits", "cost_usd")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("prm-label", help="label solution steps by rollouts from each prefix (Math-Shepherd)",
                             description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True, help="TOML config ([model], [prm_label], [budget], [prices])")
-    parser.add_argument("--out", required=True, help="run directory (created; re-run the same command to resume)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config key, e.g. --set prm_label.rollouts=4 (repeatable)")
+    add_job_arguments(parser, "[model], [prm_label], [budget], [prices]", "prm_label.rollouts=4")
     parser.add_argument("--no-progress", action="store_true", help="accepted for symmetry; this job prints no display")
     parser.set_defaults(func=run)
 

@@ -61,13 +61,14 @@ def task_seed(run_seed: int, task_id: str) -> int:
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
-def check_resume_compatible(config: GenerateConfig, run_dir: Path) -> None:
+def check_resume_compatible(config: Any, run_dir: Path, pinned: dict[str, tuple[str, ...]] = PINNED) -> None:
+    """Refuse to resume `run_dir` (its `config.json`) with a config whose `pinned` keys differ (any job's config)."""
     previous_path = run_dir / "config.json"
     if not previous_path.exists():
         return
     previous = json.loads(previous_path.read_text())
     current = config.model_dump(mode="json")
-    for section, keys in PINNED.items():
+    for section, keys in pinned.items():
         for key in keys:
             old, new = previous.get(section, {}).get(key), current[section][key]
             if old != new:

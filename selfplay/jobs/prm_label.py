@@ -31,7 +31,7 @@ from selfplay.config import BudgetSection, GenerateSection, ModelSection, Sectio
 from selfplay.crashpoints import crash_point
 from selfplay.datasets import write_dataset
 from selfplay.errors import UserError
-from selfplay.jobs.generate import task_seed
+from selfplay.jobs.generate import check_resume_compatible, task_seed
 from selfplay.jobs.prm_rollouts import (CONTINUE_EXTRA_BODY, ROUND, CandidateLabeller, ContinuingLocalBackend,
                                         RolloutSettings)
 from selfplay.jobs.sampler import TaskSampler
@@ -40,8 +40,9 @@ from selfplay.store.export import write_json
 from selfplay.tasks import Task, load_tasks
 
 CRASH_AFTER_CANDIDATE = "prm_label:candidate"   # SELFPLAY_CRASH_AT: after a candidate's rollouts are stored
-PINNED = ("tasks", "candidates", "k", "rollouts", "separator", "max_tokens", "temperature", "top_p", "seed",
-          "system_prompt")
+PINNED = {"model": ("name", "backend", "base_url"),
+          "prm_label": ("tasks", "candidates", "k", "rollouts", "separator", "max_tokens", "temperature", "top_p",
+                        "seed", "system_prompt")}
 
 
 class PrmLabelSection(Section):
@@ -79,20 +80,6 @@ def load_prm_label_config(path: str | Path, overrides: list[str] | None = None) 
     if config.model.path and not Path(config.model.path).is_absolute():
         config.model.path = str((Path(path).parent / config.model.path).resolve())
     return config
-
-
-def check_resume_compatible(config: PrmLabelConfig, run_dir: Path) -> None:
-    previous_path = run_dir / "config.json"
-    if not previous_path.exists():
-        return
-    previous = json.loads(previous_path.read_text())
-    now = config.model_dump(mode="json")
-    for section, keys in (("model", ("name", "backend", "base_url")), ("prm_label", PINNED)):
-        for key in keys:
-            if previous.get(section, {}).get(key) != now[section][key]:
-                raise UserError(f"{run_dir} holds a prm-label run with {section}.{key} = "
-                                f"{previous.get(section, {}).get(key)!r}, but this config says {now[section][key]!r}; "
-                                f"resume with the same settings or choose another --out")
 
 
 def read_candidates(path: str, tasks: dict[str, Task]) -> list[dict[str, Any]]:
@@ -155,7 +142,7 @@ class PrmLabelJob:
         section = self.config.prm_label
         tasks = {t.id: t for t in load_tasks(section.tasks)}
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        check_resume_compatible(self.config, self.run_dir)
+        check_resume_compatible(self.config, self.run_dir, PINNED)
         prices = price_table(self.config.prices)
         with RunStore(self.run_dir) as store:
             (self.run_dir / "config.json").write_text(json.dumps(self.config.model_dump(mode="json"), indent=2))
