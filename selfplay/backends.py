@@ -41,7 +41,7 @@ def build_backend(model: ModelSection, concurrency: int) -> Any:
             raise UserError(f"[model] api_key_env = {model.api_key_env!r}, but that environment variable is not set")
     return OpenAIBackend(model.name, base_url=model.base_url, api_key=api_key, timeout_s=model.timeout_s,
                          concurrency=concurrency, retry=RetryPolicy(max_attempts=model.max_attempts),
-                         supports_n=model.supports_n, extra_body=model.extra_body)
+                         supports_n=model.supports_n, extra_body=model.extra_body, stream=model.stream)
 
 
 def _local_backend(model: ModelSection) -> Any:

@@ -29,6 +29,7 @@ class ModelSection(Section):
     timeout_s: float = Field(default=120.0, gt=0)
     max_attempts: int = Field(default=6, ge=1)
     supports_n: bool = True
+    stream: bool = False             # openai: send `stream: true` (for servers that only stream)
     path: str | None = None          # local / vllm: a checkpoint directory (else `name` is a tiny config / path)
     extra_body: dict[str, Any] = Field(default_factory=dict)
     hourly_usd: float | None = Field(default=None, ge=0)   # local / vllm: the hardware's price per hour

@@ -107,3 +107,91 @@ async def test_group_commits_commit_staged_writes_within_max_delay(tmp_path):
             assert _on_disk(tmp_path, "SELECT COUNT(*) FROM candidates") == [(0,)]
             await asyncio.sleep(0.2)
             assert _on_disk(tmp_path, "SELECT COUNT(*) FROM candidates") == [(1,)]
+
+
+async def test_areserve_waits_for_settlements_and_spends_the_cap_to_the_end():
+    cap, worst = 0.05, 0.001
+    ledger = BudgetLedger(Caps(usd=cap))
+    rng = random.Random(1)
+    sent = 0
+
+    async def request():
+        nonlocal sent
+        while True:
+            try:
+                r = await ledger.areserve(worst, 10)
+            except BudgetExceeded:
+                return
+            await asyncio.sleep(rng.random() / 200)
+            ledger.settle(r, worst * (0.5 + rng.random() / 2), 5)
+            sent += 1
+            assert ledger.committed_usd() <= cap + 1e-12
+
+    await asyncio.gather(*(request() for _ in range(64)))
+    assert ledger.waits > 0 and ledger.in_flight == 0
+    assert cap - worst <= ledger.totals.spent_usd <= cap
+    assert ledger.closed is not None and "nothing in flight" in ledger.closed.message
+    assert "needs up to $0.001000" in ledger.closed.message
+
+
+async def test_a_large_request_is_not_starved_by_small_ones():
+    ledger = BudgetLedger(Caps(usd=1.0))
+    held = [ledger.reserve(0.1, 0) for _ in range(9)]   # 0.9 in flight
+    big = asyncio.create_task(ledger.areserve(0.5, 0))
+    await asyncio.sleep(0)
+    small = asyncio.create_task(ledger.areserve(0.05, 0))  # would fit now, but is behind the big one
+    await asyncio.sleep(0.01)
+    assert not big.done() and not small.done()
+    for r in held[:4]:
+        ledger.settle(r, 0.1, 0)
+        await asyncio.sleep(0.001)
+    assert not big.done()  # 0.5 in flight + 0.4 spent: 0.5 more does not fit yet
+    for r in held[4:]:
+        ledger.settle(r, 0.0, 0)  # spent 0.4, nothing in flight
+    assert (await big).usd == 0.5
+    assert (await small).usd == 0.05
+    assert ledger.committed_usd() == pytest.approx(0.95)
+
+
+async def test_ledger_closes_only_when_nothing_is_in_flight():
+    ledger = BudgetLedger(Caps(usd=1.0))
+    r = ledger.reserve(0.8, 0)
+    waiting = asyncio.create_task(ledger.areserve(0.5, 0))
+    await asyncio.sleep(0.01)
+    assert not waiting.done() and ledger.closed is None
+    ledger.settle(r, 0.7, 0)  # 0.3 left, nothing in flight: 0.5 will never fit
+    with pytest.raises(BudgetExceeded) as info:
+        await waiting
+    assert "spent $0.7000" in info.value.message and ledger.closed is not None
+    with pytest.raises(BudgetExceeded):
+        await ledger.areserve(0.01, 0)  # closed: even a small request is refused now
+
+
+async def test_cancelled_waiter_leaves_the_queue():
+    ledger = BudgetLedger(Caps(usd=1.0))
+    r = ledger.reserve(0.9, 0)
+    first = asyncio.create_task(ledger.areserve(0.5, 0))
+    await asyncio.sleep(0)
+    second = asyncio.create_task(ledger.areserve(0.05, 0))
+    await asyncio.sleep(0.01)
+    first.cancel()
+    assert (await second).usd == 0.05
+    ledger.settle(r, 0.0, 0)
+
+
+async def test_a_closed_ledger_stays_closed_for_a_same_cap_rerun_and_reopens_for_a_higher_cap(tmp_path):
+    with RunStore(tmp_path / "run") as store:
+        ledger = BudgetLedger(Caps(usd=1.0), backend=store)
+        ledger.settle(await ledger.areserve(0.9, 0), 0.9, 0)
+        with pytest.raises(BudgetExceeded):
+            await ledger.areserve(0.2, 0)
+    with RunStore(tmp_path / "run") as store:
+        again = BudgetLedger(Caps(usd=1.0), backend=store)
+        with pytest.raises(BudgetExceeded) as info:
+            await again.areserve(0.05, 0)  # it would fit, but the job already stopped at this cap
+        assert "earlier run" in info.value.message
+        with pytest.raises(BudgetExceeded):
+            again.check_open()
+    with RunStore(tmp_path / "run") as store:
+        raised = BudgetLedger(Caps(usd=2.0), backend=store)
+        assert (await raised.areserve(0.2, 0)).usd == 0.2

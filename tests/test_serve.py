@@ -58,7 +58,8 @@ def test_models_and_health(served):
 
 @pytest.mark.parametrize("change, field", [
     ({"n": 0}, "n"), ({"temperature": 7}, "temperature"), ({"messages": []}, "messages"),
-    ({"max_tokens": 100_000}, None), ({"stream": True}, "stream"), ({"logprobs": True}, "logprobs"),
+    ({"max_tokens": 100_000}, None), ({"logprobs": True}, "logprobs"),
+    ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]}, "tools"),
 ])
 def test_bad_requests_are_clear_400s(served, change, field):
     _, client, _ = served
@@ -68,6 +69,32 @@ def test_bad_requests_are_clear_400s(served, change, field):
     assert info.value.status_code == 400
     error = info.value.body
     assert error["message"] and (field is None or error["param"] == field)
+
+
+def test_stream_with_usage_matches_the_unstreamed_reply(served):
+    _, client, _ = served
+    whole = client.chat.completions.create(model="tiny", messages=ASK, n=2, max_tokens=8, seed=5)
+    chunks = list(client.chat.completions.create(model="tiny", messages=ASK, n=2, max_tokens=8, seed=5, stream=True,
+                                                 stream_options={"include_usage": True}))
+    texts = {i: "".join(c.choices[0].delta.content or "" for c in chunks if c.choices and c.choices[0].index == i)
+             for i in (0, 1)}
+    assert texts == {c.index: c.message.content for c in whole.choices}
+    assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens == whole.usage.total_tokens
+    with pytest.raises(openai.BadRequestError, match="tool calls are not parsed"):
+        client.chat.completions.create(model="tiny", messages=ASK, max_tokens=4, tools=[
+            {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}])
+
+
+def test_completions_continue_raw_text_without_the_chat_template(served):
+    _, client, tokenizer = served
+    reply = client.completions.create(model="tiny", prompt="2 + 2 =", max_tokens=6, temperature=0)
+    assert reply.object == "text_completion" and isinstance(reply.choices[0].text, str)
+    assert reply.usage.prompt_tokens == len(tokenizer("2 + 2 =", add_special_tokens=False)["input_ids"])
+    streamed = list(client.completions.create(model="tiny", prompt="2 + 2 =", max_tokens=6, temperature=0,
+                                              stream=True))
+    assert "".join(c.choices[0].text for c in streamed) == reply.choices[0].text
+    with pytest.raises(openai.BadRequestError):
+        client.completions.create(model="tiny", prompt=["a", "b"], max_tokens=4)
 
 
 def test_unknown_model_is_404_and_broken_json_is_400(served):

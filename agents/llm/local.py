@@ -88,6 +88,25 @@ class LocalBackend:
             raise LLMError("server_error", f"local generation failed: {exc!r}", retryable=_is_oom(exc)) from exc
         return self._result(done, time.perf_counter() - started)
 
+    async def complete(self, prompt: str, params: SamplingParams) -> ChatResult:
+        """`params.n` continuations of the raw text `prompt` (no chat template): what `/v1/completions` serves."""
+        started = time.perf_counter()
+        with self._tokenizer_lock:
+            prompt_ids = list(self._tokenizer(prompt, add_special_tokens=False)["input_ids"])
+        if not prompt_ids or self.max_context and len(prompt_ids) + params.max_tokens > self.max_context:
+            raise LLMError("bad_request", f"prompt ({len(prompt_ids)} tokens) + max_tokens ({params.max_tokens}) "
+                           f"is empty or exceeds the model's context of {self.max_context} tokens", status=400)
+        request = GenRequest(prompt_ids=prompt_ids, n=params.n, max_tokens=params.max_tokens,
+                             temperature=params.temperature, top_p=params.top_p, stop=list(params.stop or []),
+                             seed=params.seed)
+        try:
+            done, _info = await self._batcher.submit(request, rows=request.n)
+        except LLMError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported to the client as a server error
+            raise LLMError("server_error", f"local generation failed: {exc!r}", retryable=_is_oom(exc)) from exc
+        return self._result(done, time.perf_counter() - started)
+
     def worst_case_usd(self, messages: list[Message], params: SamplingParams) -> float:
         """Upper bound for the budget ledger (see `hardware_cost`): byte bound of the prompt + max_tokens x n."""
         return self.meter.worst_case_usd(prompt_token_upper_bound(messages) + params.max_tokens * params.n)

@@ -8,6 +8,8 @@ and every failure mapped to an `LLMError` kind. The request body is posted as bu
 read as plain JSON, straight into our own `ChatResult`: the SDK's typed path (its request transform
 and response models) costs about a millisecond of CPU per request, which at hundreds of requests in
 flight is most of what this process spends per request.
+With `stream=True` (for servers that only stream) the request is sent with `stream: true` and the chunks
+are folded back into one reply (`agents.llm.openai_stream`).
 What it does not do: top up fewer choices than asked (`agents.llm.sampling`), price, cache or
 budget (`agents.llm.metered`).
 """
@@ -22,6 +24,7 @@ from typing import Any
 
 import openai
 
+from agents.llm.openai_stream import post_streamed
 from agents.llm.retry import RetryPolicy, parse_retry_after, with_retries
 from agents.llm.tokens import estimate_prompt_tokens, estimate_tokens
 from agents.llm.types import ChatResult, Choice, LLMError, Message, SamplingParams, Usage
@@ -34,8 +37,9 @@ class OpenAIBackend:
 
     def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
                  timeout_s: float = 120.0, concurrency: int = 64, retry: RetryPolicy | None = None,
-                 supports_n: bool = True, extra_body: dict[str, Any] | None = None) -> None:
+                 supports_n: bool = True, extra_body: dict[str, Any] | None = None, stream: bool = False) -> None:
         self.model = model
+        self.stream = stream
         self.supports_n = supports_n
         self.retry = retry or RetryPolicy()
         self.extra_body = extra_body or {}
@@ -80,6 +84,8 @@ class OpenAIBackend:
         """POST /chat/completions; the reply's JSON as parsed (the SDK raises its errors for HTTP statuses)."""
         body = request_body(self.model, messages, params, tools, self.extra_body)
         try:
+            if self.stream:
+                return await post_streamed(self._client, body)
             return await self._client.post("/chat/completions", body=body, cast_to=object)
         except Exception as exc:  # noqa: BLE001 - every transport failure becomes an LLMError
             raise map_error(exc) from exc

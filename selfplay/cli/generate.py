@@ -43,8 +43,8 @@ def run(args: argparse.Namespace) -> int:
     print(json.dumps({k: summary[k] for k in ("stopped_reason", "candidates", "tasks_complete", "tasks",
                                               "requests", "cost_usd", "cache_hits", "errors")}))
     if summary["stopped_reason"] == "budget":
-        print(f"stopped: budget cap ({summary['budget_cap']}) reached; raise [budget] and run the same command "
-              f"to continue", file=sys.stderr)
+        print(f"stopped: budget cap ({summary['budget_cap']}) reached: {summary.get('budget_stop')}; raise [budget] "
+              f"and run the same command to continue", file=sys.stderr)
         return EXIT_BUDGET
     return 130 if summary["stopped_reason"] == "interrupted" else 0
 

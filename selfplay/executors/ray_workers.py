@@ -27,7 +27,7 @@ from agents.llm.types import LLMError, SamplingParams
 def client_spec(section: Any, concurrency: int) -> dict[str, Any]:
     """The plain-data description of an `[model]`-like section a worker builds its client from."""
     return {"name": section.name, "timeout_s": section.timeout_s, "max_attempts": section.max_attempts,
-            "supports_n": section.supports_n, "extra_body": dict(section.extra_body),
+            "supports_n": section.supports_n, "extra_body": dict(section.extra_body), "stream": section.stream,
             "api_key_env": section.api_key_env, "concurrency": concurrency}
 
 
@@ -48,7 +48,7 @@ class EndpointWorker:
             self._clients[key] = OpenAIBackend(
                 spec["name"], base_url=url, api_key=api_key, timeout_s=spec["timeout_s"],
                 concurrency=spec["concurrency"], retry=RetryPolicy(max_attempts=spec["max_attempts"]),
-                supports_n=spec["supports_n"], extra_body=spec["extra_body"])
+                supports_n=spec["supports_n"], extra_body=spec["extra_body"], stream=spec.get("stream", False))
         return self._clients[key]
 
     async def chat(self, spec: dict[str, Any], url: str, messages: list[dict[str, Any]], params: dict[str, Any],

@@ -80,6 +80,8 @@ def generate_summary(config: Any, store: Any, llm: Any, ledger: Any, backend: An
         "session_wall_s": round(session_s, 3),
         "stopped_reason": state.stopped_reason,
         "budget_cap": ledger.refusal.cap if ledger.refusal else None,
+        "budget_stop": ledger.refusal.message if ledger.refusal else None,  # spent, committed, the next need
+        "budget_waits": ledger.waits,  # requests that waited for in-flight settlements before they fit
         "caps": config.budget.model_dump(),
         "usd_per_candidate": money["cost_usd"] / ok if ok else None,
         "usd_per_1k_completion_tokens": (money["cost_usd"] / money["completion_tokens"] * 1000

@@ -8,8 +8,9 @@ Fault responses: "429" -> status 429 with `retry-after` (seconds, may be fractio
 `hang_s` seconds (or until the client goes away or the server stops) and then answered 504; "malformed"
 -> HTTP 200 whose body is invalid JSON or JSON without `choices`; "truncate" -> HTTP 200 headers with a
 content-length larger than the bytes sent, then the connection is closed (httpx: RemoteProtocolError).
-What it does NOT do: streaming (`stream: true` is answered 400), embeddings, logprobs, or run a server
-(see `server`).
+`stream: true` is answered with server-sent events built from the same body (`selfplay.serve.sse`;
+usage in a last chunk when `stream_options.include_usage` is set); faults are the same as without it.
+What it does NOT do: token-by-token streaming, embeddings, logprobs, or run a server (see `server`).
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 
 from selfplay.mock.faults import Fault, FaultPlanner, FaultRates
 from selfplay.mock.matching import (canonical_json, chat_conversation, choose_reply, find_rule,
                                     prompt_conversation, render_reply, selection_key, text_of)
 from selfplay.mock.script import Script
+from selfplay.serve.sse import sse_bytes, wants_usage
 from selfplay.mock.stats import Stats
 from selfplay.mock.templates import TemplateError
 from selfplay.mock.tokens import (chat_prompt_tokens, completion_tokens, count_tokens, finish_choice,
@@ -91,6 +93,10 @@ def json_response(payload: Any, status: int = 200, headers: dict | None = None) 
     return Response(content=body, status_code=status, media_type="application/json", headers=headers)
 
 
+def _dumps(payload: Any) -> str:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+
+
 def error_response(status: int, message: str, kind: str, code: str | None = None,
                    headers: dict | None = None) -> Response:
     return json_response({"error": {"message": message, "type": kind, "param": None, "code": code}},
@@ -150,6 +156,9 @@ class MockState:
             return self._fault_response(fault, endpoint, key)
         payload, rule_names, choices, usage = self._completion(endpoint, params, key)
         self.stats.success(key, rule_names, choices, usage["prompt_tokens"], usage["completion_tokens"])
+        if body.get("stream"):
+            events = sse_bytes(payload, self.config.usage and wants_usage(body), _dumps)
+            return StreamingResponse(events, media_type="text/event-stream", headers={KEY_HEADER: key})
         return json_response(payload, headers={KEY_HEADER: key})
 
     async def _hang(self, request: Request) -> None:
@@ -254,8 +263,6 @@ def _common_params(body: dict) -> dict:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise BadRequest("bad_request", "`model` is required (a string)")
-    if body.get("stream"):
-        raise BadRequest("bad_request", "the mock server does not support `stream: true`")
     n = 1 if body.get("n") is None else body["n"]
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise BadRequest("bad_request", f"`n` must be an integer >= 1, got {n!r}")

@@ -2,10 +2,12 @@
 
 What it is for: pointing the `openai` backend, or any OpenAI client, at a checkpoint of your own.
 Routes: `POST /v1/chat/completions` (n, usage, seed, stop, max_tokens / max_completion_tokens, temperature,
-top_p), `GET /v1/models`, `GET /health`. Concurrent requests reach the backend concurrently, where the local
+top_p, `stream` with `stream_options.include_usage`), `POST /v1/completions` (one raw-text prompt, no chat
+template; needs a backend with `complete(prompt, params)`, as the local backend has), `GET /v1/models`,
+`GET /health`. `tools` is refused with a 400 (tool calls are not parsed from the model's text). Concurrent requests reach the backend concurrently, where the local
 backend batches them. Every failure is an OpenAI-shaped error: 400 for a bad body (the field is named), 404 for
 an unknown model, 500 when generation itself failed (503 when it may succeed if retried).
-What it does not do: streaming, authentication (bind to 127.0.0.1, the default, or put a proxy in front),
+What it does not do: token-by-token streaming (a stream is sent once the text is complete), authentication (bind to 127.0.0.1, the default, or put a proxy in front),
 load models (`selfplay.cli.serve`), or run uvicorn (`selfplay.serve.server`).
 """
 
@@ -17,12 +19,13 @@ import time
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
 from agents.llm.types import LLMError
-from selfplay.serve.protocol import (ChatCompletionRequest, completion_body, describe_validation_errors,
-                                     error_body)
+from selfplay.serve.protocol import (ChatCompletionRequest, CompletionRequest, completion_body,
+                                     describe_validation_errors, error_body, text_completion_body)
+from selfplay.serve.sse import sse_bytes, wants_usage
 
 log = logging.getLogger("selfplay.serve")
 _STATUS_OF_KIND = {"bad_request": 400, "not_found": 404, "auth": 401, "rate_limit": 429, "timeout": 504}
@@ -44,23 +47,49 @@ def build_app(llm: Any) -> FastAPI:
                 "data": [{"id": llm.model, "object": "model", "created": started, "owned_by": "selfplay"}]}
 
     @app.post("/v1/chat/completions")
-    async def chat_completions(request: Request) -> JSONResponse:
-        parsed = await _parse(request)
+    async def chat_completions(request: Request) -> Any:
+        parsed = await _parse(request, ChatCompletionRequest)
         if isinstance(parsed, JSONResponse):
             return parsed
         if parsed.model != llm.model:
-            return _error(404, f"The model {parsed.model!r} does not exist; this server serves {llm.model!r}",
-                          param="model", code="model_not_found")
+            return _unknown_model(parsed.model, llm.model)
         try:
-            result = await llm.chat(parsed.plain_messages(), parsed.sampling_params(), tools=parsed.tools)
+            result = await llm.chat(parsed.plain_messages(), parsed.sampling_params())
         except LLMError as exc:
             return _llm_error(exc)
-        return JSONResponse(completion_body(result, llm.model))
+        return _answer(completion_body(result, llm.model), parsed)
+
+    @app.post("/v1/completions")
+    async def completions(request: Request) -> Any:
+        parsed = await _parse(request, CompletionRequest)
+        if isinstance(parsed, JSONResponse):
+            return parsed
+        if parsed.model != llm.model:
+            return _unknown_model(parsed.model, llm.model)
+        if not hasattr(llm, "complete"):
+            return _error(404, "this backend serves chat only: use /v1/chat/completions", code="not_supported")
+        try:
+            result = await llm.complete(parsed.prompt, parsed.sampling_params())
+        except LLMError as exc:
+            return _llm_error(exc)
+        return _answer(text_completion_body(result, llm.model), parsed)
 
     return app
 
 
-async def _parse(request: Request) -> ChatCompletionRequest | JSONResponse:
+def _answer(body: dict[str, Any], parsed: Any) -> Any:
+    if not parsed.stream:
+        return JSONResponse(body)
+    usage = wants_usage(parsed.model_extra or {})
+    return StreamingResponse(sse_bytes(body, usage, json.dumps), media_type="text/event-stream")
+
+
+def _unknown_model(asked: str, served: str) -> JSONResponse:
+    return _error(404, f"The model {asked!r} does not exist; this server serves {served!r}", param="model",
+                  code="model_not_found")
+
+
+async def _parse(request: Request, model: Any) -> Any:
     """The validated body, or the 400 that says what is wrong with it."""
     try:
         body = json.loads(await request.body() or b"null")
@@ -69,13 +98,15 @@ async def _parse(request: Request) -> ChatCompletionRequest | JSONResponse:
     if not isinstance(body, dict):
         return _error(400, "request body must be a JSON object")
     try:
-        parsed = ChatCompletionRequest.model_validate(body)
+        parsed = model.model_validate(body)
     except ValidationError as exc:
         message, param = describe_validation_errors(exc.errors())
         return _error(400, message, param=param)
     refused = parsed.unsupported()
     if refused:
-        return _error(400, f"{refused!r} is not supported by selfplay serve", param=refused)
+        why = (": tool calls are not parsed from the model's text; describe the tools in the prompt instead"
+               if refused == "tools" else "")
+        return _error(400, f"{refused!r} is not supported by selfplay serve{why}", param=refused)
     return parsed
 
 

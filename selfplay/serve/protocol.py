@@ -3,8 +3,11 @@
 What it is for: validating a request body into our `SamplingParams` (with messages that say what is wrong, for
 a 400), and shaping a `ChatResult` into the JSON the official `openai` client parses (`choices`, `usage`,
 `finish_reason`, ...) and an error into OpenAI's `{"error": {"message", "type", "param", "code"}}`.
-What it does not do: serve HTTP (`selfplay.serve.app`), or support streaming, logprobs, tool-call parsing,
-`response_format`: those are refused with a 400 that names the field rather than silently ignored.
+`stream: true` is accepted (the app answers with `selfplay.serve.sse`); `/v1/completions` bodies are
+validated by `CompletionRequest`.
+What it does not do: serve HTTP (`selfplay.serve.app`), or support logprobs, `tools` (the chat template's
+tool-call format is not parsed back), `response_format`: those are refused with a 400 that names the field
+rather than silently ignored.
 """
 
 from __future__ import annotations
@@ -49,17 +52,12 @@ class ChatCompletionRequest(BaseModel):
     @field_validator("stop")
     @classmethod
     def _stop_strings(cls, value: str | list[str] | None) -> list[str] | None:
-        if value is None:
-            return None
-        stops = [value] if isinstance(value, str) else value
-        if any(not s for s in stops):
-            raise ValueError("stop strings must be non-empty")
-        return stops
+        return _split_stops(value)
 
     def unsupported(self) -> str | None:
         """The name of a field we refuse (set to a non-default value), if any."""
-        if self.stream:
-            return "stream"
+        if self.tools:
+            return "tools"
         extra = self.model_extra or {}
         for name in _REFUSED_WHEN_SET:
             if extra.get(name) not in (None, False, 0):
@@ -67,12 +65,64 @@ class ChatCompletionRequest(BaseModel):
         return None
 
     def sampling_params(self) -> SamplingParams:
-        return SamplingParams(max_tokens=self.max_completion_tokens or self.max_tokens or DEFAULT_MAX_TOKENS,
-                              temperature=self.temperature, top_p=self.top_p, stop=self.stop, seed=self.seed,
-                              n=self.n)
+        return _params(self)
 
     def plain_messages(self) -> list[dict[str, Any]]:
         return [m.model_dump(exclude_none=True) for m in self.messages]
+
+
+class CompletionRequest(BaseModel):
+    """A `/v1/completions` body: one prompt string (the text is continued as is, no chat template)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str
+    prompt: str | list[str]
+    n: int = Field(default=1, ge=1, le=MAX_N)
+    max_tokens: int | None = Field(default=16, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    temperature: float = Field(default=1.0, ge=0.0, le=2.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    stream: bool = False
+
+    @field_validator("stop")
+    @classmethod
+    def _stop_strings(cls, value: str | list[str] | None) -> list[str] | None:
+        return _split_stops(value)
+
+    @field_validator("prompt")
+    @classmethod
+    def _one_prompt(cls, value: str | list[str]) -> str:
+        prompts = [value] if isinstance(value, str) else value
+        if len(prompts) != 1 or not prompts[0]:
+            raise ValueError("one non-empty prompt string per request (send several requests for several prompts)")
+        return prompts[0]
+
+    def unsupported(self) -> str | None:
+        extra = self.model_extra or {}
+        for name in (*_REFUSED_WHEN_SET, "echo", "suffix"):
+            if extra.get(name) not in (None, False, 0, ""):
+                return name
+        return None
+
+    def sampling_params(self) -> SamplingParams:
+        return _params(self)
+
+
+def _params(body: Any) -> SamplingParams:
+    return SamplingParams(max_tokens=body.max_completion_tokens or body.max_tokens or DEFAULT_MAX_TOKENS,
+                          temperature=body.temperature, top_p=body.top_p, stop=body.stop, seed=body.seed, n=body.n)
+
+
+def _split_stops(value: str | list[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    stops = [value] if isinstance(value, str) else value
+    if any(not s for s in stops):
+        raise ValueError("stop strings must be non-empty")
+    return stops
 
 
 def completion_body(result: ChatResult, model: str) -> dict[str, Any]:
@@ -90,6 +140,15 @@ def completion_body(result: ChatResult, model: str) -> dict[str, Any]:
                   "prompt_tokens_details": {"cached_tokens": usage.cached_prompt_tokens}},
         "system_fingerprint": None,
     }
+
+
+def text_completion_body(result: ChatResult, model: str) -> dict[str, Any]:
+    """A `text_completion` object for `result` (the `/v1/completions` answer)."""
+    body = completion_body(result, model)
+    body.update(id=f"cmpl-{uuid.uuid4().hex}", object="text_completion",
+                choices=[{"index": c.index, "text": c.text, "finish_reason": c.finish_reason, "logprobs": None}
+                         for c in result.choices])
+    return body
 
 
 def error_body(message: str, *, kind: str = "invalid_request_error", param: str | None = None,
