@@ -39,6 +39,12 @@ def build_backend(model: ModelSection, concurrency: int) -> Any:
         api_key = os.environ.get(model.api_key_env)
         if not api_key:
             raise UserError(f"[model] api_key_env = {model.api_key_env!r}, but that environment variable is not set")
+    if model.batch:
+        from agents.llm.batch_backend import OpenAIBatchBackend
+        return OpenAIBatchBackend(model.name, base_url=model.base_url, api_key=api_key, timeout_s=model.timeout_s,
+                                  retry=RetryPolicy(max_attempts=model.max_attempts), supports_n=model.supports_n,
+                                  extra_body=model.extra_body, poll_s=model.batch_poll_s,
+                                  max_requests=model.batch_max_requests)
     return OpenAIBackend(model.name, base_url=model.base_url, api_key=api_key, timeout_s=model.timeout_s,
                          concurrency=concurrency, retry=RetryPolicy(max_attempts=model.max_attempts),
                          supports_n=model.supports_n, extra_body=model.extra_body, stream=model.stream)

@@ -30,6 +30,9 @@ class ModelSection(Section):
     max_attempts: int = Field(default=6, ge=1)
     supports_n: bool = True
     stream: bool = False             # openai: send `stream: true` (for servers that only stream)
+    batch: bool = False              # openai: send requests through the Batch API (batch price; generate only)
+    batch_poll_s: float = Field(default=5.0, gt=0)       # batch mode: seconds between polls of a batch
+    batch_max_requests: int = Field(default=50_000, ge=1)  # batch mode: requests per batch (provider limit)
     path: str | None = None          # local / vllm: a checkpoint directory (else `name` is a tiny config / path)
     extra_body: dict[str, Any] = Field(default_factory=dict)
     hourly_usd: float | None = Field(default=None, ge=0)   # local / vllm: the hardware's price per hour

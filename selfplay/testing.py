@@ -63,12 +63,14 @@ class MockServer:
     def __init__(self, script: Any = None, *, seed: int = 0, latency_ms: float = 0.0, faults: Any = None,
                  hang_s: float = 30.0, max_n: int | None = None, usage: bool = True,
                  retry_after_ms: float = 20.0, max_consecutive_faults: int = 3, subprocess: bool = False,
-                 host: str = "127.0.0.1", start_timeout: float = 20.0):
+                 host: str = "127.0.0.1", start_timeout: float = 20.0, batch_latency_s: float = 0.0,
+                 batch_outcome: str = "completed"):
         self.script_source = script
         self.config = MockConfig(script=_script(script), seed=seed, latency_ms=latency_ms,
                                  faults=_fault_rates(faults), hang_s=hang_s, max_n=max_n, usage=usage,
                                  retry_after_s=retry_after_ms / 1000.0,
-                                 max_consecutive_faults=max_consecutive_faults)
+                                 max_consecutive_faults=max_consecutive_faults, batch_latency_s=batch_latency_s,
+                                 batch_outcome=batch_outcome)
         self.use_subprocess = subprocess
         self.host = host
         self.start_timeout = start_timeout

@@ -27,7 +27,8 @@ class PriceError(ValueError):
 
 
 class ModelPrice(BaseModel):
-    """USD per 1M tokens. `cached_input` defaults to `input` (no discount)."""
+    """USD per 1M tokens. `cached_input` defaults to `input` (no discount); `batch_input` / `batch_output`
+    (the providers' Batch API prices) default to half of `input` / `output`."""
 
     model_config = {"extra": "forbid"}
 
@@ -36,6 +37,8 @@ class ModelPrice(BaseModel):
     cached_input: float | None = Field(default=None, ge=0.0)
     hourly_usd: float | None = Field(default=None, ge=0.0)
     tokens_per_second: float | None = Field(default=None, gt=0.0)
+    batch_input: float | None = Field(default=None, ge=0.0)
+    batch_output: float | None = Field(default=None, ge=0.0)
 
     @model_validator(mode="after")
     def _hardware_priced(self) -> "ModelPrice":
@@ -51,6 +54,13 @@ class ModelPrice(BaseModel):
         if self.cached_input is None:
             self.cached_input = self.input
         return self
+
+    def batch(self) -> "ModelPrice":
+        """The price of the same model through the Batch API (cached input at the batch input price)."""
+        batch_input = self.batch_input if self.batch_input is not None else self.input / 2
+        batch_output = self.batch_output if self.batch_output is not None else self.output / 2
+        return ModelPrice(input=batch_input, output=batch_output, cached_input=min(batch_input, self.cached_input),
+                          batch_input=batch_input, batch_output=batch_output)
 
     def cost(self, usage: Usage) -> float:
         cached = min(usage.cached_prompt_tokens, usage.prompt_tokens)

@@ -8,7 +8,9 @@ finish and are recorded, and the job reports `stopped_reason = "budget"`. Runnin
 again resumes: stored replies are served from the cache at $0, stored verdicts are reused.
 While the workers run, the run store shares commits among its frequent writes
 (`RunStore.group_commits`), and each finished task is added to the summary's running tally.
-Where requests and checks run is the executor's business (`[executor] kind`: in this process, or
+With `[model] batch = true` the requests go through the provider's Batch API
+(`agents.llm.batch_backend`): settled at the batch price, batch ids kept in the run store so a
+killed job polls the same batches again. Where requests and checks run is the executor's business (`[executor] kind`: in this process, or
 over a Ray cluster; see `selfplay.executors`); the store, the ledger and the cache stay here either way.
 What it does not do: train (see `selfplay run`), or retry a failed request forever (a sample whose
 requests failed for good is recorded with its error kind; its batch is run again on the next resume).
@@ -104,6 +106,7 @@ class GenerateJob:
         check_workflow(self.config)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         check_resume_compatible(self.config, self.run_dir)
+        self._check_batch()
         prices = price_table(self.config.prices)
         self.executor = open_executor(self.config, self.run_dir)  # [executor] kind: in-process or Ray
         try:
@@ -120,6 +123,9 @@ class GenerateJob:
         backends = [self.executor.backend(self.config.model, self.config.generate.concurrency)]
         try:
             llm = self.executor.metered(self.config.model, backends[0], prices, ledger, store)
+            if self.config.model.batch:  # the Batch API: batch ids on record in the store, the batch price
+                backends[0].attach_journal(store)
+                llm.price = llm.price.batch()
             critic = self._critic(prices, ledger, store, backends)
             await check_reachable(backends[0], self.config.model.base_url)
             started = time.monotonic()
@@ -137,6 +143,12 @@ class GenerateJob:
         write_json_lines(store.iter_candidate_json(ROUND), self.run_dir / "candidates.jsonl")
         write_json(summary, self.run_dir / "summary.json")
         return summary
+
+    def _check_batch(self) -> None:
+        model = self.config.model
+        if model.batch and (model.backend != "openai" or self.config.executor.kind != "local"):
+            raise UserError("[model] batch = true needs backend = \"openai\" and [executor] kind = \"local\" "
+                            f"(got backend = {model.backend!r}, [executor] kind = {self.config.executor.kind!r})")
 
     def _critic(self, prices, ledger, store, backends: list) -> Any:
         name = self.config.generate.workflow_options.get("critic_model")

@@ -25,6 +25,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 
+from selfplay.mock.batches import add_batch_routes
 from selfplay.mock.faults import Fault, FaultPlanner, FaultRates
 from selfplay.mock.matching import (canonical_json, chat_conversation, choose_reply, find_rule,
                                     prompt_conversation, render_reply, selection_key, text_of)
@@ -50,6 +51,8 @@ class MockConfig:
     usage: bool = True
     retry_after_s: float = 0.02
     max_consecutive_faults: int = 3
+    batch_latency_s: float = 0.0      # a batch is in_progress this long, then processed (see `batches`)
+    batch_outcome: str = "completed"  # or "expired" (half the lines answered) or "failed"
 
 
 class BadRequest(Exception):
@@ -315,9 +318,11 @@ def build_app(config: MockConfig) -> FastAPI:
                 for m in config.script.models]
         return json_response({"object": "list", "data": data})
 
+    batches = add_batch_routes(app, state, json_response, error_response)
+
     @app.get("/mock/stats")
     async def stats() -> Response:
-        return json_response(state.stats.snapshot())
+        return json_response({**state.stats.snapshot(), "batches": batches.created, "batch_lines": batches.lines})
 
     @app.post("/mock/reset")
     async def reset() -> Response:
