@@ -7,7 +7,9 @@ summary, exports. Goal: >= 0.9. Our backend sends through the same SDK client bu
 typed request/response layer (see `agents/llm/openai_backend.py`), which pays for part of that
 bookkeeping; the CPU columns (this process's CPU time per task, best run) show both sides' costs.
 Runs alternate (bare, ours, bare, ours) and the best of each is kept, to damp noise on a busy machine.
-Usage: python bench/bench_generate.py [--tasks 1500] [--latency-ms 50] [--k 4]
+Last row: the same job (`--batch-tasks` tasks) online and in batch mode (`[model] batch = true`) on a mock
+whose batches take `--batch-latency-s` seconds: cost (billed at the batch price: half) and wall time.
+Usage: python bench/bench_generate.py [--tasks 1500] [--latency-ms 50] [--k 4] [--batch-tasks 300]
 """
 
 from __future__ import annotations
@@ -54,15 +56,36 @@ async def bare(base_url: str, prompts: list[str], k: int, concurrency: int) -> t
 
 async def ours(base_url: str, tasks: Path, k: int, concurrency: int, out: Path) -> tuple[float, float]:
     """Wall and CPU seconds of a whole `selfplay generate` job (setup, summary and exports included)."""
+    elapsed, cpu, _ = await job(base_url, tasks, k, concurrency, out)
+    return elapsed, cpu
+
+
+async def job(base_url: str, tasks: Path, k: int, concurrency: int, out: Path,
+              batch: bool = False) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds and cost of a whole job (online, or through the Batch API)."""
+    model = {"name": "mock-model", "base_url": base_url, **({"batch": True, "batch_poll_s": 0.5} if batch else {})}
     config = GenerateConfig.model_validate({
-        "model": {"name": "mock-model", "base_url": base_url},
+        "model": model,
         "generate": {"tasks": str(tasks), "k": k, "max_tokens": 64, "concurrency": concurrency},
         "budget": {"usd": 1000.0}, "prices": {"mock-model": {"input": 0.15, "output": 0.6}}})
     started, cpu = time.perf_counter(), time.process_time()
     summary = await GenerateJob(config, out, show_progress=False).run()
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     assert summary["stopped_reason"] == "done" and summary["cache_hits"] == 0, summary
-    return elapsed, cpu
+    return elapsed, cpu, summary["cost_usd"]
+
+
+def online_vs_batch(args: argparse.Namespace, tmp: Path) -> None:
+    with MockServer(latency_ms=args.latency_ms, subprocess=True, batch_latency_s=args.batch_latency_s) as server:
+        tasks = tmp / "batch-tasks.jsonl"
+        write_tasks(tasks, args.batch_tasks)
+        rows = {mode: asyncio.run(job(server.base_url, tasks, args.k, 256, tmp / f"mode-{mode}", batch=mode == "batch"))
+                for mode in ("online", "batch")}
+    print(f"\nsame job, {args.batch_tasks} tasks, concurrency 256, batch latency {args.batch_latency_s:g}s")
+    print(f"{'mode':>8} {'cost $':>10} {'wall s':>8}")
+    for mode, (wall, _cpu, cost) in rows.items():
+        print(f"{mode:>8} {cost:>10.5f} {wall:>8.2f}")
+    print(f"batch / online cost: {rows['batch'][2] / rows['online'][2]:.3f}")
 
 
 def main() -> None:
@@ -71,6 +94,8 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--k", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--batch-tasks", type=int, default=300)
+    parser.add_argument("--batch-latency-s", type=float, default=3.0)
     args = parser.parse_args()
     print(f"tasks={args.tasks} n={args.k} latency={args.latency_ms}ms (mock endpoint in its own process)")
     print(f"{'concurrency':>11} {'bare req/s':>11} {'selfplay req/s':>15} {'ratio':>7} "
@@ -88,6 +113,7 @@ def main() -> None:
             cpu_bare, cpu_ours = (1000 * best[1] / args.tasks for best in (best_bare, best_ours))
             print(f"{concurrency:>11} {rate_bare:>11.0f} {rate_ours:>15.0f} {rate_ours / rate_bare:>7.2f} "
                   f"{cpu_bare:>17.2f} {cpu_ours:>21.2f}")
+        online_vs_batch(args, Path(tmp))
 
 
 if __name__ == "__main__":

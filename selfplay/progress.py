@@ -1,7 +1,9 @@
-"""The live progress display of jobs (rich): tasks, candidates, tokens, $ of the cap, requests/s, ETA.
+"""The live progress display of jobs (rich): tasks, candidates, verified candidates, $ per verified
+candidate, tokens, $ of the cap, requests/s, ETA.
 
 What it is for: telling a person watching a long job where it stands. It writes to stderr so
-stdout stays clean for scripts, and refreshes a few times a second at most.
+stdout stays clean for scripts, and refreshes a few times a second at most. On a terminal narrower
+than `NARROW` columns the bar, token count and ETA are left out so the line does not wrap.
 What it does not do: compute any figure (the job passes them in) or log to files.
 """
 
@@ -14,19 +16,25 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 
+NARROW = 100  # columns below which the display drops the bar, tokens and ETA
+
+
 class JobProgress:
     """A one-line live display; a no-op-cheap `update` that callers may call on every event."""
 
-    def __init__(self, description: str, total: int, *, usd_cap: float | None = None, enabled: bool = True) -> None:
-        self._console = Console(stderr=True)
+    def __init__(self, description: str, total: int, *, usd_cap: float | None = None, enabled: bool = True,
+                 console: Console | None = None) -> None:
+        self._console = console or Console(stderr=True)
         self.enabled = enabled
         self._usd_cap = usd_cap
         self._started = time.monotonic()
         self._last = 0.0
-        self._progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-            console=self._console, disable=not enabled, refresh_per_second=4)
+        self.narrow = self._console.width < NARROW
+        columns = ([TextColumn("[bold]{task.description}"), MofNCompleteColumn(), TextColumn("{task.fields[stats]}")]
+                   if self.narrow else
+                   [TextColumn("[bold]{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
+                    TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()])
+        self._progress = Progress(*columns, console=self._console, disable=not enabled, refresh_per_second=4)
         self._task = self._progress.add_task(description, total=total, stats="")
 
     def __enter__(self) -> "JobProgress":
@@ -40,15 +48,26 @@ class JobProgress:
         """Whether an `update` now would show anything (callers can skip gathering the figures)."""
         return self.enabled and (force or time.monotonic() - self._last >= 0.25)
 
-    def update(self, *, done: int, candidates: int, tokens: int, usd: float, requests: int, force: bool = False) -> None:
+    def update(self, *, done: int, candidates: int, tokens: int, usd: float, requests: int,
+               verified: int | None = None, force: bool = False) -> None:
         now = time.monotonic()
         if not force and now - self._last < 0.25:
             return
         self._last = now
         rate = requests / max(now - self._started, 1e-9)
-        cap = f" of ${self._usd_cap:.2f}" if self._usd_cap is not None else ""
-        stats = f"cand {candidates}  tok {tokens:,}  ${usd:.4f}{cap}  {rate:.1f} req/s"
-        self._progress.update(self._task, completed=done, stats=stats)
+        self._progress.update(self._task, completed=done, stats=self.stats_text(candidates, tokens, usd, rate, verified))
+
+    def stats_text(self, candidates: int, tokens: int, usd: float, rate: float, verified: int | None) -> str:
+        """The figures after the task count: shorter labels and no tokens on a narrow terminal."""
+        cap = f"/{self._usd_cap:.2f}" if self._usd_cap is not None else ""
+        parts = [f"cand {candidates}"]
+        if verified is not None:
+            per = f"${usd / verified:.4g}/ver" if verified else "$-/ver"
+            parts += [f"ver {verified}", per]
+        if not self.narrow:
+            parts.append(f"tok {tokens:,}")
+        parts += [f"${usd:.4f}{cap}", f"{rate:.1f} r/s"]
+        return "  ".join(parts) if not self.narrow else " ".join(parts)
 
 
 def progress_enabled() -> bool:

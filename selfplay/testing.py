@@ -160,7 +160,8 @@ class MockServer:
         cmd = [sys.executable, "-m", "selfplay", "mock-server", "--host", self.host, "--port", "0",
                "--seed", str(c.seed), "--latency-ms", str(c.latency_ms), "--hang-s", str(c.hang_s),
                "--retry-after-ms", str(c.retry_after_s * 1000.0),
-               "--max-consecutive-faults", str(c.max_consecutive_faults)]
+               "--max-consecutive-faults", str(c.max_consecutive_faults),
+               "--batch-latency-s", str(c.batch_latency_s), "--batch-outcome", c.batch_outcome]
         for kind, rate in c.faults.rates.items():
             cmd += [f"--fault-{kind}", repr(float(rate))]
         if c.max_n is not None:

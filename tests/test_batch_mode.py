@@ -80,15 +80,16 @@ def _pending_batches(out) -> list:
 def test_kill_9_mid_poll_resumes_the_same_batch_without_submitting_twice(tmp_path):
     out = tmp_path / "out"
     with MockServer(seed=5, batch_latency_s=2.0) as server:
-        config = _batch_job(tmp_path, server.base_url, tasks=10, k=2, concurrency=64)
-        process = popen("generate", "--config", str(config), "--out", str(out), "--no-progress")
+        config = write_job(tmp_path, server.base_url, tasks=10, k=2, concurrency=64, budget="usd = 10.0")
+        config.write_text(config.read_text().replace("[model]\n", "[model]\nbatch_poll_s = 0.05\n", 1))
+        process = popen("generate", "--config", str(config), "--out", str(out), "--no-progress", "--batch")
         deadline = time.monotonic() + 30
         while not _pending_batches(out) and time.monotonic() < deadline:
             time.sleep(0.05)
         process.kill()
         process.wait()
         assert _pending_batches(out) and server.stats()["batch_lines"] == 0, "the kill must land mid-poll"
-        result = _run(config, out)
+        result = cli("generate", "--config", str(config), "--out", str(out), "--no-progress", "--batch")
         stats = server.stats()
     assert result.returncode == 0, result.stderr
     assert stats["batches"] == 1 and stats["batch_lines"] == 10 and stats["duplicate_replies"] == 0

@@ -28,6 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_job_arguments(parser, "[model], [generate], [budget], [prices]", "generate.k=4")
     for flag, key in FLAG_KEYS.items():
         parser.add_argument(f"--{flag.replace('_', '-')}", dest=flag, default=None, help=f"override {key}")
+    parser.add_argument("--batch", action="store_true",
+                        help="send requests through the provider's Batch API at its batch price ([model] batch)")
     parser.add_argument("--no-progress", action="store_true", help="no live display")
     parser.set_defaults(func=run)
 
@@ -36,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from selfplay.jobs.generate import GenerateJob
 
     overrides = list(args.set) + [f"{key}={_toml_value(getattr(args, flag))}" for flag, key in FLAG_KEYS.items()
-                                  if getattr(args, flag) is not None]
+                                  if getattr(args, flag) is not None] + (["model.batch=true"] if args.batch else [])
     config = load_generate_config(args.config, overrides)
     job = GenerateJob(config, args.out, show_progress=False if args.no_progress else None)
     summary = asyncio.run(job.run())

@@ -34,6 +34,9 @@ def register(subparsers) -> None:
     p.add_argument("--retry-after-ms", type=float, default=20.0, help="Retry-After of 429 faults (default 20)")
     p.add_argument("--max-n", type=int, default=None, help="answer 400 to requests with n above this")
     p.add_argument("--no-usage", action="store_true", help="omit the usage field from replies")
+    p.add_argument("--batch-latency-s", type=float, default=0.0, help="seconds a batch stays in_progress")
+    p.add_argument("--batch-outcome", choices=("completed", "expired", "failed"), default="completed",
+                   help="how every batch ends (expired: half its lines answered)")
     p.set_defaults(func=run)
 
 
@@ -56,7 +59,8 @@ def build_config(args: argparse.Namespace):
     return MockConfig(script=script, seed=args.seed, latency_ms=args.latency_ms, faults=faults,
                       hang_s=args.hang_s, max_n=args.max_n, usage=not args.no_usage,
                       retry_after_s=args.retry_after_ms / 1000.0,
-                      max_consecutive_faults=args.max_consecutive_faults)
+                      max_consecutive_faults=args.max_consecutive_faults,
+                      batch_latency_s=max(0.0, args.batch_latency_s), batch_outcome=args.batch_outcome)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -52,6 +52,8 @@ class JobState:
     total_tasks: int
     done_tasks: int = 0
     candidates: int = 0
+    verifying: bool = False
+    verified: int = 0  # candidates that passed the verifier (this session), for the live display
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     stopped_reason: str = "done"
     outcomes: list[TaskOutcome] = field(default_factory=list)
@@ -198,7 +200,7 @@ class GenerateJob:
 
     async def _generate(self, tasks: list[Task], sampler: TaskSampler, ledger: BudgetLedger) -> JobState:
         gen = self.config.generate
-        state = JobState(total_tasks=len(tasks))
+        state = JobState(total_tasks=len(tasks), verifying=gen.verifier is not None)
         queue: asyncio.Queue[Task] = asyncio.Queue()
         for task in tasks:
             queue.put_nowait(task)
@@ -220,6 +222,7 @@ class GenerateJob:
                 return
             outcome = await sampler.run(queue.get_nowait())
             state.candidates += sum(1 for c in outcome.records if c.get("error") is None)
+            state.verified += outcome.passed
             state.tally.add_task(outcome.task_id, outcome.stored)
             outcome.records, outcome.stored = [], []  # stored already; keeping them would grow memory with the job
             state.outcomes.append(outcome)
@@ -236,7 +239,8 @@ def _tick(progress: JobProgress, state: JobState, ledger: BudgetLedger, force: b
         return
     totals = ledger.totals
     progress.update(done=state.done_tasks, candidates=state.candidates, tokens=totals.spent_tokens,
-                    usd=totals.spent_usd, requests=totals.requests, force=force)
+                    usd=totals.spent_usd, requests=totals.requests, verified=state.verified if state.verifying else None,
+                    force=force)
 
 
 class _stop_on_signals:
