@@ -3,8 +3,9 @@
 What it is for: `MeteredLLM(inner, price, ledger, cache)` is itself an `LLM`. For each request it
 (1) looks the request up by content key (model, messages, sampling parameters, seed, tools, sample
 offset) and returns a stored reply at $0; else (2) reserves the worst case (prompt upper bound +
-max_tokens x n, priced) in the ledger, which refuses if a cap would be passed, and waits until the
-reservation is on record; (3) sends; (4) settles the reservation to the real cost and hands the
+max_tokens x n, priced) in the ledger, which waits while it does not fit only because requests are
+in flight and refuses once nothing is in flight and it still does not fit (so the loop, generate,
+prm-label and every workflow turn spend a cap to the end), and waits until the reservation is on record; (3) sends; (4) settles the reservation to the real cost and hands the
 reply to the ledger's backend, which stores it under the key in the same write. A resumed job
 therefore never pays twice for a stored reply.
 What it does not do: retries (the backend's), or top-ups of missing choices (`sampling`).

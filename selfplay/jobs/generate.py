@@ -3,8 +3,10 @@
 What it is for: `selfplay generate`. It loads the config and tasks, opens the run store, and lets a
 pool of workers take tasks; each worker runs `TaskSampler` (batches of the configured workflow
 through the metered LLM: cache -> reserve -> send -> settle; verified as they land when a verifier
-is set; adaptive K). When a cap refuses a request, no new task starts, the requests in flight
-finish and are recorded, and the job reports `stopped_reason = "budget"`. Running the same command
+is set; adaptive K). A request whose worst case does not fit while others are in flight waits in
+the ledger for their settlements; once the ledger refuses (nothing in flight and the next request
+still does not fit, or the time cap), no new task starts, the requests in flight finish and are
+recorded, and the job reports `stopped_reason = "budget"` with the ledger's account (`budget_stop`). Running the same command
 again resumes: stored replies are served from the cache at $0, stored verdicts are reused.
 While the workers run, the run store shares commits among its frequent writes
 (`RunStore.group_commits`), and each finished task is added to the summary's running tally.
