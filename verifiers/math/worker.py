@@ -8,14 +8,18 @@ after at most the limit plus a few milliseconds; a fresh worker replaces it on t
 Safe from many threads at once (each call owns one worker while it runs); async callers use
 `asyncio.to_thread` (see `verifiers.math.averify`).
 
-Worker start (imports, warm-up) is not charged to any call's time limit. Workers are forked from
-the multiprocessing forkserver where the platform has one (fast respawn, and no fork of a
-threaded parent), with the target module preloaded; else they are spawned.
+Worker start (imports, warm-up) is not charged to any call's time limit. Each worker is a fresh
+interpreter of our own entry point, `python -m verifiers.math.worker_main` (subprocess.Popen with
+two inherited pipes; see that module): never a fork of the caller and never a multiprocessing
+child, so it works from any caller (`python - < script`, `python -c`, a script without a main
+guard, notebooks, threads, Ray or DataLoader workers) and never imports the caller's `__main__`.
+POSIX only (inherited pipe fds).
 
-Leaks: workers are daemon processes, are killed by `close()` and at interpreter exit (atexit),
-exit on their own when the parent's end of their pipe closes, and (forkserver, Linux) receive
-SIGKILL from the kernel when the forkserver dies with the parent. Each worker may also cap its
-address space (`memory_limit_mb`) so a runaway computation fails instead of swapping.
+Leaks: workers run in their own session (a Ctrl-C in the caller's terminal does not reach them),
+are killed by `close()` and at interpreter exit (atexit), exit on their own when the parent's end
+of their pipe closes (EOF), and a watchdog thread in each worker exits it within a second when the
+parent process disappears mid-computation. Each worker may also cap its address space
+(`memory_limit_mb`) so a runaway computation fails instead of swapping.
 
 What it does not do: sandbox untrusted code (the function is ours; only its *input* is untrusted),
 or retry: a timed-out call is reported to the caller, never silently re-run.
@@ -24,15 +28,19 @@ or retry: a timed-out call is reported to the caller, never silently re-run.
 from __future__ import annotations
 
 import atexit
-import importlib
-import multiprocessing
+import os
+import subprocess
+import sys
 import threading
 import time
 import weakref
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 START_TIMEOUT_S = 120.0
+ENTRY_POINT = "verifiers.math.worker_main"
+_PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent.parent)
 _POOLS: "weakref.WeakSet[WorkerPool]" = weakref.WeakSet()
 
 
@@ -53,7 +61,6 @@ class WorkerPool:
         self.warmup = warmup
         self.memory_limit_mb = memory_limit_mb
         self.max_workers = max(1, max_workers)
-        self._context = _context(target)
         self._idle: list[_Worker] = []
         self._workers: set[_Worker] = set()
         self._live = 0
@@ -122,106 +129,71 @@ class WorkerPool:
 
 
 class _Worker:
-    def __init__(self, process: multiprocessing.process.BaseProcess, conn: Connection):
+    def __init__(self, process: subprocess.Popen, inbox: Connection, outbox: Connection):
         self.process = process
-        self.conn = conn
+        self.inbox = inbox    # replies from the worker
+        self.outbox = outbox  # argument tuples to the worker
 
     @classmethod
     def start(cls, pool: WorkerPool) -> "_Worker":
-        parent_end, child_end = pool._context.Pipe()
-        kill_with_server = pool._context.get_start_method() == "forkserver"
-        process = pool._context.Process(
-            target=serve, args=(child_end, pool.target, pool.warmup, pool.memory_limit_mb, kill_with_server),
-            daemon=True, name="verifiers-worker")
-        process.start()
-        child_end.close()
-        worker = cls(process, parent_end)
-        if not parent_end.poll(START_TIMEOUT_S):
-            worker.kill()
-            raise WorkerCrashed("worker did not start")
+        to_child_r, to_child_w = os.pipe()
+        from_child_r, from_child_w = os.pipe()
+        command = [sys.executable, "-m", ENTRY_POINT, str(to_child_r), str(from_child_w), pool.target,
+                   pool.warmup or "", str(pool.memory_limit_mb or 0)]
         try:
-            parent_end.recv()
+            process = subprocess.Popen(command, pass_fds=(to_child_r, from_child_w), stdin=subprocess.DEVNULL,
+                                       cwd=_PACKAGE_ROOT, env=_worker_env(), start_new_session=True,
+                                       close_fds=True)
+        except OSError as exc:
+            for fd in (to_child_r, to_child_w, from_child_r, from_child_w):
+                os.close(fd)
+            raise WorkerCrashed(f"worker could not start: {exc}") from None
+        os.close(to_child_r)
+        os.close(from_child_w)
+        worker = cls(process, Connection(from_child_r, writable=False), Connection(to_child_w, readable=False))
+        try:
+            ready = worker.inbox.poll(START_TIMEOUT_S) and worker.inbox.recv() == "ready"
         except (EOFError, OSError):
+            ready = False
+        if not ready:
             worker.kill()
-            raise WorkerCrashed("worker died while starting") from None
+            raise WorkerCrashed(f"worker did not start (exit code {process.poll()})")
         return worker
 
     def call(self, args: tuple[Any, ...], timeout: float) -> tuple[str, Any]:
         deadline = time.monotonic() + timeout
         try:
-            self.conn.send(args)
-            if not self.conn.poll(max(0.0, deadline - time.monotonic())):
+            self.outbox.send(args)
+            if not self.inbox.poll(max(0.0, deadline - time.monotonic())):
                 raise HardTimeout(f"no answer within {timeout:g}s")
-            return self.conn.recv()
+            return self.inbox.recv()
         except (EOFError, OSError, BrokenPipeError):
-            raise WorkerCrashed(f"worker exited with code {self.process.exitcode}") from None
+            raise WorkerCrashed(f"worker exited with code {self.process.poll()}") from None
 
     def kill(self) -> None:
-        if self.process.is_alive():
-            self.process.kill()
-        self.process.join(timeout=5)
-        self.conn.close()
-
-
-def serve(conn: Connection, target: str, warmup: str | None, memory_limit_mb: int | None,
-          kill_with_server: bool) -> None:
-    """Worker main loop: receive argument tuples, send back ("ok", result) or ("error", text)."""
-    if kill_with_server:
-        _die_with_parent()
-    if memory_limit_mb:
-        _limit_memory(memory_limit_mb)
-    function = _resolve(target)
-    if warmup:
-        _resolve(warmup)()
-    conn.send("ready")
-    while True:
+        if self.process.poll() is None:
+            try:
+                self.process.kill()
+            except OSError:
+                pass
         try:
-            args = conn.recv()
-        except (EOFError, OSError):
-            return
-        try:
-            reply = ("ok", function(*args))
-        except MemoryError:
-            reply = ("error", "MemoryError")
-        except Exception as exc:  # reported to the caller as data, never a silent wrong answer
-            reply = ("error", f"{type(exc).__name__}: {exc}"[:300])
-        conn.send(reply)
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        for conn in (self.inbox, self.outbox):
+            try:
+                conn.close()
+            except OSError:
+                pass
 
 
-def _resolve(target: str) -> Any:
-    module, _, name = target.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
-def _context(target: str) -> multiprocessing.context.BaseContext:
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([target.partition(":")[0]])
-        return context
-    return multiprocessing.get_context("spawn")
-
-
-def _die_with_parent() -> None:
-    """Linux: ask the kernel to SIGKILL us when our parent (the forkserver) exits."""
-    try:
-        import ctypes
-        import signal
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
-
-
-def _limit_memory(megabytes: int) -> None:
-    try:
-        import resource
-
-        limit = megabytes * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    except (ImportError, ValueError, OSError):
-        pass
+def _worker_env() -> dict[str, str]:
+    """The caller's environment, with our package root first on PYTHONPATH (found from any cwd)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([_PACKAGE_ROOT, *filter(None, [env.get("PYTHONPATH")])])
+    env.pop("PYTHONSTARTUP", None)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
 
 
 @atexit.register
