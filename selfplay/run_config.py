@@ -9,13 +9,15 @@ What it does not do: run anything (see `selfplay.jobs.loop`).
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, TypeAdapter, ValidationError, model_validator
 
-from selfplay.config import (BudgetSection, ModelSection, SamplingSection, Section, apply_overrides, read_toml,
-                             validate)
+from selfplay.config import (BudgetSection, ModelSection, SamplingSection, Section, apply_overrides, locate, read_toml,
+                             suggest, validate)
+from selfplay.errors import UserError
 
 
 class LocalSection(Section):
@@ -77,6 +79,23 @@ class LoopSection(Section):
     control_steps: list[int] | None = None                       # control: optimizer steps per round
 
 
+class GuardsSection(Section):
+    """Per-round guards (selfplay.guards): a round that fails one is rejected and the previous checkpoint kept."""
+    enabled: bool = True
+    max_pass_drop: float | None = Field(default=0.05, ge=0)          # held-out pass@1 fall vs the last kept round
+    max_kl: float | None = Field(default=None, ge=0)                 # KL to the cold start, nats per token
+    min_entropy: float | None = Field(default=None, ge=0)            # policy entropy on eval samples, nats per token
+    max_entropy: float | None = Field(default=None, ge=0)
+    max_chosen_logp_drop: float | None = Field(default=5.0, ge=0)    # DPO: chosen log-prob fall, nats per completion
+
+
+class MonitorsSection(Section):
+    """Per-round monitors (selfplay.monitors): diversity, entropy / KL to the cold start, verifier audit."""
+    logp_samples: int = Field(default=64, ge=0)              # eval samples scored for entropy and KL (0: off)
+    audit_fraction: float = Field(default=0.1, ge=0, le=1)   # accepted training candidates re-checked
+    audit_threshold: float = Field(default=0.2, ge=0, le=1)  # disagreement rate that raises the alarm
+
+
 class RunConfig(Section):
     model: ModelSection
     local: LocalSection = Field(default_factory=LocalSection)
@@ -86,11 +105,31 @@ class RunConfig(Section):
     train: TrainSection = Field(default_factory=TrainSection)
     eval: EvalSection = Field(default_factory=EvalSection)
     loop: LoopSection = Field(default_factory=LoopSection)
+    guards: GuardsSection = Field(default_factory=GuardsSection)
+    monitors: MonitorsSection = Field(default_factory=MonitorsSection)
     budget: BudgetSection = Field(default_factory=BudgetSection)
     prices: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
+# The [model] keys `selfplay run` reads: the policy runs in this process (selfplay.policy.LocalPolicy).
+MODEL_KEYS_USED = {"name", "backend", "path"}
+# [train] settings that only one algorithm reads.
+ALGORITHM_SETTINGS = {"beta": "dpo", "kl_coef": "grpo", "clip_eps": "grpo", "clip_eps_high": "grpo",
+                      "normalize_std": "grpo", "drop_zero_advantage": "grpo"}
+# Pinned on resume: what is generated, verified, selected, trained and evaluated. Not pinned: the
+# budget, concurrency, display, threads and the number of rounds (raise it to continue a run).
+PINNED = {"model": ("name", "backend", "path"),
+          "tasks": tuple(TasksSection.model_fields),
+          "generate": ("k", "max_tokens", "temperature", "top_p", "stop", "seed", "system_prompt", "workflow",
+                       "workflow_options", "verifier"),
+          "select": tuple(SelectSection.model_fields),
+          "train": tuple(TrainSection.model_fields),
+          "eval": tuple(EvalSection.model_fields),
+          "loop": ("arm", "control_steps")}
+
+
 def load_run_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
+    """The validated loop config: every key checked, every file found, before any model is built."""
     data = apply_overrides(read_toml(path), overrides or [])
     config = validate(RunConfig, data, str(path))
     base = Path(path).parent
@@ -98,4 +137,112 @@ def load_run_config(path: str | Path, overrides: list[str] | None = None) -> Run
         value = getattr(config.tasks, key)
         if value and not Path(value).is_absolute():
             setattr(config.tasks, key, str((base / value).resolve()))
+    check_run_config(config, str(path))
     return config
+
+
+def check_run_config(config: RunConfig, source: str) -> None:
+    """Refuse keys with no effect in this setup, bad trainer settings, missing files: UserError at file:line."""
+    text = _text(source)
+
+    def fail(loc: list[str], message: str) -> None:
+        raise UserError(f"{locate(source, text, loc)}: [{'.'.join(loc[:-1]) or loc[0]}] {loc[-1]}: {message}")
+
+    model = config.model
+    if model.backend != "local":
+        fail(["model", "backend"], "`selfplay run` trains the policy in this process, so it needs backend = "
+             "\"local\" (serve the checkpoints with `selfplay serve` or vLLM afterwards)")
+    for key in sorted(model.model_fields_set - MODEL_KEYS_USED):
+        hint = "; set [local] hourly_usd instead" if key == "hourly_usd" else ""
+        fail(["model", key], f"has no effect in `selfplay run` (it loads the policy from [model] path or name and "
+             f"runs it in this process); remove it{hint}")
+    _check_tasks(config.tasks, fail)
+    _check_train(config, fail)
+    _check_generate(config.generate, fail)
+    sel, algorithm = config.select, config.train.algorithm
+    for key in ("rule", "cap_per_task", "majority_threshold"):
+        if key in sel.model_fields_set and algorithm != "sft":
+            fail(["select", key], f"only SFT rounds read it, but [train] algorithm = {algorithm!r}; remove it")
+    if "majority_threshold" in sel.model_fields_set and sel.rule != "majority":
+        fail(["select", "majority_threshold"], f"only rule = \"majority\" reads it (rule is {sel.rule!r}); remove it")
+    if "max_pairs" in sel.model_fields_set and algorithm != "dpo":
+        fail(["select", "max_pairs"], f"only DPO reads it, but [train] algorithm = {algorithm!r}; remove it")
+    if config.loop.control_steps is not None and config.loop.arm != "control":
+        fail(["loop", "control_steps"], "only the control arm reads it; set arm = \"control\" or remove it")
+
+
+def _check_tasks(tasks: TasksSection, fail) -> None:
+    builtin_keys = ("digits", "style", "n_seed", "n_train", "n_eval")
+    if tasks.builtin is not None:
+        for key in ("train", "eval", "seed_sft"):
+            if getattr(tasks, key) is not None:
+                fail(["tasks", key], f"has no effect next to builtin = {tasks.builtin!r} (the built-in family makes "
+                     f"its own train, eval and seed rows); remove it, or remove builtin to use your files")
+        return
+    for key in builtin_keys:
+        if key in tasks.model_fields_set:
+            fail(["tasks", key], "only builtin = \"addition\" reads it; remove it (your tasks come from files)")
+    for key, what in (("train", "the JSONL task file of the training pool"),
+                      ("eval", "the JSONL task file of the held-out set"),
+                      ("seed_sft", "a JSONL file of {\"messages\": [...]} rows for the cold-start SFT")):
+        value = getattr(tasks, key)
+        if value is not None and not Path(value).is_file():
+            fail(["tasks", key], f"file {value} does not exist; set [tasks] {key} to {what} "
+                 f"(a relative path is read next to the config)")
+
+
+def _check_train(config: RunConfig, fail) -> None:
+    from trainer.config import TrainConfig
+
+    train, settings = config.train, config.train.settings
+    known = [f.name for f in dataclasses.fields(TrainConfig)]
+    for key in settings:
+        if key not in known:
+            fail(["train", "settings", key], f"unknown trainer setting{suggest(key, known)}")
+        if key.startswith("lora"):
+            fail(["train", "settings", key], "has no effect in `selfplay run` (the loop trains the full model; "
+                 "LoRA applies to `selfplay train`); remove it")
+        wants = ALGORITHM_SETTINGS.get(key)
+        if wants and wants != train.algorithm:
+            fail(["train", "settings", key], f"only {wants.upper()} reads it, but [train] algorithm = "
+                 f"{train.algorithm!r}; remove it")
+    try:
+        TypeAdapter(TrainConfig).validate_python(dict(settings))
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = str(error["loc"][0]) if error["loc"] else "settings"
+        fail(["train", "settings", key], f"{error['msg']} (got {error.get('input')!r})")
+    except (ValueError, TypeError) as exc:
+        fail(["train", "settings"], str(exc))
+    if "replay_seed" in train.model_fields_set and train.algorithm != "sft":
+        fail(["train", "replay_seed"], f"only SFT rounds replay seed rows, but algorithm = {train.algorithm!r}; "
+             f"remove it")
+    if config.tasks.builtin is None and config.tasks.seed_sft is None:
+        for key in ("cold_start_epochs", "cold_start_steps"):
+            if key in train.model_fields_set:
+                fail(["train", key], "there is no cold start without seed rows; set [tasks] seed_sft or remove it")
+
+
+def _check_generate(gen: LoopGenerate, fail) -> None:
+    from agents.workflows.registry import validate_options
+
+    if "concurrency" in gen.model_fields_set:
+        fail(["generate", "concurrency"], "has no effect in `selfplay run` (the local policy batches requests by "
+             "[local] max_batch_rows); remove it")
+    try:
+        options = validate_options(gen.workflow, gen.workflow_options)
+    except ValueError as exc:
+        fail(["generate", "workflow"], str(exc))
+    if gen.workflow == "tool_use":
+        fail(["generate", "workflow"], "tool_use needs a code sandbox tool, which `selfplay run` does not provide; "
+             "use direct, self_refine or feedback")
+    if getattr(options, "critic_model", None):
+        fail(["generate", "workflow_options"], "critic_model: `selfplay run` has one in-process policy, so the "
+             "policy critiques itself; remove critic_model")
+
+
+def _text(source: str) -> str | None:
+    try:
+        return Path(source).read_text()
+    except (OSError, UnicodeDecodeError):
+        return None

@@ -76,7 +76,9 @@ def train_dpo(model, tokenizer, rows: list[dict], config: TrainConfig | None = N
     lengths = [len(c) + len(r) for c, r in pairs]
     metrics = train_loop(model, pairs, lengths, collate, make_dpo_step_loss(config.beta), config, out_dir,
                          name="dpo", accelerator=accelerator)
-    return {**metrics, "pairs": len(pairs)}
+    delta = metrics.get("rewards/chosen")  # beta * (log pi - log ref) on chosen, last logging window
+    extra = {"chosen_logp_delta": delta / config.beta} if delta is not None and config.beta else {}
+    return {**metrics, **extra, "pairs": len(pairs)}
 
 
 def _attach_reference(model, ref_model, pairs, pad_id: int, config, accelerator) -> None:

@@ -13,7 +13,6 @@ What it does not do: serve remote policies (the local backend is the loop's poli
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -23,16 +22,20 @@ from typing import Any
 from agents.llm.metered import MeteredLLM
 from agents.llm.types import BudgetExceeded, SamplingParams
 from agents.money.ledger import BudgetLedger, Caps
+from agents.workflows.common import CheckResult
+from agents.workflows.registry import spec
 from selfplay.crashpoints import crash_point
 from selfplay.errors import BudgetStop, UserError
+from selfplay import guards, monitors
 from selfplay.jobs import phases
 from selfplay.jobs.loop_tasks import LoopTasks, load_loop_tasks
 from selfplay.policy import LocalPolicy
 from selfplay.report import write_report
-from selfplay.run_config import RunConfig
+from selfplay.config import check_resume, write_resolved
+from selfplay.run_config import PINNED, RunConfig
 from selfplay.store import RunStore
 from selfplay.store.export import write_json
-from selfplay.verify import verify_candidates
+from selfplay.verify import get_check, run_check, verify_candidates
 
 DONE = "done"
 
@@ -40,7 +43,7 @@ DONE = "done"
 class RunJob:
     def __init__(self, config: RunConfig, run_dir: str | Path, *, title: str = "selfplay run",
                  progress: Any = None) -> None:
-        if config.model.backend != "local":
+        if config.model.backend != "local":  # load_run_config refuses it with the line; this guards API callers
             raise UserError("[model] backend: `selfplay run` trains the policy in this process, so it needs "
                             "backend = \"local\" (serve the checkpoints with `selfplay serve` or vLLM afterwards)")
         self.config = config
@@ -50,9 +53,11 @@ class RunJob:
 
     # --- orchestration ------------------------------------------------------------------------
     async def run(self) -> list[dict[str, Any]]:
+        tasks = load_loop_tasks(self.config.tasks, self.config.generate.seed)  # bad task files fail before any write
+        check_resume(self.config, self.dir, PINNED)  # a refusal leaves config.json as it was
         self.dir.mkdir(parents=True, exist_ok=True)
+        write_resolved(self.config, self.dir)
         _set_threads(self.config.local.threads)
-        tasks = load_loop_tasks(self.config.tasks, self.config.generate.seed)
         executor = ThreadPoolExecutor(max_workers=self.config.generate.verify_concurrency,
                                       thread_name_prefix="selfplay-verify")
         try:
@@ -62,7 +67,6 @@ class RunJob:
             executor.shutdown(wait=True)
 
     async def _run(self, store: RunStore, tasks: LoopTasks, executor) -> list[dict[str, Any]]:
-        (self.dir / "config.json").write_text(json.dumps(self.config.model_dump(mode="json"), indent=2))
         store.put_tasks([t.model_dump(mode="json") for t in tasks.train + tasks.eval])
         ledger = BudgetLedger(Caps(**self.config.budget.model_dump()), backend=store)
         policy = LocalPolicy(self.config.model.path or self.config.model.name, self.dir, seed=self.config.generate.seed,
@@ -133,6 +137,8 @@ class _Round:
             self.policy.load_round(round_ - 1)
             record.update(await self._improve(round_))
         record.update(await self._evaluate(round_))
+        if round_ > 0:
+            record = self._guard(round_, record)
         record.update(seconds=round(time.monotonic() - started, 2), cost_usd=self.ledger.totals.spent_usd - spent,
                       checkpoint=str(self.policy.checkpoint(round_)))
         self.store.put_round(round_, DONE, record)
@@ -164,7 +170,7 @@ class _Round:
         ok = await phases.sample_chunked(
             llm, self.store, round_, pool, label=gen.workflow, workflow=gen.workflow, k=gen.k,
             params_for=lambda t: self._params(t, gen.max_tokens, gen.temperature, round_), system_prompt=gen.system_prompt,
-            options=gen.workflow_options, chunk_size=self._chunk(gen.k),
+            options=gen.workflow_options, chunk_size=self._chunk(gen.k), check_for=self._feedback_check,
             on_chunk=self.job.phase(f"round {round_} generate x{gen.k}", len(pool)))
         if not ok:
             raise self.ledger.refusal or BudgetExceeded("budget refused a request", cap="usd")
@@ -177,8 +183,15 @@ class _Round:
         if self.cfg.train.algorithm == "sft" and self.cfg.train.replay_seed:
             rows = rows + self.tasks.seed_rows
         stats = _generation_stats(records, items)
+        mon = self.cfg.monitors
+        audit = monitors.audit(monitors.accepted_items(items, self.cfg.select, self.cfg.train.algorithm),
+                               {t.id: t.answer for t in self.tasks.train}, mon.audit_fraction,
+                               self.cfg.generate.seed + round_, mon.audit_threshold)
+        if audit["alarm"]:
+            self.job.say(f"round {round_} verifier audit alarm: {audit['disagreement_rate']:.0%} of audited rows "
+                         "fail the independent check (reward hacking?)")
         train = self._train(round_, rows)
-        return {**stats, "selection": selection, "train": train}
+        return {**stats, "selection": selection, "audit": audit, "train": train}
 
     async def _train_control(self, round_: int) -> dict[str, Any]:
         steps = self.cfg.loop.control_steps or []
@@ -214,7 +227,30 @@ class _Round:
         records = [r for r in self.store.iter_candidates(round_) if r["workflow"] == phases.EVAL]
         verdicts = await verify_candidates(self.store, round_, records, self.tasks.by_id, gen.verifier,
                                            concurrency=gen.verify_concurrency, executor=self.executor)
-        return phases.eval_metrics(phases.scored(records, verdicts), self.tasks.eval, ev.k)
+        items = phases.scored(records, verdicts)
+        return {**phases.eval_metrics(items, self.tasks.eval, ev.k),
+                "monitors": monitors.round_monitors(self.policy, items, records, self.cfg.monitors,
+                                                    self.cfg.generate.seed + round_)}
+
+    def _guard(self, round_: int, record: dict[str, Any]) -> dict[str, Any]:
+        """selfplay.guards: reject the round and restore the last kept policy into its checkpoint slot."""
+        stored = [r for r in self.store.get_rounds() if r["round"] == round_ and r["phase"] == guards.GUARDED]
+        if stored:  # resumed after the decision: the same record, restore again (idempotent)
+            record = {k: v for k, v in stored[0].items() if k != "phase"}
+        else:
+            done = [r for r in self.store.get_rounds() if r["phase"] == DONE]
+            previous = guards.last_kept(done, round_)
+            reasons = guards.check_round(record, previous, self.cfg.guards)
+            if not reasons:
+                return record
+            record = guards.rejected_record(record, previous, reasons)
+            self.store.put_round(round_, guards.GUARDED, record)
+            crash_point(f"round{round_}:guarded")
+        self.policy.load_round(round_ - 1)
+        self.policy.save(round_)
+        self.job.say(f"round {round_} rejected, round {record['kept_round']}'s policy kept: "
+                     + "; ".join(record["reasons"]))
+        return record
 
     # --- helpers ---------------------------------------------------------------------------------
     async def _llm(self) -> MeteredLLM:
@@ -225,6 +261,18 @@ class _Round:
         seed = random.Random(f"{self.cfg.generate.seed}:{salt}:{task.id}").randrange(2 ** 31)
         return SamplingParams(max_tokens=max_tokens, temperature=temperature, top_p=self.cfg.generate.top_p,
                               stop=self.cfg.generate.stop or None, seed=seed)
+
+    def _feedback_check(self, task):
+        """The `feedback` workflow's check for `task`: the round's verifier against its reference (else None)."""
+        if not spec(self.cfg.generate.workflow).needs_check:
+            return None
+        check = get_check(self.cfg.generate.verifier)
+
+        async def feedback_check(answer: str) -> CheckResult:
+            verdict = await run_check(check, {"final_answer": answer}, task, self.executor)
+            return CheckResult(passed=verdict.passed, reason=verdict.reason, error=verdict.error)
+
+        return feedback_check
 
     def _chunk(self, k: int) -> int:
         return max(1, self.cfg.local.max_batch_rows // k)
@@ -251,7 +299,9 @@ def _generation_stats(records: list[dict[str, Any]], items: list) -> dict[str, A
 
 
 def _brief(metrics: dict[str, Any]) -> dict[str, Any]:
-    keep = ("steps", "final_loss", "loss", "tokens_per_s", "examples", "pairs", "groups", "train_seconds", "skipped")
+    keep = ("steps", "final_loss", "loss", "tokens_per_s", "examples", "pairs", "groups", "train_seconds", "skipped",
+            "rewards/chosen", "rewards/rejected", "rewards/margin", "rewards/accuracy", "chosen_logp_delta",
+            "clip_fraction", "kl", "reward_mean", "groups_trained", "sequences", "grad_norm")
     return {k: metrics[k] for k in keep if k in metrics}
 
 
