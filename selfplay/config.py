@@ -7,10 +7,12 @@ What it does not do: run anything. Jobs read these objects.
 
 from __future__ import annotations
 
+import difflib
 import json
+import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -146,11 +148,83 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 
 def validate(model: type[BaseModel], data: dict[str, Any], source: str) -> Any:
+    """`model` from `data`; a UserError naming the file, line (where the TOML gives one), key and fix."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()[:5])
-        raise UserError(f"{source}: invalid config: {problems}") from exc
+        text = _text_of(source)
+        problems = [_problem(model, e, source, text) for e in exc.errors()[:5]]
+        raise UserError(problems[0] if len(problems) == 1 else
+                        "invalid config:\n  " + "\n  ".join(problems)) from exc
+
+
+def _problem(model: type[BaseModel], error: dict[str, Any], source: str, text: str | None) -> str:
+    loc = [str(p) for p in error["loc"]]
+    where = locate(source, text, loc)
+    key = ".".join(loc) or "(top)"
+    if error["type"] == "extra_forbidden":
+        return f"{where}: unknown key {key}{suggest(loc[-1], fields_at(model, loc[:-1]))}"
+    if error["type"] == "missing":
+        return f"{where}: missing key {key} (required)"
+    return f"{where}: {key}: {error['msg']}"
+
+
+def suggest(name: str, known: list[str]) -> str:
+    """'; did you mean X?' for a near-miss of one of `known`, plus the known keys."""
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]}?" if close else ""
+    return f"{hint} (known keys: {', '.join(sorted(known))})" if known else hint
+
+
+def fields_at(model: Any, loc: list[str]) -> list[str]:
+    """The field names of the section at `loc` inside `model` (empty when it is not a pydantic section)."""
+    for part in loc:
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        model = next((a for a in (field.annotation, *get_args(field.annotation))
+                      if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if model is None:
+            return []
+    return list(getattr(model, "model_fields", {}))
+
+
+def _text_of(source: str) -> str | None:
+    try:
+        return Path(source).read_text()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def locate(source: str, text: str | None, loc: list[str]) -> str:
+    """`file:line` of the key at `loc` (`["train", "settings", "lr"]`), else of its table, else `file`."""
+    line = key_line(text, loc) if text else None
+    return f"{source}:{line}" if line else source
+
+
+def key_line(text: str, loc: list[str]) -> int | None:
+    """The line of `loc`'s deepest key that the TOML text spells out (a header `[a.b]`, or `key =` inside it)."""
+    best: int | None = None
+    table: list[str] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        header = re.match(r"^\[\[?\s*([^\]]+?)\s*\]\]?", line)
+        if header:
+            table = [p.strip().strip('"') for p in header.group(1).split(".")]
+            if table == loc[:len(table)] and best is None:
+                best = number
+            if table == loc:
+                return number
+            continue
+        assignment = re.match(r"^([A-Za-z0-9_\-.\"' ]+?)\s*=", line)
+        if not assignment:
+            continue
+        key = table + [p.strip().strip('"') for p in assignment.group(1).split(".")]
+        if key == loc[:len(key)]:
+            if key == loc or re.search(r"[{,]\s*" + re.escape(loc[-1]) + r"\s*=", line):
+                return number
+            best = number
+    return best
 
 
 def load_generate_config(path: str | Path, overrides: list[str] | None = None) -> GenerateConfig:
@@ -164,3 +238,55 @@ def load_generate_config(path: str | Path, overrides: list[str] | None = None) -
 
 def write_resolved(config: BaseModel, run_dir: Path, name: str = "config.json") -> None:
     (run_dir / name).write_text(json.dumps(config.model_dump(mode="json"), indent=2) + "\n")
+
+
+def run_dir_produced(run_dir: str | Path) -> bool:
+    """Whether a run directory holds any result: a candidate, a paid reply, a round or a checkpoint.
+
+    A directory whose first start failed before producing anything (unreachable server, missing price,
+    bad task file) holds only its `config.json`: a corrected config may then take it over.
+    """
+    import sqlite3
+
+    run_dir = Path(run_dir)
+    if (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
+        return True
+    db = run_dir / "run.db"
+    if not db.is_file():
+        return False
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            for sql in ("SELECT 1 FROM candidates LIMIT 1", "SELECT 1 FROM rounds LIMIT 1",
+                        "SELECT 1 FROM reservations WHERE result IS NOT NULL OR usd > 0 LIMIT 1"):
+                try:
+                    if conn.execute(sql).fetchone():
+                        return True
+                except sqlite3.OperationalError:  # a table this store never created
+                    continue
+    except sqlite3.Error:
+        return True  # unreadable: be safe, treat it as holding results
+    return False
+
+
+def check_resume(config: BaseModel, run_dir: str | Path, pinned: dict[str, tuple[str, ...]]) -> None:
+    """Refuse to resume `run_dir` with a config whose `pinned` keys differ from its `config.json`.
+
+    Nothing is written here: a refusal leaves the directory as it was. A directory that produced
+    nothing yet never blocks a corrected config.
+    """
+    run_dir = Path(run_dir)
+    previous_path = run_dir / "config.json"
+    if not previous_path.exists() or not run_dir_produced(run_dir):
+        return
+    try:
+        previous = json.loads(previous_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{previous_path}: unreadable ({exc}); choose another --out") from exc
+    current = config.model_dump(mode="json")
+    for section, keys in pinned.items():
+        for key in keys:
+            old, new = (previous.get(section) or {}).get(key), (current.get(section) or {}).get(key)
+            if old != new:
+                raise UserError(f"{run_dir} holds a run with {section}.{key} = {old!r}, but this config says {new!r}; "
+                                f"{section}.{key} decides what the run's results mean, so resume with the same value "
+                                f"or choose another --out")

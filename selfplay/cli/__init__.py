@@ -22,6 +22,8 @@ COMMANDS = ["generate", "run", "demo", "report", "train", "serve", "mock_server"
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="selfplay", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"selfplay {_version()}",
+                        help="print the installed version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         try:
@@ -34,6 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         module.register(sub)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("selfplay")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
 
 
 def _unavailable(name: str, exc: ImportError):

@@ -17,11 +17,11 @@ from selfplay.progress import PhaseProgress, progress_enabled
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("demo", help="watch a tiny model teach itself 2-digit addition (CPU, no network)",
                             description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="runs/demo")
-    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the tasks, sampling and training")
+    parser.add_argument("--out", default="runs/demo", help="directory of the two arms' runs (re-run to resume)")
+    parser.add_argument("--rounds", type=int, default=4, help="self-improvement rounds per arm")
     parser.add_argument("--quick", action="store_true", help="a seconds-long smoke run (tests): tiny sizes")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no live display")
     parser.set_defaults(func=run)
 
 

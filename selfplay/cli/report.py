@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("report", help="write report.md and report.html for a run directory",
                             description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", help="a directory written by `selfplay run` or `selfplay demo`")
-    parser.add_argument("--title", default=None)
+    parser.add_argument("--title", default=None, help="the report's title (default: the directory name)")
     parser.set_defaults(func=run)
 
 

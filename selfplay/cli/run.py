@@ -1,4 +1,4 @@
-"""`selfplay run CONFIG.toml --out DIR`: the self-improvement loop, resumable and budget-capped.
+"""`selfplay run [--config] CONFIG.toml --out DIR`: the self-improvement loop, resumable and budget-capped.
 
 What it is for: parsing flags, loading the `RunConfig`, running `RunJob` with a live display, and
 printing the per-round table. Exit 0 when all rounds are done, 3 when a budget cap stopped the loop
@@ -11,17 +11,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+from selfplay.errors import UserError
 from selfplay.progress import PhaseProgress, progress_enabled
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("run", help="the self-improvement loop: generate, verify, select, train, evaluate",
                             description=__doc__.splitlines()[0])
-    parser.add_argument("config", help="TOML config ([model], [tasks], [generate], [select], [train], [eval], [loop], [budget])")
-    parser.add_argument("--out", required=True, help="run directory (re-run the same command to resume)")
+    parser.add_argument("config_path", nargs="?", metavar="CONFIG",
+                        help="TOML config ([model], [tasks], [generate], [select], [train], [eval], [loop], [budget]); "
+                             "or pass it as --config")
+    parser.add_argument("--config", dest="config_flag", metavar="CONFIG", default=None,
+                        help="the TOML config (the same as the positional CONFIG)")
+    parser.add_argument("--out", required=True, help="run directory (created; re-run the same command to resume)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set loop.rounds=2 (repeatable)")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no live display (the round lines still print)")
     parser.set_defaults(func=run)
 
 
@@ -29,7 +34,12 @@ def run(args: argparse.Namespace) -> int:
     from selfplay.jobs.loop import RunJob
     from selfplay.run_config import load_run_config
 
-    config = load_run_config(args.config, args.set)
+    if args.config_path and args.config_flag and args.config_path != args.config_flag:
+        raise UserError(f"two configs given ({args.config_path} and --config {args.config_flag}); pass one")
+    path = args.config_flag or args.config_path
+    if not path:
+        raise UserError("no config: pass it as `selfplay run CONFIG.toml --out DIR` or `--config CONFIG.toml`")
+    config = load_run_config(path, args.set)
     with PhaseProgress(enabled=progress_enabled() and not args.no_progress) as progress:
         rounds = asyncio.run(RunJob(config, args.out, progress=progress).run())
     print(round_table(rounds))

@@ -41,7 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-resume", action="store_true", help="ignore checkpoints already in --out")
     parser.add_argument("--no-progress", action="store_true", help="no live progress line")
     for flag, kind in FLAGS.items():
-        parser.add_argument(f"--{flag.replace('_', '-')}", dest=flag, type=kind, default=None)
+        parser.add_argument(f"--{flag.replace('_', '-')}", dest=flag, type=kind, default=None,
+                            help=f"override the TrainConfig key {flag} (see trainer/config.py)")
     parser.set_defaults(func=run)
 
 

@@ -32,7 +32,7 @@ from typing import Any
 from agents.money.ledger import BudgetLedger, Caps
 from agents.workflows.registry import validate_options
 from selfplay.backends import check_reachable, price_table
-from selfplay.config import GenerateConfig
+from selfplay.config import GenerateConfig, run_dir_produced
 from selfplay.errors import UserError
 from selfplay.executors import open_executor
 from selfplay.jobs.sampler import TaskOutcome, TaskSampler
@@ -70,7 +70,7 @@ def task_seed(run_seed: int, task_id: str) -> int:
 def check_resume_compatible(config: Any, run_dir: Path, pinned: dict[str, tuple[str, ...]] = PINNED) -> None:
     """Refuse to resume `run_dir` (its `config.json`) with a config whose `pinned` keys differ (any job's config)."""
     previous_path = run_dir / "config.json"
-    if not previous_path.exists():
+    if not previous_path.exists() or not run_dir_produced(run_dir):  # a first start that made nothing never blocks
         return
     previous = json.loads(previous_path.read_text())
     current = config.model_dump(mode="json")

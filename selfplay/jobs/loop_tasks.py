@@ -48,8 +48,17 @@ def load_loop_tasks(section: TasksSection, seed: int) -> LoopTasks:
 
 
 def load_seed_rows(path: str) -> list[dict[str, Any]]:
+    """The cold-start SFT rows of `[tasks] seed_sft`; a UserError naming the file and line of a bad row."""
+    file = Path(path)
+    if not file.is_file():
+        raise UserError(f"seed SFT file {path} does not exist; set [tasks] seed_sft to a JSONL file of "
+                        f"{{\"messages\": [...]}} rows, or remove it")
     rows = []
-    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
+    try:
+        lines = file.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 text ({exc.reason}); save it as UTF-8 JSONL") from exc
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
@@ -58,7 +67,16 @@ def load_seed_rows(path: str) -> list[dict[str, Any]]:
             raise UserError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
         if not isinstance(row, dict) or not isinstance(row.get("messages"), list):
             raise UserError(f"{path}:{number}: expected {{\"messages\": [...]}} (an SFT row)")
+        turns = row["messages"]
+        if not all(isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+                   for m in turns):
+            raise UserError(f"{path}:{number}: each message needs a \"role\" and a \"content\" string")
+        if not any(m["role"] == "assistant" for m in turns):
+            raise UserError(f"{path}:{number}: the row has no assistant turn, so there is nothing to train on; "
+                            f"add {{\"role\": \"assistant\", \"content\": ...}} to its messages")
         rows.append(row)
+    if not rows:
+        raise UserError(f"{path}: no seed rows (expected one {{\"messages\": [...]}} object per line)")
     return rows
 
 

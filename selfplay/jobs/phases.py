@@ -33,7 +33,8 @@ def chunks(items: list[Task], size: int) -> list[list[Task]]:
 async def sample_chunked(llm: Any, store: RunStore, round_: int, tasks: list[Task], *, label: str, workflow: str,
                          k: int, params_for: Callable[[Task], SamplingParams], system_prompt: str | None = None,
                          options: dict[str, Any] | None = None, chunk_size: int = 32,
-                         on_chunk: Callable[[int], None] | None = None, **workflow_kwargs: Any) -> bool:
+                         on_chunk: Callable[[int], None] | None = None,
+                         check_for: Callable[[Task], Any] | None = None, **workflow_kwargs: Any) -> bool:
     """K candidates per task under `label`; returns False when the budget refused a request (chunk not stored)."""
     have = store.ok_candidate_counts(round_, label)
     for chunk in chunks(tasks, chunk_size):
@@ -43,7 +44,7 @@ async def sample_chunked(llm: Any, store: RunStore, round_: int, tasks: list[Tas
             continue
         results = await asyncio.gather(*(
             run_workflow(workflow, llm, t.id, t.messages(system_prompt), params_for(t), k, options=options,
-                         **workflow_kwargs) for t in chunk))
+                         **({"check": check_for(t)} if check_for else {}), **workflow_kwargs) for t in chunk))
         if any(budget_exhausted(r) for r in results):
             return False
         records = [_record(traj, task, round_, label) for task, trajs in zip(chunk, results) for traj in trajs]
