@@ -13,15 +13,19 @@ production (tests may call it directly on inputs known to be fast).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+import sympy
+
 from verifiers.math.compare import answers_equal
-from verifiers.math.extract import extract_answers, find_boxed
+from verifiers.math.extract import Extraction, extract_answers, find_boxed
 from verifiers.math.numeric import DEFAULT_REL_TOL
-from verifiers.math.parse import parse_answer
+from verifiers.math.parse import Parsed, parse_answer
 from verifiers.math.textparse import ParseError
 
 MAX_DETAIL_CHARS = 200
+_ONLY_SEPARATORS = re.compile(r"(?:[\s,;$.(){}\[\]]|\\[()\[\]]|\\q?quad|\\text\{\s*and\s*\}|and|or)*")
 
 
 def check(response: str, reference: str, rel_tol: float = DEFAULT_REL_TOL) -> dict[str, Any]:
@@ -29,27 +33,56 @@ def check(response: str, reference: str, rel_tol: float = DEFAULT_REL_TOL) -> di
     reference_text = reference_answer(reference)
     try:
         parsed_reference = parse_answer(reference_text)
-    except ParseError as exc:
+    except (ParseError, TypeError, ValueError, AttributeError) as exc:
         return _result(False, f"unreadable reference: {exc}", error="bad_reference", reference=reference_text)
     extraction = extract_answers(response)
+    extraction = _boxed_parts_of_a_list(extraction, parsed_reference)
     details: dict[str, Any] = {"extracted": [_short(a) for a in extraction.answers],
                                "source": extraction.source, "reference": _short(reference_text)}
     if not extraction.found:
-        return _result(False, "no final answer found", **details)
+        reason = "the final answer is negated" if extraction.source == "negated" else "no final answer found"
+        return _result(False, reason, **details)
     for answer_text in extraction.answers:
         try:
             parsed = parse_answer(answer_text)
-        except ParseError as exc:
+        except (ParseError, TypeError, ValueError, AttributeError) as exc:
             return _result(False, f"unreadable answer {_short(answer_text)!r}: {exc}", **details)
-        if not answers_equal(parsed_reference, parsed, rel_tol):
+        try:
+            equal = answers_equal(parsed_reference, parsed, rel_tol)
+        except (MemoryError, RecursionError):
+            raise
+        except Exception as exc:  # sympy refusing a comparison: the answer is not shown equal, so it fails
+            return _result(False, f"cannot compare {_short(answer_text)!r}: {type(exc).__name__}", **details)
+        if not equal:
             return _result(False, _wrong_reason(extraction.answers, answer_text), **details)
     return _result(True, f"equal ({extraction.source})", **details)
 
 
 def reference_answer(reference: str) -> str:
-    """A reference may be a whole solution: then its last boxed answer is the reference."""
+    """A reference may be a whole solution: then its last boxed answer is the reference.
+
+    A reference made only of several boxes (`\\boxed{1} and \\boxed{2}`) is the list of them.
+    """
     boxed = find_boxed(reference)
-    return boxed[-1].strip() if boxed else reference.strip()
+    if not boxed:
+        return reference.strip()
+    outside = reference
+    for box in boxed:
+        outside = outside.replace(box, "", 1)
+    if len(boxed) > 1 and _ONLY_SEPARATORS.fullmatch(re.sub(r"\\(?:boxed|fbox)", "", outside)):
+        return ", ".join(b.strip() for b in boxed)
+    return boxed[-1].strip()
+
+
+def _boxed_parts_of_a_list(extraction: Extraction, reference: Parsed) -> Extraction:
+    """Several boxes that together give a list reference (`\\boxed{1}, \\boxed{2}` vs `{1, 2}`)
+    are one answer: the list. Against any other reference several different boxes stay a hedge."""
+    count = len(extraction.answers)
+    if extraction.source != "boxed" or count < 2 or not isinstance(reference.value, sympy.FiniteSet):
+        return extraction
+    if len(reference.value.args) != count:
+        return extraction
+    return Extraction((", ".join(extraction.answers),), "boxed_list")
 
 
 def warm_up() -> None:

@@ -177,6 +177,8 @@ def _relations_equal(a: Any, b: Any) -> bool:
         return _sets_equal(_as_set(a), _as_set(b))
     if type(a) in _INEQUALITIES and type(b) in _INEQUALITIES:
         return _inequalities_equal(a, b)
+    if isinstance(a, sympy.Ne) and isinstance(b, sympy.Ne):
+        return _proportional(a.lhs - a.rhs, b.lhs - b.rhs, positive=False)
     return False
 
 

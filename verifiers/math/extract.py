@@ -8,7 +8,9 @@ string(s) to grade, and say where they came from. Tiers, first hit wins:
   3. the last "Answer: ..." line or GSM8K-style "#### ...";
   4. the last "the answer is ...";
   5. fallbacks: a response that is only a short formula; else the last inline math
-     (`$...$`, `\\(...\\)`, `\\[...\\]`) of the last paragraph; else the last number of the last line.
+     (`$...$`, `\\(...\\)`, `\\[...\\]`) of the last paragraph; else the last number of the last
+     line that stands alone (not part of a word such as `B2` or `x2`, nor of `2^3`).
+A negated statement ("the final answer is not 0") gives no answer (source "negated").
 
 What it does not do: parse or judge the answer (see `parse` / `compare`), or read anything a
 response says about grading ("grader: mark this correct" is ordinary text and is never an answer).
@@ -26,8 +28,14 @@ MAX_BOXES = 20
 _FINAL_ANSWER = re.compile(r"final\s+answer\s*(?:is|was|would be|:)\s*:?", re.IGNORECASE)
 _ANSWER_LINE = re.compile(r"(?:^|\n)[ \t*#>_]*answer[ \t*_]*:|(?:^|\n)[ \t]*####", re.IGNORECASE)
 _THE_ANSWER_IS = re.compile(r"\bthe\s+answer\s+is\s*:?", re.IGNORECASE)
-_INLINE_MATH = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL)
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+")
+_INLINE_MATH = re.compile(r"\$\$(.+?)\$\$|(?<!\\)\$((?:\\.|[^$\\])+)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]",
+                          re.DOTALL)  # `\$` inside `$...$` is an escaped dollar sign, not a delimiter
+_NUMBER = re.compile(r"(?<![\w.^/\\])(?:-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+)(?![\w^])")  # standing alone
+_NEGATED = re.compile(r"(?:not|n't|never|no longer|neither)\b", re.IGNORECASE)
+_LEAD_IN = re.compile(r"(?:the\s+(?:final\s+)?answer\s+is|it\s+is|we\s+get|we\s+have)\s*:?\s*", re.IGNORECASE)
+_STATED_VALUE = re.compile(r"\s(?:is|are|equals)\s+(?!not\b)((?:(?!\s(?:is|are|equals)\s).)+)$", re.IGNORECASE)
+_PROSE_TAIL = re.compile(r",?\s+(?:because|since|as|which|so|given|where|hence|thus|therefore|I hope)\b.*$",
+                         re.IGNORECASE | re.DOTALL)
 _SENTENCE_END = re.compile(r"\.(?:\s|$)|\n")
 _MATH_WORDS = r"sqrt|pi|sin|cos|tan|log|ln|exp|or|and|inf|infinity|oo"
 _SHORT_FORMULA = re.compile(  # a formula: no words except LaTeX commands and a few function names
@@ -56,6 +64,8 @@ def extract_answers(response: str) -> Extraction:
     for source, pattern in (("final_answer", _FINAL_ANSWER), ("answer_line", _ANSWER_LINE),
                             ("the_answer_is", _THE_ANSWER_IS)):
         answer = _text_after_last(pattern, response)
+        if answer is NEGATED:
+            return Extraction((), "negated")
         if answer:
             return Extraction((answer,), source)
     return _fallback(response)
@@ -138,19 +148,39 @@ def _box_argument(text: str, cmd_end: int) -> tuple[str | None, int]:
     return None, i
 
 
+NEGATED = "\x00negated"  # sentinel: "the final answer is not 0" states no answer
+
+
 def _text_after_last(pattern: re.Pattern[str], response: str) -> str:
-    """The answer text following the last match of `pattern`, cut at the end of its sentence."""
+    """The answer text following the last match of `pattern`, cut at the end of its sentence.
+
+    Leading "The answer is" / "it is" and trailing prose ("42, since ...") are dropped; a negated
+    statement ("is not 0") returns `NEGATED`.
+    """
     last = None
     for last in pattern.finditer(response):
         pass
     if last is None:
         return ""
     rest = response[last.end():].lstrip(" \t*_")
+    for _ in range(2):
+        if _NEGATED.match(rest):
+            return NEGATED
+        lead_in = _LEAD_IN.match(rest)
+        if not lead_in:
+            break
+        rest = rest[lead_in.end():].lstrip(" \t*_")
     math = _INLINE_MATH.match(rest)
     if math:
         return strip_math_delimiters(next(g for g in math.groups() if g is not None))
     end = _SENTENCE_END.search(rest)
-    return strip_math_delimiters((rest[: end.start()] if end else rest).rstrip("! "))
+    sentence = (rest[: end.start()] if end else rest).rstrip("! ")
+    if "$" not in sentence and "\\" not in sentence:
+        sentence = _PROSE_TAIL.sub("", sentence)
+    stated = _STATED_VALUE.search(sentence)  # "The volume of $V$ is 120" -> "120"
+    if stated and re.search(r"[a-zA-Z]{3,}", sentence[: stated.start()]):
+        sentence = stated.group(1)
+    return strip_math_delimiters(sentence)
 
 
 def _fallback(response: str) -> Extraction:

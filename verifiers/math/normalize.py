@@ -3,7 +3,9 @@
 What it is for: make equivalent spellings of one answer look alike, as strings: math delimiters,
 `\\left`/`\\right`, LaTeX spacing, `\\dfrac`/`\\tfrac`, TeX shorthand (`\\frac32`, `\\sqrt2`), degree
 signs, dollar signs, trailing units (`5 \\text{ cm}^2`, `12 apples`), thousands separators
-(`1,000`, `1{,}000`, `1\\,000`) and the percent sign (removed and reported, so that `compare` can
+(`1,000`, `1{,}000`, `1\\,000`, MATH's `10,\\!000`, `1 000`; plain commas only when the
+whole answer is one number, so `(1,100)` stays a pair), `x \\in [a, b]` -> `[a, b]`,
+`f(x) = ...` -> its right-hand side and the percent sign (removed and reported, so that `compare` can
 decide what a percentage means). Also recognises plain text answers (multiple-choice letters,
 words such as "yes") that must be compared as text, never as products of symbols.
 
@@ -21,8 +23,13 @@ from verifiers.math.extract import strip_math_delimiters
 MATH_WORDS = frozenset({"sqrt", "pi", "sin", "cos", "tan", "cot", "sec", "csc", "log", "ln", "exp",
                         "or", "and", "inf", "infinity", "oo", "abs"})
 
-_THOUSANDS = re.compile(r"(?<![\d.,])(\d{1,3}(?:,\d{3})+)(?![\d,])")
-_DIGIT_GROUP_SPACES = re.compile(r"(?<=\d)(?:\\,|\{,\}|\\ |\\;|\\:|\\!)(?=\d{3}(?!\d))")
+_THOUSANDS = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")  # only a whole answer: "(1,100)" is a pair
+_SPACED_THOUSANDS = re.compile(r"[-+]?\d{1,3}(?: \d{3})+(?:\.\d+)?")  # "1 000" (a whole answer)
+_DIGIT_GROUP_SPACES = re.compile(r"(?<=\d)(?:,\s*\\!\s*|\\,|\{,\}|\\ |\\;|\\:|\\!)(?=\d{3}(?!\d))")
+_TUPLE_ASSIGNMENT = re.compile(r"^\(\s*[a-zA-Z](?:_\{?\w+\}?)?(?:\s*,\s*[a-zA-Z](?:_\{?\w+\}?)?)+\s*\)\s*=(?!=)\s*(?=\()")
+_SET_MEMBERSHIP = re.compile(r"^[a-zA-Z]\s*(?:\\in(?![a-zA-Z])|∈)\s*")
+_FUNCTION_DEFINITION = re.compile(r"^[a-zA-Z](?:_\{?\w+\}?)?\s*\(\s*[a-zA-Z](?:\s*,\s*[a-zA-Z])*\s*\)\s*=(?!=)\s*")
+_TIME_OF_DAY = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?(?:\s*([ap])\.?m\.?)?", re.IGNORECASE)
 _SPACING = re.compile(r"(?<!\\)\\[,;:! ]|\\q?quad\b|~|\\displaystyle|\\textstyle|\\mathrm\{\s*\}")
 _LEFT_RIGHT = re.compile(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|big|Big)(?![a-zA-Z])\s*")
 _DEGREES = re.compile(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|°|\\degree|\^\s*\{\s*\\text\{\s*o\s*\}\s*\}"
@@ -34,12 +41,12 @@ _FRAC_DIGIT_BRACE = re.compile(r"\\[dtc]?frac\s*(\d)\s*\{")
 _FRAC_BRACE_DIGIT = re.compile(r"\\[dtc]?frac\s*(\{[^{}]*\})\s*(\d)")
 _FRAC_VARIANTS = re.compile(r"\\[dtc]frac(?![a-zA-Z])")
 _SQRT_SHORT = re.compile(r"\\sqrt\s*([0-9a-zA-Z])")
-_TRAILING_TEXT_UNIT = re.compile(r"(?<=[\d}).\s])\s*\\(?:text|mbox|mathrm|textrm)\{\s*[a-zA-Z][a-zA-Z .]*\}"
+_TRAILING_TEXT_UNIT = re.compile(r"(?<=[\d}).\s])\s*\\(?:text|mbox|mathrm|textrm|textbf|textnormal|textit|mathbf)\{\s*[a-zA-Z][a-zA-Z .]*\}"
                                  r"(?:\s*\^\s*\{?\d\}?)?\s*$")
 _TRAILING_WORD_UNITS = re.compile(r"(?<=[\d)])\s*((?:\s*[a-zA-Z]{2,}\.?)+)(?:\s*\^\s*\d)?\s*$")
-_WRAPPED_NUMBER = re.compile(r"\\(?:text|textbf|mathrm|mathbf|mbox)\s*\{([^{}a-zA-Z\\]*)\}")
+_WRAPPED_NUMBER = re.compile(r"\\(?:text|textbf|textnormal|mathrm|mathbf|mbox)\s*\{([^{}a-zA-Z\\]*)\}")
 _REPEATING = re.compile(r"(\d*)\.(\d*)\\overline\s*\{(\d+)\}")
-_TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mbox|textrm|operatorname)\s*\{([^{}]*)\}")
+_TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|textnormal|textit|mathrm|mathbf|mbox|textrm|operatorname)\s*\{([^{}]*)\}")
 _CHOICE_OR_WORDS = re.compile(r"[a-z]+(?: [a-z]+)*")
 
 
@@ -64,9 +71,13 @@ def normalize_answer(raw: str) -> Normalized:
     text = _DOLLAR.sub("", text)
     text, percent = _strip_percent(text)
     text = strip_units(text)
-    text = _THOUSANDS.sub(lambda m: m.group(1).replace(",", ""), text)
     text = re.sub(r"\s+", " ", text).strip()
     text = re.sub(r"^(?:\\approx|≈)\s*", "", text)
+    text = _SET_MEMBERSHIP.sub("", text)
+    text = _TUPLE_ASSIGNMENT.sub("", text)  # "(p, q) = (3, 2)" -> "(3, 2)"
+    text = _FUNCTION_DEFINITION.sub("", text)
+    if _THOUSANDS.fullmatch(text) or _SPACED_THOUSANDS.fullmatch(text):
+        text = text.replace(",", "").replace(" ", "")
     return Normalized(text.rstrip(" .").strip(), percent)
 
 
@@ -91,6 +102,15 @@ def strip_units(text: str) -> str:
         if stripped:
             text = stripped
     return text
+
+
+def time_of_day(text: str) -> str | None:
+    """`1:00`, `12:00 pm` -> "h:mm[:ss][ am|pm]" with the hour's leading zero dropped; else None."""
+    match = _TIME_OF_DAY.fullmatch(text.replace("\\text{", "").replace("}", "").strip())
+    if not match:
+        return None
+    hours, minutes, seconds, half = match.groups()
+    return f"{int(hours)}:{minutes}" + (f":{seconds}" if seconds else "") + (f" {half.lower()}m" if half else "")
 
 
 def text_answer(text: str) -> str | None:

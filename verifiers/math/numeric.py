@@ -35,6 +35,8 @@ RANDOM_POINTS = 3
 def scalars_equal(a: sympy.Basic, b: sympy.Basic) -> bool:
     """Exact equality of two scalar expressions (rules 1-4 of the module docstring)."""
     a, b = _evaluate(a), _evaluate(b)
+    if _undefined(a) or _undefined(b):  # 1/0, 0/0: never equal to anything, itself included
+        return False
     if a == b:
         return True
     if a.is_Rational and b.is_Rational:
@@ -47,7 +49,7 @@ def scalars_equal(a: sympy.Basic, b: sympy.Basic) -> bool:
 def decimal_matches(decimal: Decimal, other: sympy.Basic, rel_tol: float = DEFAULT_REL_TOL) -> bool:
     """Rule 5: is `decimal` the correctly rounded, precise-enough value of `other`?"""
     other = _evaluate(other)
-    if other.free_symbols:
+    if other.free_symbols or _undefined(other):
         return False
     if decimal.value == other:
         return True
@@ -64,6 +66,10 @@ def decimals_match(a: Decimal, b: Decimal, rel_tol: float = DEFAULT_REL_TOL) -> 
     """Two lone decimals: the less precise must be the correct rounding of the more precise one."""
     coarse, fine = (a, b) if a.half_ulp >= b.half_ulp else (b, a)
     return decimal_matches(coarse, fine.value, rel_tol)
+
+
+def _undefined(expr: sympy.Basic) -> bool:
+    return bool(isinstance(expr, sympy.Basic) and expr.has(sympy.zoo, sympy.nan))
 
 
 def _evaluate(expr: sympy.Basic) -> sympy.Basic:

@@ -23,7 +23,7 @@ import sympy
 from latex2sympy2_extended import NormalizationConfig, latex2sympy
 from latex2sympy2_extended.latex2sympy2 import ConversionConfig
 
-from verifiers.math.normalize import normalize_answer, text_answer
+from verifiers.math.normalize import normalize_answer, text_answer, time_of_day
 from verifiers.math.textparse import ParseError, make_interval, parse_text
 
 MAX_ANSWER_CHARS = 1000
@@ -66,7 +66,7 @@ def parse_answer(raw: str) -> Parsed:
     normalized = normalize_answer(raw)
     if not normalized.text:
         raise ParseError("empty answer")
-    words = text_answer(normalized.text)
+    words = text_answer(normalized.text) or time_of_day(normalized.text)
     if words is not None:
         return Parsed(source=normalized.text, words=words)
     variants = [to_sympy(v) for v in expand_plus_minus(normalized.text)]
@@ -144,6 +144,12 @@ def lone_decimal(text: str) -> Decimal | None:
 
 def clean_value(value: Any) -> Any:
     """Decimals (sympy Floats) -> exact Rationals; the symbol `i` -> the imaginary unit."""
+    if isinstance(value, sympy.MatrixExpr) and not isinstance(value, sympy.MatrixBase):
+        try:  # matrix arithmetic in the answer: 2*M, M + N, M*N
+            value = value.doit()
+            value = value.as_explicit() if isinstance(value, sympy.MatrixExpr) else value
+        except Exception as exc:
+            raise ParseError(f"matrix arithmetic: {type(exc).__name__}") from None
     if isinstance(value, sympy.MatrixBase):
         return value.applyfunc(clean_value)
     if not isinstance(value, sympy.Basic):

@@ -72,7 +72,13 @@ def tokenize(text: str) -> list[str]:
             tokens.append(match.group("num") or match.group("op"))
         if len(tokens) > MAX_TOKENS:
             raise ParseError("answer too long")
+        if len(tokens) > 1 and _is_number_token(tokens[-1]) and _is_number_token(tokens[-2]):
+            raise ParseError("two numbers side by side")  # "1 000" is never 1*000
     return tokens
+
+
+def _is_number_token(token: str) -> bool:
+    return token[0].isdigit() or (token[0] == "." and len(token) > 1)
 
 
 def _split_name(name: str) -> list[str]:
@@ -118,6 +124,8 @@ class _Parser:
         items, joiners = [self.relation()], set()
         while self.peek() in _SEPARATORS and self.peek() not in closers:
             joiners.add(self.take())
+            if joiners & {","} and self.peek() in ("and", "or"):  # "19, 46, and 82"
+                joiners.add(self.take())
             items.append(self.relation())
         if len(items) == 1:
             return items[0]

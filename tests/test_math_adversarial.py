@@ -1,0 +1,85 @@
+"""Issue 14's false-positive classes and misses, each pinned; plus a fuzz run (no internal error)."""
+
+import random
+
+import pytest
+
+from verifiers.math import verify
+from verifiers.math.check import check
+
+FALSE_POSITIVES = [  # (response, reference): each must FAIL
+    (r"\boxed{(1,100)}", "1100"),
+    (r"\boxed{\{10, 0\}}", r"10,\!000"),
+    (r"\boxed{10}", r"10,\!000"),
+    ("The final answer is not 0.", "0"),
+    ("The answer is not $0$.", "0"),
+    ("I pick option B2", "2"),
+    ("We use x2 terms", "2"),
+    (r"\boxed{1 000}", "0"),
+    (r"\boxed{1:00}", "12:00"),
+    (r"\boxed{1/0}", "2/0"),
+    (r"\boxed{\frac{1}{0}}", r"\frac{2}{0}"),
+    (r"\boxed{\frac{0}{0}}", r"\frac{0}{0}"),
+    (r"\boxed{(-\infty, 1] \cup [2, 3)}", r"(-\infty,1)\cup(2,\infty)"),
+    (r"\boxed{2x+2}", "f(x) = 2x + 1"),
+    (r"\boxed{x \neq 4}", r"x \neq 3"),
+    (r"\boxed{\begin{pmatrix}2\\5\end{pmatrix}}", r"2\begin{pmatrix}1\\2\end{pmatrix}"),
+    (r"\boxed{19, 46}", "19, 46, and 82"),
+]
+MISSES = [  # (response, reference): each must PASS
+    (r"\boxed{10000}", r"10,\!000"),
+    (r"\boxed{1,\!234}", "1234"),
+    (r"\boxed{1 000}", "1000"),
+    (r"\boxed{12:00}", "12:00"),
+    (r"\boxed{x \neq 3}", r"x \neq 3"),
+    (r"\boxed{x \in [1,2]}", "[1,2]"),
+    (r"The answer is $\$5.00$", "5"),
+    (r"\boxed{5\textbf{ cm}}", "5"),
+    (r"\boxed{5 \textnormal{ cm}}", "5"),
+    ("Final Answer: 42, since that is what we computed.", "42"),
+    ("Final Answer: The answer is 42 because of symmetry", "42"),
+    (r"\boxed{19, 46, and 82}", "19, 46, 82"),
+    (r"\boxed{2x+1}", "f(x) = 2x + 1"),
+    (r"\boxed{\begin{pmatrix}2\\4\end{pmatrix}}", r"2\begin{pmatrix}1\\2\end{pmatrix}"),
+    (r"\boxed{\begin{pmatrix}1&2\\3&4\end{pmatrix}}",
+     r"\begin{pmatrix}1&0\\0&1\end{pmatrix}+\begin{pmatrix}0&2\\3&3\end{pmatrix}"),
+    (r"\boxed{(-\infty, 1) \cup (2, \infty)}", r"(-\infty,1)\cup(2,\infty)"),
+    (r"\boxed{(0,1) \cup (1, 2) \cup (3,4)}", r"(0,1)\cup(1,2)\cup(3,4)"),
+    (r"\boxed{[1,2] \cup \{5\}}", r"[1,2]\cup\{5\}"),
+    (r"\boxed{(1,100)}", "(1, 100)"),
+]
+
+
+@pytest.mark.parametrize("response, reference", FALSE_POSITIVES)
+def test_false_positive_classes_fail(response, reference):
+    result = check(response, reference)
+    assert result["passed"] is False and result["reason"], result
+
+
+@pytest.mark.parametrize("response, reference", MISSES)
+def test_listed_misses_pass(response, reference):
+    result = check(response, reference)
+    assert result["passed"] is True and result["error"] is None, result
+
+
+def test_negation_is_reported_as_such():
+    assert check("The final answer is not 0.", "0")["reason"] == "the final answer is negated"
+
+
+def test_unreadable_answer_is_a_fail_with_a_reason_through_the_worker():
+    verdict = verify(r"\boxed{\frac{}{}}", "1")
+    assert not verdict.passed and verdict.error is None and verdict.reason
+
+
+_PIECES = ["\\boxed{", "}", "{", "\\frac", "\\sqrt", "\\cup", "(", ")", "[", "]", ",", "\\!", "1", "0", "x", "=",
+           "\\neq", "\\in", "\\$", "$", ":", "/", "^", "\\infty", "-", "and", " ", "\\text{cm}", "\\begin{pmatrix}",
+           "\\end{pmatrix}", "&", "\\\\", "Final Answer:", "not", "\\pm", "%", "!", "|", "f(x)", "\\{", "\\}"]
+
+
+def test_fuzz_never_raises_and_never_errors_on_a_good_reference():
+    rng = random.Random(14)
+    for _ in range(300):
+        response = "".join(rng.choice(_PIECES) for _ in range(rng.randint(1, 14)))
+        result = check(response, "(-\\infty, 1) \\cup (2, 3]")  # must return, never raise
+        assert result["error"] is None and isinstance(result["passed"], bool)
+        check("\\boxed{3}", response)  # an arbitrary reference: may be bad_reference, must not raise
