@@ -140,3 +140,22 @@ def test_bad_run_config_names_the_key(tmp_path):
     path.write_text(path.read_text().replace("rounds = 2", "roundz = 2"))
     result = selfplay("run", str(path), "--out", str(tmp_path / "o"))
     assert result.returncode == 1 and "loop.roundz" in result.stderr
+
+
+def test_resume_with_another_eval_k_is_refused_and_config_json_untouched(reference):
+    before = (reference / "config.json").read_bytes()
+    rounds = (reference / "rounds.json").read_bytes()
+    config = write_config(reference.parent)  # the reference's own config
+    result = selfplay("run", "--config", str(config), "--out", str(reference), "--set", "eval.k=2")
+    assert result.returncode == 1 and "eval.k" in result.stderr and "Traceback" not in result.stderr
+    assert (reference / "config.json").read_bytes() == before and (reference / "rounds.json").read_bytes() == rounds
+
+
+def test_feedback_workflow_runs_past_round_1(tmp_path):
+    path = write_config(tmp_path)
+    text = path.read_text().replace("seed = 5", 'seed = 5\nworkflow = "feedback"\nworkflow_options = { max_attempts = 2 }')
+    path.write_text(text.replace("n_train = 16", "n_train = 4").replace("rounds = 2", "rounds = 1"))
+    result = selfplay("run", "--config", str(path), "--out", str(tmp_path / "out"), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    rounds = rounds_of(tmp_path / "out")
+    assert [r["round"] for r in rounds] == [0, 1] and rounds[1]["samples"] == 4 * 4

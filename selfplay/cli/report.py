@@ -15,7 +15,7 @@ from selfplay.errors import UserError
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("report", help="write report.md and report.html for a run directory",
                             description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir", help="a directory written by `selfplay run` or `selfplay demo`")
+    parser.add_argument("run_dir", help="a directory written by `selfplay run`, `selfplay demo` or `selfplay generate`")
     parser.add_argument("--title", default=None, help="the report's title (default: the directory name)")
     parser.set_defaults(func=run)
 
@@ -32,6 +32,14 @@ def run(args: argparse.Namespace) -> int:
         rows = conn.execute("SELECT round, phase, body FROM rounds ORDER BY round").fetchall()
     import json
     rounds = [{"round": r, **json.loads(b)} for r, phase, b in rows if phase == "done"]
+    if not rows:  # no rounds at all: a `selfplay generate` directory
+        from selfplay.report import write_generate_report
+
+        report = write_generate_report(db, args.run_dir, args.title or f"selfplay generate {Path(args.run_dir).name}")
+        totals = report["totals"]
+        print(f"generate run: {totals['candidates']} candidates, {totals['verified']} verified, "
+              f"${totals['cost_usd']:.6g} -> {report['markdown']}, {report['html']}")
+        return 0
     paths = write_report(rounds, args.run_dir, args.title or f"selfplay run {Path(args.run_dir).name}")
     print(f"{len(rounds)} rounds -> {paths['markdown']}, {paths['html']}")
     return 0
