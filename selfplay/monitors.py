@@ -51,8 +51,8 @@ def distinct_ngrams(texts: Sequence[str], n: int = 2) -> float:
 def text_monitors(items: Sequence[Scored], records: Sequence[dict[str, Any]], n: int = 2) -> dict[str, float]:
     """Diversity and length of the eval samples (`records` give the token counts)."""
     lengths = [r["usage"]["completion_tokens"] for r in records if r.get("usage")]
-    return {"distinct_answers": distinct_answers(items), f"distinct_{n}grams": distinct_ngrams([c.text for c in items], n),
-            "mean_length": sum(lengths) / len(lengths) if lengths else 0.0}
+    return {"distinct_answers": distinct_answers(items),
+            f"distinct_{n}grams": distinct_ngrams([c.text for c in items], n), "mean_length": sum(lengths) / len(lengths) if lengths else 0.0}
 
 
 def entropy_and_kl(policy_logps: Sequence[Sequence[float]], ref_logps: Sequence[Sequence[float]] | None) -> dict:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 import re
 
-from selfplay.monitors import audit, distinct_answers, distinct_ngrams, entropy_and_kl, last_number_matches, text_monitors
+from selfplay.monitors import (audit, distinct_answers, distinct_ngrams, entropy_and_kl, last_number_matches,
+                               text_monitors)
 from selfplay.select import Scored
 
 

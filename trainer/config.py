@@ -19,6 +19,7 @@ class TrainConfig:
     # schedule
     epochs: int = 1                     # passes over the data (GRPO: PPO-style iterations over one round's samples)
     max_steps: int | None = None        # optimizer steps; overrides epochs when set
+    max_epochs: float | None = None     # cap on passes over the data even with max_steps: steps scale with the data
     batch_size: int = 8                 # sequences (SFT, GRPO) or pairs (DPO) per micro-batch
     grad_accum: int = 1                 # micro-batches per optimizer step
     lr: float = 1e-4
@@ -45,6 +46,7 @@ class TrainConfig:
     lora_target_modules: Any = "all-linear"
     # DPO
     beta: float = 0.1
+    rpo_alpha: float = 0.0              # weight of the NLL on chosen (per token, RPO): holds chosen log-probs up
     # GRPO
     kl_coef: float = 0.0                # coefficient of the k3 KL to the reference (0: no reference pass at all)
     clip_eps: float = 0.2               # PPO ratio clip: [1 - clip_eps, 1 + clip_eps_high]
@@ -67,6 +69,8 @@ class TrainConfig:
         for name in ("batch_size", "grad_accum", "epochs", "max_length"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_epochs is not None and self.max_epochs <= 0:
+            raise ValueError(f"max_epochs must be > 0 (or unset), got {self.max_epochs}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"max_steps must be >= 1 (or unset to use epochs), got {self.max_steps}")
         self.adam_betas = tuple(self.adam_betas)

@@ -49,14 +49,20 @@ def dpo_collate(pairs, pad_id: int) -> dict:
     return batch
 
 
-def make_dpo_step_loss(beta: float):
+def make_dpo_step_loss(beta: float, rpo_alpha: float = 0.0):
     def step_loss(model, batch) -> StepLoss:
         n = batch["units"]
         sums = completion_token_logps(model, batch).sum(dim=1)
         ref = batch["ref_logps"].to(sums.dtype)
         args = (sums[:n], sums[n:], ref[:n], ref[n:])
         metrics = {k: v.sum() for k, v in dpo_rewards(*args, beta=beta).items()}
-        return StepLoss(dpo_loss(*args, beta=beta) * n, metrics)
+        loss = dpo_loss(*args, beta=beta) * n
+        if rpo_alpha:  # RPO: per-token NLL of the chosen completions, against likelihood displacement
+            chosen_tokens = (batch["labels"][:n, 1:] != -100).sum(dim=1).clamp(min=1).to(sums.dtype)
+            nll = (-sums[:n] / chosen_tokens).sum()
+            loss = loss + rpo_alpha * nll
+            metrics["nll/chosen"] = nll.detach()
+        return StepLoss(loss, metrics)
     return step_loss
 
 
@@ -74,8 +80,8 @@ def train_dpo(model, tokenizer, rows: list[dict], config: TrainConfig | None = N
     _attach_reference(model, ref_model, pairs, _pad_id(tokenizer), config, accelerator)
     collate = partial(dpo_collate, pad_id=_pad_id(tokenizer))
     lengths = [len(c) + len(r) for c, r in pairs]
-    metrics = train_loop(model, pairs, lengths, collate, make_dpo_step_loss(config.beta), config, out_dir,
-                         name="dpo", accelerator=accelerator)
+    step_loss = make_dpo_step_loss(config.beta, config.rpo_alpha)
+    metrics = train_loop(model, pairs, lengths, collate, step_loss, config, out_dir, name="dpo", accelerator=accelerator)
     delta = metrics.get("rewards/chosen")  # beta * (log pi - log ref) on chosen, last logging window
     extra = {"chosen_logp_delta": delta / config.beta} if delta is not None and config.beta else {}
     return {**metrics, **extra, "pairs": len(pairs)}

@@ -148,6 +148,8 @@ def _train_loop(model, examples, lengths, collate, step_loss, config, out_dir, n
     batches_per_epoch = len(loader)
     steps_per_epoch = math.ceil(batches_per_epoch / config.grad_accum)
     total = config.max_steps or steps_per_epoch * config.epochs
+    if config.max_epochs:  # a round with little data trains little (a collapsed round's 1 pair: not 100 steps)
+        total = min(total, max(1, math.ceil(config.max_epochs * steps_per_epoch)))
     warmup = config.warmup_steps or int(config.warmup_ratio * total)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: warmup_cosine(step, total, warmup, config.min_lr_ratio))

@@ -131,12 +131,21 @@ def _as_passed(candidate: Scored) -> Scored:
     return replace(candidate, passed=True, score=1.0)
 
 
+# Per-algorithm defaults under the user's `[train] settings` (which win): DPO at a lower lr than SFT with an RPO NLL
+# term on chosen (likelihood displacement), GRPO one pass over each round's samples (near on-policy, low clip
+# fraction); both cap steps at a few passes over the round's rows, so a collapsed round trains little.
+ALGORITHM_DEFAULTS: dict[str, dict[str, Any]] = {
+    "dpo": {"lr": 3e-4, "beta": 0.5, "rpo_alpha": 1.0, "max_epochs": 2.0},
+    "grpo": {"lr": 1e-4, "max_epochs": 1.0, "clip_eps": 0.2},
+}
+
+
 def train_policy(policy: Any, rows: list[dict], algorithm: str, settings: dict[str, Any], out_dir: str,
                  *, max_steps: int | None = None, epochs: int | None = None, seed: int = 0) -> dict[str, Any]:
     """Train the in-memory policy on `rows` with the trainer; returns the trainer's metrics."""
     from trainer.config import TrainConfig
 
-    values = {"progress": "off", "seed": seed, **settings}
+    values = {"progress": "off", "seed": seed, **ALGORITHM_DEFAULTS.get(algorithm, {}), **settings}
     if max_steps is not None:
         values["max_steps"] = max_steps
     if epochs is not None:

@@ -1,0 +1,33 @@
+"""Steps scale with the data (max_epochs caps max_steps), and the RPO term holds DPO's chosen log-probs up."""
+
+import pytest
+
+torch = pytest.importorskip("torch")
+torch.set_num_threads(1)
+
+from tests.test_trainer_dpo import pairs  # noqa: E402
+from trainer.config import TrainConfig  # noqa: E402
+from trainer.dpo import train_dpo  # noqa: E402
+from trainer.models import load_model  # noqa: E402
+
+
+def test_max_epochs_caps_a_fixed_step_count_on_little_data():
+    model, tokenizer = load_model("micro-llama")
+    metrics = train_dpo(model, tokenizer, pairs(3, seed=0), TrainConfig(lr=1e-3, max_steps=100, max_epochs=2,
+                                                                         batch_size=8, progress="off"))
+    assert metrics["steps"] == 2  # one batch per epoch, two epochs: not 100 steps on 3 pairs
+    metrics = train_dpo(model, tokenizer, pairs(3, seed=0), TrainConfig(lr=1e-3, max_steps=3, batch_size=8,
+                                                                         progress="off"))
+    assert metrics["steps"] == 3  # without the cap, max_steps as before
+
+
+def test_rpo_term_keeps_chosen_log_probs_from_falling():
+    deltas = {}
+    for alpha in (0.0, 1.0):
+        model, tokenizer = load_model("micro-llama")
+        config = TrainConfig(lr=3e-3, epochs=4, batch_size=8, beta=0.1, rpo_alpha=alpha, log_every=1,
+                             progress="off")
+        metrics = train_dpo(model, tokenizer, pairs(24, seed=0), config)
+        deltas[alpha] = metrics["chosen_logp_delta"]
+        assert metrics["rewards/accuracy"] > 0.9
+    assert deltas[1.0] > deltas[0.0] + 1.0, deltas
