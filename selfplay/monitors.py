@@ -139,3 +139,23 @@ def round_monitors(policy: Any, items: Sequence[Scored], records: Sequence[dict[
                                len(chosen), seed)[1]
         out.update(entropy_and_kl(logps, ref))
     return out
+
+
+REPORT_COLUMNS = [("distinct_answers", "distinct answers/task"), ("distinct_2grams", "distinct 2-grams"),
+                  ("mean_length", "mean length"), ("policy_entropy", "entropy"), ("kl_to_cold_start", "KL to round 0")]
+
+
+def report_lines(rounds: Sequence[dict[str, Any]]) -> list[str]:
+    """The report's "Monitors and guards" section: one row per round (nothing when no round has monitors)."""
+    if not any(r.get("monitors") for r in rounds):
+        return []
+    head = ["round", *(label for _, label in REPORT_COLUMNS), "audit disagreement", "kept"]
+    lines = ["## Monitors and guards", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rounds:
+        mon, aud = r.get("monitors") or {}, r.get("audit") or {}
+        cells = [str(r["round"]), *(f"{mon[k]:.3f}" if k in mon else "-" for k, _ in REPORT_COLUMNS),
+                 (f"{aud['disagreement_rate']:.2f} of {aud['audited']}" + (" ALARM" if aud.get("alarm") else ""))
+                 if aud.get("audited") else "-",
+                 "rejected: " + "; ".join(r.get("reasons", [])) if r.get("rejected") else "yes"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines + [""]

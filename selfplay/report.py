@@ -81,7 +81,8 @@ def markdown(rounds: list[dict[str, Any]], title: str) -> str:
               f"- the same 1B verified tokens from GPT-4-turbo ($30 per 1M output tokens) at this yield: "
               f"${_cell(p['gpt4_turbo_usd_1b_verified_at_this_yield'], '{:,.0f}')}",
               "- for scale: generating 1T tokens with GPT-4-turbo at $30 per 1M output tokens costs $30M", ""]
-    return "\n".join(lines)
+    from selfplay.monitors import report_lines  # the monitors / guards section (selfplay.monitors owns it)
+    return "\n".join(lines + report_lines(rounds))
 
 
 def plot(rounds: list[dict[str, Any]], series: list[tuple[str, str]], ylabel: str, title: str = "",

@@ -57,3 +57,16 @@ def test_strict_checker_cannot_audit_without_a_numeric_reference():
     assert last_number_matches(item("a", "so 85"), "85") is True
     assert last_number_matches(item("a", "85 or 86"), "85") is False
     assert last_number_matches(item("a", "85"), None) is None
+
+
+def test_report_section_shows_monitors_audit_alarm_and_rejections():
+    from selfplay.monitors import report_lines
+
+    rounds = [{"round": 0, "monitors": {"distinct_answers": 0.5, "kl_to_cold_start": 0.0}},
+              {"round": 1, "monitors": {"distinct_answers": 0.25}, "audit": {"audited": 4, "disagreement_rate": 0.75,
+                                                                            "alarm": True},
+               "rejected": True, "reasons": ["held-out pass@1 fell"]}]
+    text = "\n".join(report_lines(rounds))
+    assert "| 0 | 0.500 | - | - | - | 0.000 | - | yes |" in text
+    assert "0.75 of 4 ALARM" in text and "rejected: held-out pass@1 fell" in text
+    assert report_lines([{"round": 0}]) == []
