@@ -211,7 +211,7 @@ def key_line(text: str, loc: list[str]) -> int | None:
         header = re.match(r"^\[\[?\s*([^\]]+?)\s*\]\]?", line)
         if header:
             table = [p.strip().strip('"') for p in header.group(1).split(".")]
-            if table == loc[:len(table)] and best is None:
+            if (table == loc[:len(table)] or table[:len(loc)] == loc) and best is None:
                 best = number
             if table == loc:
                 return number

@@ -146,7 +146,8 @@ def check_run_config(config: RunConfig, source: str) -> None:
     text = _text(source)
 
     def fail(loc: list[str], message: str) -> None:
-        raise UserError(f"{locate(source, text, loc)}: [{'.'.join(loc[:-1]) or loc[0]}] {loc[-1]}: {message}")
+        key = f"[{'.'.join(loc[:-1])}] {loc[-1]}" if len(loc) > 1 else f"[{loc[0]}]"
+        raise UserError(f"{locate(source, text, loc)}: {key}: {message}")
 
     model = config.model
     if model.backend != "local":
@@ -156,6 +157,9 @@ def check_run_config(config: RunConfig, source: str) -> None:
         hint = "; set [local] hourly_usd instead" if key == "hourly_usd" else ""
         fail(["model", key], f"has no effect in `selfplay run` (it loads the policy from [model] path or name and "
              f"runs it in this process); remove it{hint}")
+    if config.prices:
+        fail(["prices"], "has no effect in `selfplay run` (the loop's policy is local: its compute is priced by "
+             "[local] hourly_usd x measured time); remove [prices]")
     _check_tasks(config.tasks, fail)
     _check_train(config, fail)
     _check_generate(config.generate, fail)

@@ -73,3 +73,9 @@ def test_a_generate_dir_whose_first_start_failed_takes_a_corrected_config(tmp_pa
         assert len(read_candidates(tmp_path / "o")) == 9
         refused = cli("generate", "--config", str(config), "--out", str(tmp_path / "o"), "--k", "2")
     assert refused.returncode == 1 and "generate.k" in refused.stderr  # once it produced, k is pinned
+
+
+def test_a_flag_that_breaks_a_config_check_is_one_message(tmp_path, capsys):
+    code = main(["demo", "--quick", "--rounds", "-1", "--out", str(tmp_path / "d"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1 and "loop.rounds" in err and "greater than or equal to 0" in err and "Traceback" not in err

@@ -235,3 +235,10 @@ def test_a_run_dir_that_produced_nothing_never_blocks_a_corrected_config(tmp_pat
     with RunStore(out) as store:
         store.put_round(0, "done", {"round": 0})
     assert run_dir_produced(out)
+
+
+def test_prices_have_no_effect_in_the_loop_and_are_refused(tmp_path, capsys):
+    path = tmp_path / "run.toml"
+    path.write_text(BASE + '\n[prices."micro-llama"]\ninput = 1.0\noutput = 2.0\n')
+    err = refused(capsys, tmp_path, path)
+    assert "[local] hourly_usd" in err and f"run.toml:{line_of(path, '[prices.')}" in err

@@ -11,7 +11,9 @@ import argparse
 import importlib
 import sys
 
-from selfplay.errors import BudgetStop, UserError
+from pydantic import ValidationError
+
+from selfplay.errors import EXIT_USER_ERROR, BudgetStop, UserError
 
 # Packages of the optional extras: a command needing one that is absent is listed as unavailable.
 OPTIONAL_PACKAGES = {"torch", "transformers", "peft", "accelerate", "tokenizers", "safetensors", "ray", "vllm"}
@@ -62,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except ValidationError as exc:  # a flag-built config (e.g. `selfplay demo --rounds -1`) failed its own checks
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
+        print(f"error: invalid input: {problems}", file=sys.stderr)
+        return EXIT_USER_ERROR
     except BudgetStop as exc:
         print(f"stopped: {exc}", file=sys.stderr)
         return exc.exit_code
