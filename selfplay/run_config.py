@@ -117,7 +117,7 @@ MODEL_KEYS_USED = {"name", "backend", "path"}
 ALGORITHM_SETTINGS = {"beta": "dpo", "kl_coef": "grpo", "clip_eps": "grpo", "clip_eps_high": "grpo",
                       "normalize_std": "grpo", "drop_zero_advantage": "grpo"}
 # Pinned on resume: what is generated, verified, selected, trained and evaluated. Not pinned: the
-# budget, concurrency, display, threads and the number of rounds (raise it to continue a run).
+# budget, concurrency, display, threads, monitors and the number of rounds (raise it to continue a run).
 PINNED = {"model": ("name", "backend", "path"),
           "tasks": tuple(TasksSection.model_fields),
           "generate": ("k", "max_tokens", "temperature", "top_p", "stop", "seed", "system_prompt", "workflow",
@@ -125,7 +125,8 @@ PINNED = {"model": ("name", "backend", "path"),
           "select": tuple(SelectSection.model_fields),
           "train": tuple(TrainSection.model_fields),
           "eval": tuple(EvalSection.model_fields),
-          "loop": ("arm", "control_steps")}
+          "loop": ("arm", "control_steps"),
+          "guards": tuple(GuardsSection.model_fields)}  # guards decide which rounds are kept (monitors only measure)
 
 
 def load_run_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:

@@ -48,9 +48,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def round_table(rounds: list[dict]) -> str:
-    lines = [f"{'round':>5} {'pass@1':>7} {'pass@k':>7} {'yield':>6} {'samples':>8} {'tokens':>9} {'seconds':>8}"]
+    lines = [f"{'round':>5} {'pass@1':>7} {'pass@k':>7} {'maj@k':>7} {'yield':>6} {'samples':>8} {'tokens':>9} "
+             f"{'seconds':>8}"]
     for r in rounds:
         yield_ = f"{r['yield']:.3f}" if r.get("yield") is not None else "-"
-        lines.append(f"{r['round']:>5} {r.get('eval_pass@1', 0):>7.3f} {r.get('eval_pass@k', 0):>7.3f} {yield_:>6} "
+        lines.append(f"{r['round']:>5} {r.get('eval_pass@1', 0):>7.3f} {r.get('eval_pass@k', 0):>7.3f} "
+                     f"{r.get('eval_maj@k', 0):>7.3f} {yield_:>6} "
                      f"{r.get('samples', 0) or 0:>8} {r.get('completion_tokens', 0) or 0:>9} {r.get('seconds', 0):>8.1f}")
     return "\n".join(lines)

@@ -26,6 +26,7 @@ from agents.workflows.common import CheckResult
 from agents.workflows.registry import spec
 from selfplay.crashpoints import crash_point
 from selfplay.errors import BudgetStop, UserError
+from selfplay.export import round_candidate_ids, write_candidates, write_round_rows
 from selfplay import guards, monitors
 from selfplay.jobs import phases
 from selfplay.jobs.loop_tasks import LoopTasks, load_loop_tasks
@@ -89,6 +90,8 @@ class RunJob:
         rounds = [r for r in store.get_rounds() if r["phase"] == DONE]
         write_report(rounds, self.dir, self.title)
         write_json({"rounds": rounds}, self.dir / "rounds.json")
+        store.commit()  # every candidate with its verdicts, for readers without SQL (selfplay.export)
+        write_candidates(self.dir, verifier=self.config.generate.verifier)
         return rounds
 
     def say(self, text: str) -> None:
@@ -190,12 +193,14 @@ class _Round:
         if audit["alarm"]:
             self.job.say(f"round {round_} verifier audit alarm: {audit['disagreement_rate']:.0%} of audited rows "
                          "fail the independent check (reward hacking?)")
+        write_round_rows(self.job.dir, round_, rows, round_candidate_ids(rows, items, round_, gen.workflow))
         train = self._train(round_, rows)
         return {**stats, "selection": selection, "audit": audit, "train": train}
 
     async def _train_control(self, round_: int) -> dict[str, Any]:
         steps = self.cfg.loop.control_steps or []
         max_steps = steps[round_ - 1] if round_ - 1 < len(steps) else None
+        write_round_rows(self.job.dir, round_, list(self.tasks.seed_rows))
         return {"train": self._train(round_, list(self.tasks.seed_rows), max_steps=max_steps, algorithm="sft")}
 
     def _train(self, round_: int, rows: list[dict], *, max_steps: int | None = None,
@@ -307,7 +312,7 @@ def _brief(metrics: dict[str, Any]) -> dict[str, Any]:
 
 def _round_line(record: dict[str, Any]) -> str:
     parts = [f"round {record['round']}", f"pass@1 {record.get('eval_pass@1', 0):.3f}",
-             f"pass@k {record.get('eval_pass@k', 0):.3f}"]
+             f"pass@k {record.get('eval_pass@k', 0):.3f}", f"maj@k {record.get('eval_maj@k', 0):.3f}"]
     if "yield" in record:
         parts.append(f"yield {record['yield']:.3f}")
     parts.append(f"{record.get('seconds', 0):.1f}s")
