@@ -19,7 +19,7 @@ from selfplay.errors import EXIT_USER_ERROR, BudgetStop, UserError
 OPTIONAL_PACKAGES = {"torch", "transformers", "peft", "accelerate", "tokenizers", "safetensors", "ray", "vllm"}
 
 # Module names under selfplay.cli, in the order `selfplay --help` lists them.
-COMMANDS = ["generate", "run", "demo", "report", "train", "serve", "mock_server", "prm_label"]
+COMMANDS = ["generate", "run", "demo", "report", "export", "train", "serve", "mock_server", "prm_label"]
 
 
 def build_parser() -> argparse.ArgumentParser:

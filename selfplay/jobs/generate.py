@@ -39,7 +39,8 @@ from selfplay.jobs.sampler import TaskOutcome, TaskSampler
 from selfplay.jobs.summary import CandidateTally, generate_summary
 from selfplay.progress import JobProgress, progress_enabled
 from selfplay.store import RunStore
-from selfplay.store.export import write_json, write_json_lines
+from selfplay.export import write_candidates
+from selfplay.store.export import write_json
 from selfplay.tasks import Task, load_tasks
 
 ROUND = 0  # generate jobs write round 0; the loop (`selfplay run`) writes rounds 1..N
@@ -144,7 +145,8 @@ class GenerateJob:
         finally:
             for backend in backends:
                 await backend.aclose()
-        write_json_lines(store.iter_candidate_json(ROUND), self.run_dir / "candidates.jsonl")
+        store.commit()  # candidates.jsonl carries each candidate's verdict (selfplay.export reads the store)
+        write_candidates(self.run_dir, round_=ROUND, verifier=self.config.generate.verifier)
         write_json(summary, self.run_dir / "summary.json")
         return summary
 
