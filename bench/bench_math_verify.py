@@ -1,6 +1,8 @@
 """Benchmark: `verifiers.math` against the `math-verify` package, same cases, same run.
 
-What it measures, on tests/data/math_cases.jsonl (labelled response/reference/expected):
+What it measures, on two labelled sets (response/reference/expected): the peer-derived set
+tests/data/math_peer_cases.jsonl (Math-Verify's published tests, labelled by the mathematics, plus
+issue 14's adversarial classes) and the first-wave set tests/data/math_cases.jsonl:
 accuracy, false positives (wrong answers accepted), false negatives, verifier errors and checks/s,
 for both verifiers called one check at a time from one thread, plus our batch API. Then a few
 adversarial inputs (power towers, huge factorials) with a 1 s limit: wall time per check and
@@ -25,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 CASES_PATH = ROOT / "tests" / "data" / "math_cases.jsonl"
+PEER_CASES_PATH = ROOT / "tests" / "data" / "math_peer_cases.jsonl"
 LIMIT_S = 1.0
 ADVERSARIAL = [
     (r"\boxed{9^{9^{9^{9}}}}", "1"),
@@ -34,8 +37,8 @@ ADVERSARIAL = [
 ]
 
 
-def load_cases() -> list[dict]:
-    return [json.loads(line) for line in CASES_PATH.read_text().splitlines()]
+def load_cases(path: Path = CASES_PATH) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def run_ours(cases: list[dict]) -> tuple[list[bool | None], float]:
@@ -70,7 +73,9 @@ def run_ours_batch(cases: list[dict]) -> float:
 def math_verify_check(response: str, reference: str, limit: int = 5) -> bool:
     from math_verify import parse, verify
 
-    gold = parse(f"${reference}$", parsing_timeout=limit) or parse(reference, parsing_timeout=limit)
+    readings = [reference, f"${reference}$"] if ("$" in reference or "boxed" in reference) else \
+        [f"${reference}$", reference]  # peer cases carry Math-Verify's own gold format
+    gold = parse(readings[0], parsing_timeout=limit) or parse(readings[1], parsing_timeout=limit)
     return bool(verify(gold, parse(response, parsing_timeout=limit), timeout_seconds=limit))
 
 
@@ -121,9 +126,17 @@ def adversarial_math_verify() -> list[tuple[float, str]]:
 
 
 def main() -> None:
-    cases = load_cases()
+    for title, path in (("peer-derived set", PEER_CASES_PATH), ("first-wave labelled set", CASES_PATH)):
+        compare_on(title, load_cases(path))
+    print(f"\nadversarial inputs, limit {LIMIT_S:g}s (seconds for the check itself, outcome):")
+    for (response, reference), mine, other in zip(ADVERSARIAL, adversarial_ours(), adversarial_math_verify()):
+        print(f"  {response + ' vs ' + reference:<42} ours {mine[0]:5.2f}s {mine[1]:<8} "
+              f"math-verify {other[0]:5.2f}s {other[1]}")
+
+
+def compare_on(title: str, cases: list[dict]) -> None:
     negatives = sum(not c["expected"] for c in cases)
-    print(f"labelled set: {len(cases)} cases ({len(cases) - negatives} positive, {negatives} negative)")
+    print(f"\n== {title}: {len(cases)} cases ({len(cases) - negatives} positive, {negatives} negative)")
     ours, ours_s = run_ours(cases)
     theirs, theirs_s = run_math_verify(cases)
     batch_s = run_ours_batch(cases)
@@ -136,10 +149,6 @@ def main() -> None:
     (ours_score, ours_rate), (theirs_score, theirs_rate) = [(s, r) for _, s, r in rows]
     print(f"\nratios ours/math-verify: accuracy x{ours_score['accuracy'] / theirs_score['accuracy']:.3f}, "
           f"checks/s x{ours_rate / theirs_rate:.1f} (batch x{len(cases) / batch_s / theirs_rate:.1f})")
-    print(f"\nadversarial inputs, limit {LIMIT_S:g}s (seconds for the check itself, outcome):")
-    for (response, reference), mine, other in zip(ADVERSARIAL, adversarial_ours(), adversarial_math_verify()):
-        print(f"  {response + ' vs ' + reference:<42} ours {mine[0]:5.2f}s {mine[1]:<8} "
-              f"math-verify {other[0]:5.2f}s {other[1]}")
 
 
 if __name__ == "__main__":

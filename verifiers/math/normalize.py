@@ -27,6 +27,7 @@ _THOUSANDS = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")  # only a whole an
 _SPACED_THOUSANDS = re.compile(r"[-+]?\d{1,3}(?: \d{3})+(?:\.\d+)?")  # "1 000" (a whole answer)
 _DIGIT_GROUP_SPACES = re.compile(r"(?<=\d)(?:,\s*\\!\s*|\\,|\{,\}|\\ |\\;|\\:|\\!)(?=\d{3}(?!\d))")
 _TUPLE_ASSIGNMENT = re.compile(r"^\(\s*[a-zA-Z](?:_\{?\w+\}?)?(?:\s*,\s*[a-zA-Z](?:_\{?\w+\}?)?)+\s*\)\s*=(?!=)\s*(?=\()")
+_NAMED_RATIO = re.compile(r"^[A-Za-z][\w{}]{0,12}\s*:\s*[A-Za-z][\w{}]{0,12}\s*=(?!=)\s*")  # "V_{1}:V_{2}=11:21"
 _SET_MEMBERSHIP = re.compile(r"^[a-zA-Z]\s*(?:\\in(?![a-zA-Z])|∈)\s*")
 _FUNCTION_DEFINITION = re.compile(r"^[a-zA-Z](?:_\{?\w+\}?)?\s*\(\s*[a-zA-Z](?:\s*,\s*[a-zA-Z])*\s*\)\s*=(?!=)\s*")
 _TIME_OF_DAY = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?(?:\s*([ap])\.?m\.?)?", re.IGNORECASE)
@@ -74,7 +75,8 @@ def normalize_answer(raw: str) -> Normalized:
     text = re.sub(r"\s+", " ", text).strip()
     text = re.sub(r"^(?:\\approx|≈)\s*", "", text)
     text = _SET_MEMBERSHIP.sub("", text)
-    text = _TUPLE_ASSIGNMENT.sub("", text)  # "(p, q) = (3, 2)" -> "(3, 2)"
+    text = _TUPLE_ASSIGNMENT.sub("", text)
+    text = _NAMED_RATIO.sub("", text)  # "(p, q) = (3, 2)" -> "(3, 2)"
     text = _FUNCTION_DEFINITION.sub("", text)
     if _THOUSANDS.fullmatch(text) or _SPACED_THOUSANDS.fullmatch(text):
         text = text.replace(",", "").replace(" ", "")
