@@ -231,7 +231,7 @@ def load_generate_config(path: str | Path, overrides: list[str] | None = None) -
     data = apply_overrides(read_toml(path), overrides or [])
     config = validate(GenerateConfig, data, str(path))
     tasks = Path(config.generate.tasks)
-    if not tasks.is_absolute():  # task files are found next to the config
+    if not tasks.is_absolute() and not config.generate.tasks.startswith("hf:"):  # files are found next to the config
         config.generate.tasks = str((Path(path).parent / tasks).resolve())
     return config
 

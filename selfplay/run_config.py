@@ -136,7 +136,7 @@ def load_run_config(path: str | Path, overrides: list[str] | None = None) -> Run
     base = Path(path).parent
     for key in ("train", "eval", "seed_sft"):
         value = getattr(config.tasks, key)
-        if value and not Path(value).is_absolute():
+        if value and not Path(value).is_absolute() and not value.startswith("hf:"):  # hf: selfplay.task_sources
             setattr(config.tasks, key, str((base / value).resolve()))
     check_run_config(config, str(path))
     return config
@@ -191,7 +191,7 @@ def _check_tasks(tasks: TasksSection, fail) -> None:
                       ("eval", "the JSONL task file of the held-out set"),
                       ("seed_sft", "a JSONL file of {\"messages\": [...]} rows for the cold-start SFT")):
         value = getattr(tasks, key)
-        if value is not None and not Path(value).is_file():
+        if value is not None and not value.startswith("hf:") and not Path(value).is_file():
             fail(["tasks", key], f"file {value} does not exist; set [tasks] {key} to {what} "
                  f"(a relative path is read next to the config)")
 

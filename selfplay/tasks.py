@@ -3,6 +3,7 @@
 What it is for: one task per line, `{"id", "prompt", "answer"?, "kind"?, "tests"?, "metadata"?}`,
 where `prompt` is a string or a list of chat messages. Every problem (bad JSON, a missing or
 wrongly typed field, a duplicate id, an empty file) is a `UserError` naming the file and line.
+Hugging Face datasets (`hf:NAME?...`, parquet / csv / json files) are read by `selfplay.task_sources`.
 What it does not do: generate tasks (built-in task families live in `selfplay.taskgen`).
 """
 
@@ -62,6 +63,11 @@ class Task(BaseModel):
 
 
 def load_tasks(path: str | Path) -> list[Task]:
+    """Our JSONL; an `hf:` spec or a parquet / csv / json file goes through `selfplay.task_sources` (HF datasets)."""
+    from selfplay.task_sources import is_source, load_source
+
+    if is_source(str(path)):
+        return load_source(str(path))
     path = Path(path)
     if not path.is_file():
         raise UserError(f"task file {path} does not exist (set [generate] tasks = \"...\" to a JSONL file)")

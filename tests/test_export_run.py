@@ -1,0 +1,97 @@
+"""`selfplay run` leaves its data on disk: each round's training rows with the candidates they came from, every
+candidate's verdict, and a directory `selfplay export` turns into TRL files (held-out samples never exported)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.test_cli_run import selfplay
+
+CONFIG = """
+[model]
+name = "micro-llama"
+backend = "local"
+
+[local]
+hourly_usd = 3.6
+max_batch_rows = 64
+
+[tasks]
+builtin = "addition"
+n_seed = 16
+n_train = 8
+n_eval = 4
+
+[generate]
+k = 4
+max_tokens = 12
+seed = 5
+
+[train]
+cold_start_epochs = 1
+settings = { lr = 3e-3, batch_size = 8, epochs = 1 }
+
+[eval]
+k = 2
+
+[loop]
+rounds = 1
+"""
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_run_writes_train_rows_and_verdicts_and_exports(tmp_path):
+    (tmp_path / "run.toml").write_text(CONFIG)
+    out = tmp_path / "out"
+    result = selfplay("run", str(tmp_path / "run.toml"), "--out", str(out), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    candidates = {c["id"]: c for c in _lines(out / "candidates.jsonl")}
+    train_ids = [i for i, c in candidates.items() if c["workflow"] == "direct"]
+    assert len(train_ids) == 8 * 4 and all(candidates[i]["verdict"] is not None for i in candidates)
+    rows = _lines(out / "rounds" / "1" / "train.jsonl")
+    record = json.loads((out / "rounds.json").read_text())["rounds"][1]
+    from_candidates = [r for r in rows if r["candidate_ids"]]
+    assert len(from_candidates) == record["selection"]["rows"]
+    assert len(rows) - len(from_candidates) == 16  # the replayed seed rows, which came from no candidate
+    for row in from_candidates:  # every row names the passing candidate whose messages it is
+        (cid,) = row["candidate_ids"]
+        assert cid.startswith("r1/direct/") and candidates[cid]["verdict"]["passed"]
+        assert row["messages"] == candidates[cid]["messages"]
+    export = selfplay("export", str(out), "--format", "grpo", "--out", str(tmp_path / "grpo.jsonl"))
+    assert export.returncode == 0, export.stderr
+    exported = _lines(tmp_path / "grpo.jsonl")
+    groups = {}
+    for i in train_ids:
+        groups.setdefault(candidates[i]["task_id"], []).append(candidates[i]["verdict"]["score"])
+    assert len(exported) == sum(1 for scores in groups.values() if len(set(scores)) > 1)  # eval never exported
+
+
+def test_round_rows_name_the_candidates_they_came_from():
+    """phases.training_rows for each algorithm, then the ids found back by content (a model-free check)."""
+    from types import SimpleNamespace
+
+    from selfplay.export import round_candidate_ids
+    from selfplay.jobs.phases import training_rows
+    from selfplay.select import Scored
+
+    def item(task, index, text, passed):
+        prompt = ({"role": "user", "content": f"task {task}"},)
+        return Scored(task_id=task, sample_index=index, prompt=prompt, completion=({"role": "assistant",
+                      "content": text},), text=text, passed=passed, score=float(passed))
+
+    items = [item("a", 0, "right", True), item("a", 1, "wrong", False), item("a", 2, "also wrong", False),
+             item("b", 0, "b right", True), item("b", 1, "b right 2", True)]
+    select = SimpleNamespace(decontaminate_n=None, rule="rejection", cap_per_task=None, max_pairs=4)
+    sft, _ = training_rows(items, select, "sft", [])
+    assert round_candidate_ids(sft, items, 3, "direct") == [["r3/direct/a/0"], ["r3/direct/b/0"], ["r3/direct/b/1"]]
+    dpo, _ = training_rows(items, select, "dpo", [])
+    assert round_candidate_ids(dpo, items, 3, "direct") == [["r3/direct/a/0", "r3/direct/a/1"],
+                                                          ["r3/direct/a/0", "r3/direct/a/2"]]
+    grpo, _ = training_rows(items, select, "grpo", [])
+    assert round_candidate_ids(grpo, items, 3, "direct") == [["r3/direct/a/0", "r3/direct/a/1", "r3/direct/a/2"]]
+    seed = [{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]}]
+    assert round_candidate_ids(seed, items, 3, "direct") == [[]]
