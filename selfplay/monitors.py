@@ -36,8 +36,8 @@ def distinct_answers(items: Sequence[Scored]) -> float:
     return sum(len({c.answer for c in g}) / len(g) for g in groups.values()) / len(groups)
 
 
-def distinct_ngrams(texts: Sequence[str], n: int = 2) -> float:
-    """Unique word n-grams / all word n-grams over `texts` (distinct-n); 0.0 when there are none."""
+def distinct_ngrams(texts: Sequence[str], n: int = 2) -> float | None:
+    """Unique word n-grams / all word n-grams over `texts` (distinct-n); None when there are none (short answers)."""
     seen: set[tuple[str, ...]] = set()
     total = 0
     for text in texts:
@@ -45,14 +45,15 @@ def distinct_ngrams(texts: Sequence[str], n: int = 2) -> float:
         grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
         total += len(grams)
         seen.update(grams)
-    return len(seen) / total if total else 0.0
+    return len(seen) / total if total else None
 
 
 def text_monitors(items: Sequence[Scored], records: Sequence[dict[str, Any]], n: int = 2) -> dict[str, float]:
     """Diversity and length of the eval samples (`records` give the token counts)."""
     lengths = [r["usage"]["completion_tokens"] for r in records if r.get("usage")]
-    return {"distinct_answers": distinct_answers(items),
-            f"distinct_{n}grams": distinct_ngrams([c.text for c in items], n), "mean_length": sum(lengths) / len(lengths) if lengths else 0.0}
+    grams = distinct_ngrams([c.text for c in items], n)
+    return {"distinct_answers": distinct_answers(items), **({f"distinct_{n}grams": grams} if grams is not None else {}),
+            "mean_length": sum(lengths) / len(lengths) if lengths else 0.0}
 
 
 def entropy_and_kl(policy_logps: Sequence[Sequence[float]], ref_logps: Sequence[Sequence[float]] | None) -> dict:

@@ -21,6 +21,7 @@ def test_diversity_and_length_by_hand():
     assert distinct_answers(items) == (1 / 2 + 2 / 2) / 2
     # 2-grams: (x y) (y z) (x y) (y w) (p q) (p q): 6 in all, 4 distinct
     assert distinct_ngrams([c.text for c in items], 2) == 4 / 6
+    assert distinct_ngrams(["85", "86"], 2) is None  # one-word answers have no 2-grams: not "no diversity"
     records = [{"usage": {"completion_tokens": n}} for n in (3, 5, 2, 6)]
     assert text_monitors(items, records)["mean_length"] == 4.0
 

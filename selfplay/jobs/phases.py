@@ -131,26 +131,38 @@ def _as_passed(candidate: Scored) -> Scored:
     return replace(candidate, passed=True, score=1.0)
 
 
-# Per-algorithm defaults under the user's `[train] settings` (which win): DPO at a lower lr than SFT with an RPO NLL
-# term on chosen (likelihood displacement), GRPO one pass over each round's samples (near on-policy, low clip
-# fraction); both cap steps at a few passes over the round's rows, so a collapsed round trains little.
+# Per-algorithm defaults: DPO at a lower lr than SFT with an RPO NLL term on chosen (likelihood displacement), GRPO
+# one pass over each round's samples (near on-policy, low clip fraction); both cap steps at a few passes over the
+# round's rows, so a collapsed round trains little. They replace the shared `[train] settings` (which the SFT cold
+# start also uses); a user sets DPO/GRPO keys in `settings.dpo` / `settings.grpo`, which win over both.
+ALGORITHMS = ("sft", "dpo", "grpo")
 ALGORITHM_DEFAULTS: dict[str, dict[str, Any]] = {
     "dpo": {"lr": 3e-4, "beta": 0.5, "rpo_alpha": 1.0, "max_epochs": 2.0},
     "grpo": {"lr": 1e-4, "max_epochs": 1.0, "clip_eps": 0.2},
 }
 
 
-def train_policy(policy: Any, rows: list[dict], algorithm: str, settings: dict[str, Any], out_dir: str,
-                 *, max_steps: int | None = None, epochs: int | None = None, seed: int = 0) -> dict[str, Any]:
-    """Train the in-memory policy on `rows` with the trainer; returns the trainer's metrics."""
+def train_config(algorithm: str, settings: dict[str, Any], *, max_steps: int | None = None,
+                 epochs: int | None = None, seed: int = 0) -> Any:
+    """The TrainConfig of one training call: shared settings < algorithm defaults < `settings.<algorithm>`."""
     from trainer.config import TrainConfig
 
-    values = {"progress": "off", "seed": seed, **ALGORITHM_DEFAULTS.get(algorithm, {}), **settings}
+    own = settings.get(algorithm) or {}
+    if not isinstance(own, dict):
+        raise ValueError(f"[train] settings.{algorithm}: expected a table of trainer keys, got {own!r}")
+    shared = {k: v for k, v in settings.items() if k not in ALGORITHMS}
+    values = {"progress": "off", "seed": seed, **shared, **ALGORITHM_DEFAULTS.get(algorithm, {}), **own}
     if max_steps is not None:
         values["max_steps"] = max_steps
     if epochs is not None:
         values["epochs"] = epochs
-    config = TrainConfig.from_dict(values, source="[train] settings")
+    return TrainConfig.from_dict(values, source="[train] settings")
+
+
+def train_policy(policy: Any, rows: list[dict], algorithm: str, settings: dict[str, Any], out_dir: str,
+                 *, max_steps: int | None = None, epochs: int | None = None, seed: int = 0) -> dict[str, Any]:
+    """Train the in-memory policy on `rows` with the trainer; returns the trainer's metrics."""
+    config = train_config(algorithm, settings, max_steps=max_steps, epochs=epochs, seed=seed)
     policy.model.train()
     if algorithm == "dpo":
         from trainer.dpo import train_dpo
