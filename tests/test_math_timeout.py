@@ -69,6 +69,7 @@ def test_private_pool_lifecycle_leaves_no_process_behind():
 def test_pool_call_raises_hard_timeout_directly():
     pool = WorkerPool("time:sleep", max_workers=1, memory_limit_mb=None)
     try:
+        pool.call(0, timeout=30)  # start the worker first: start-up is not charged to any call
         started = time.monotonic()
         with pytest.raises(HardTimeout):
             pool.call(5, timeout=0.2)

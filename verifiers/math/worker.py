@@ -121,7 +121,7 @@ class WorkerPool:
             self._lock.notify()
 
     def _discard(self, worker: "_Worker") -> None:
-        worker.kill()
+        worker.kill(wait=False)  # the caller gets its HardTimeout now; a thread reaps the process
         with self._lock:
             self._workers.discard(worker)
             self._live -= 1
@@ -170,12 +170,18 @@ class _Worker:
         except (EOFError, OSError, BrokenPipeError):
             raise WorkerCrashed(f"worker exited with code {self.process.poll()}") from None
 
-    def kill(self) -> None:
+    def kill(self, wait: bool = True) -> None:
         if self.process.poll() is None:
             try:
                 self.process.kill()
             except OSError:
                 pass
+        if wait:
+            self._reap()
+        else:
+            threading.Thread(target=self._reap, name="verifiers-reaper", daemon=True).start()
+
+    def _reap(self) -> None:
         try:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
