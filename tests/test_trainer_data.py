@@ -26,7 +26,7 @@ def test_good_sft_file_and_parquet_round_trip(tmp_path):
 
 
 @pytest.mark.parametrize("bad_row, message", [
-    ({"text": "x"}, "row 2: missing field(s) messages"),
+    ({"txt": "x"}, "row 2: missing field(s) messages"),
     ({"messages": [{"role": "user", "content": "hi"}]}, "row 2: 'messages' has no assistant message"),
     ({"messages": [{"role": "robot", "content": "hi"}]}, "row 2: messages[0] has role 'robot'"),
     ({"messages": "hello"}, "row 2: 'messages' must be a non-empty list"),

@@ -1,7 +1,8 @@
 """Read and check the dataset formats of the design (TRL-compatible JSONL / Parquet).
 
 What it is for: turn a file (or in-memory rows) into validated rows, with errors that name the file and the row:
-- SFT: `{"messages": [{"role", "content"}, ...]}` with at least one assistant message;
+- SFT: `{"messages": [{"role", "content"}, ...]}` with at least one assistant message, or TRL's
+  `{"prompt", "completion"}` (strings or message lists) and `{"text"}` rows;
 - preference: `{"prompt": [...] | str, "chosen": [...] | str, "rejected": [...] | str}`;
 - RL groups: `{"prompt": str | [...], "completions": [str, ...], "rewards": [number, ...]}`;
 - PRM (hook for a later issue): `{"prompt", "completions": [step, ...], "labels": [bool, ...]}`.
@@ -90,11 +91,25 @@ def _require(row: dict, fields: tuple, where: str, fmt: str) -> None:
 
 
 def validate_sft(rows: list[dict], source: str = "<rows>") -> list[dict]:
+    """Our `messages` rows, or TRL's other SFT shapes: `prompt` / `completion` (both strings or both message
+    lists; trained on the completion) and `text` (language modelling: trained on the whole text)."""
     _nonempty(rows, source)
     for i, row in enumerate(rows):
         where = _where(source, i)
-        _require(row, ("messages",), where, "SFT")
-        _check_messages(row["messages"], where, "messages", need_assistant=True)
+        if isinstance(row, dict) and "messages" not in row and "completion" in row:
+            _require(row, ("prompt", "completion"), where, "prompt-completion")
+            _check_text_or_messages(row["prompt"], where, "prompt", need_assistant=False)
+            if isinstance(row["prompt"], str) != isinstance(row["completion"], str):
+                raise DataError(f"{where}: prompt and completion must both be strings or both be message lists")
+            _check_text_or_messages(row["completion"], where, "completion", need_assistant=True)
+            if isinstance(row["completion"], str) and not row["completion"]:
+                raise DataError(f"{where}: 'completion' is empty, so nothing to learn")
+        elif isinstance(row, dict) and "messages" not in row and "text" in row:
+            if not isinstance(row["text"], str) or not row["text"].strip():
+                raise DataError(f"{where}: 'text' must be a non-empty string")
+        else:
+            _require(row, ("messages",), where, "SFT (or prompt/completion, or text)")
+            _check_messages(row["messages"], where, "messages", need_assistant=True)
     return rows
 
 

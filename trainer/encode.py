@@ -76,9 +76,22 @@ def encode_texts(tokenizer, texts: list[str], spans: list[list[tuple[int, int]]]
 
 
 def encode_sft(tokenizer, rows: list[dict], max_length: int) -> list[Encoded]:
-    """SFT rows `{"messages": [...]}` -> sequences trained on assistant tokens only."""
-    texts, spans = zip(*(assistant_spans(tokenizer, row["messages"]) for row in rows))
-    return encode_texts(tokenizer, list(texts), list(spans), max_length)
+    """SFT rows -> sequences: `{"messages"}` trained on assistant tokens only, TRL's `{"prompt", "completion"}`
+    on the completion, `{"text"}` on every token (in row order)."""
+    out: list[Encoded | None] = [None] * len(rows)
+    batched = []  # (row index, rendered text, trained spans): tokenized in one call
+    for i, row in enumerate(rows):
+        if "messages" in row:
+            batched.append((i, *assistant_spans(tokenizer, row["messages"])))
+        elif "completion" in row:
+            out[i] = encode_prompt_completion(tokenizer, row["prompt"], row["completion"], max_length)
+        else:
+            batched.append((i, row["text"], [(0, len(row["text"]))]))
+    if batched:
+        index, texts, spans = zip(*batched)
+        for i, enc in zip(index, encode_texts(tokenizer, list(texts), list(spans), max_length)):
+            out[i] = enc
+    return out
 
 
 def prompt_text(tokenizer, prompt) -> str:
