@@ -47,8 +47,18 @@ class TasksSection(Section):
 
 class LoopGenerate(SamplingSection):
     max_tokens: int = Field(default=256, ge=1)
-    verifier: Literal["math", "code"] = "math"
+    verifier: str = "math"  # math | code | auto (Task.kind picks) | all_of:/any_of:/weighted:/threshold: specs
     verify_concurrency: int = Field(default=2, ge=1)
+
+    @model_validator(mode="after")
+    def _known_verifier(self) -> "LoopGenerate":
+        from selfplay.verify import MODEL_CHECKS, parse_verifier
+
+        if self.verifier in MODEL_CHECKS:
+            raise ValueError(f"verifier {self.verifier!r} is not available in `selfplay run`; use math, code, auto "
+                             "or a composition of them")
+        parse_verifier(self.verifier)  # a ValueError names the spec and the forms
+        return self
 
 
 class SelectSection(Section):

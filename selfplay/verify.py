@@ -2,7 +2,8 @@
 
 What it is for: mapping a configured verifier name to a check of one candidate against its task
 (`math`: the final answer against the task's reference; `code`: the last fenced program against the
-task's tests), running the checks with bounded parallelism, verifying identical answers of a task
+task's tests; `auto`: the task's `kind` picks math or code, so one run mixes both; compositions through
+`verifiers.compose`: `all_of:` / `any_of:` / `weighted:` / `threshold:` specs, see `parse_verifier`), running the checks with bounded parallelism, verifying identical answers of a task
 once (the verdict is shared), and storing every verdict before anything reads it. A candidate of
 a task with nothing to check against gets an error verdict ("no_reference"): unknown, not wrong.
 What it does not do: choose training data (`selfplay.select`) or judge open-ended answers
@@ -48,7 +49,65 @@ def check_code(candidate: dict[str, Any], task: Task) -> Verdict:
     return verify(extract_program(candidate.get("final_answer", "")), task.tests)
 
 
-CHECKS: dict[str, CandidateCheck] = {"math": check_math, "code": check_code}
+def check_by_kind(candidate: dict[str, Any], task: Task) -> Verdict:
+    """`auto`: the task's `kind` picks the check (math or code); an open task has nothing to check against here."""
+    if task.kind in ("math", "code"):
+        return CHECKS[task.kind](candidate, task)
+    return Verdict.broken("no_verifier", reason=f"task {task.id} is kind 'open': use verifier = \"judge\"")
+
+
+CHECKS: dict[str, CandidateCheck] = {"math": check_math, "code": check_code, "auto": check_by_kind}
+COMPOSITES = ("all_of", "any_of", "weighted", "threshold")
+
+
+def parse_verifier(spec: str) -> CandidateCheck | None:
+    """A verifier spec: a name of CHECKS, or a composition of them through `verifiers.compose`:
+    `all_of:math,code`, `any_of:math,code`, `weighted:math=0.7,code=0.3@0.5` (pass when the weighted score >= 0.5)
+    or `threshold:math@0.8`. Returns the check, None for a model check (judge, prm); raises ValueError if malformed."""
+    if spec in CHECKS:
+        return CHECKS[spec]
+    if spec in MODEL_CHECKS:
+        return None
+    kind, sep, body = spec.partition(":")
+    if not sep or kind not in COMPOSITES:
+        raise ValueError(f"verifier {spec!r}: use one of {', '.join([*CHECKS, *MODEL_CHECKS])}, or compose them: "
+                         "all_of:math,code | any_of:math,code | weighted:math=0.7,code=0.3@0.5 | threshold:math@0.8")
+    from verifiers.compose import AllOf, AnyOf, Threshold, Weighted
+
+    body, _, cut = body.partition("@")
+    parts = [p.strip() for p in body.split(",") if p.strip()]
+    names = [p.partition("=")[0].strip() for p in parts]
+    unknown = [n for n in names if n not in CHECKS]
+    if not parts or unknown:
+        raise ValueError(f"verifier {spec!r}: parts must be among {', '.join(CHECKS)} (got {', '.join(unknown) or 'none'})")
+    try:
+        level = float(cut) if cut else None
+        weights = [float(p.partition("=")[2] or 1.0) for p in parts]
+    except ValueError as exc:
+        raise ValueError(f"verifier {spec!r}: weights and the @ threshold must be numbers") from exc
+    wrapped = {n: _as_verifier(CHECKS[n]) for n in names}
+    if kind == "all_of":
+        composite = AllOf(wrapped)
+    elif kind == "any_of":
+        composite = AnyOf(wrapped)
+    elif kind == "weighted":
+        composite = Weighted({n: (wrapped[n], w) for n, w in zip(names, weights)},
+                             pass_threshold=1.0 if level is None else level)
+    else:
+        if len(names) != 1 or level is None:
+            raise ValueError(f"verifier {spec!r}: threshold takes one part and a score, e.g. threshold:math@0.8")
+        composite = Threshold(wrapped[names[0]], min_score=level)
+
+    def check(candidate: dict[str, Any], task: Task) -> Verdict:
+        return composite(candidate.get("final_answer", ""), task=task)
+
+    return check
+
+
+def _as_verifier(check: CandidateCheck):
+    def verifier(response: str, *, task: Task) -> Verdict:
+        return check({"final_answer": response}, task)
+    return verifier
 MODEL_CHECKS = ("judge", "prm")  # built per job from their config sections (see `judge_check`, `prm_check`)
 
 
@@ -76,13 +135,14 @@ def get_check(name: str, custom: Any = None) -> Any:
         return custom
     if name in MODEL_CHECKS:
         raise UserError(f"verifier {name!r} needs its [{name}] config section")
-    if name not in CHECKS:
-        raise UserError(f"unknown verifier {name!r}; choose one of {sorted(CHECKS) + list(MODEL_CHECKS)}")
-    return CHECKS[name]
+    try:
+        return parse_verifier(name)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
 
 
 def dedup_mode(verifier: str) -> str:
-    return "exact" if verifier == "code" else "whitespace"
+    return "whitespace" if verifier in ("math", "judge", "prm") else "exact"  # code (whitespace is syntax) or mixed
 
 
 async def verify_candidates(store: RunStore, round_: int, candidates: list[dict[str, Any]], tasks: dict[str, Task],

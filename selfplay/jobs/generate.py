@@ -94,8 +94,12 @@ def check_workflow(config: GenerateConfig) -> None:
     for name in ("judge", "prm"):
         if gen.verifier == name and getattr(config, name) is None:
             raise UserError(f"[generate] verifier = \"{name}\" needs a [{name}] section (see README: Verifiers)")
-    if gen.verifier is not None and gen.verifier not in ("math", "code", "judge", "prm"):
-        raise UserError(f"[generate] verifier = {gen.verifier!r}: choose math, code, judge or prm")
+    if gen.verifier is not None:  # math, code, judge, prm, auto (by Task.kind) or a composition (selfplay.verify)
+        from selfplay.verify import parse_verifier
+        try:
+            parse_verifier(gen.verifier)
+        except ValueError as exc:
+            raise UserError(f"[generate] {exc}") from exc
     if (gen.k_max or gen.stop_after_verified) and gen.verifier is None:
         raise UserError("[generate] adaptive K (k_max / stop_after_verified) needs a verifier: set verifier = ...")
 
