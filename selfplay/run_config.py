@@ -212,6 +212,13 @@ def _check_train(config: RunConfig, fail) -> None:
     train, settings = config.train, config.train.settings
     known = [f.name for f in dataclasses.fields(TrainConfig)]
     for key in settings:
+        if key in ("sft", "dpo", "grpo"):  # per-algorithm settings (selfplay.jobs.phases.train_config)
+            if not isinstance(settings[key], dict):
+                fail(["train", "settings", key], "expected a table of trainer settings, e.g. { lr = 3e-4 }")
+            for sub in settings[key]:
+                if sub not in known:
+                    fail(["train", "settings", key, sub], f"unknown trainer setting{suggest(sub, known)}")
+            continue
         if key not in known:
             fail(["train", "settings", key], f"unknown trainer setting{suggest(key, known)}")
         if key.startswith("lora"):
@@ -222,7 +229,7 @@ def _check_train(config: RunConfig, fail) -> None:
             fail(["train", "settings", key], f"only {wants.upper()} reads it, but [train] algorithm = "
                  f"{train.algorithm!r}; remove it")
     try:
-        TypeAdapter(TrainConfig).validate_python(dict(settings))
+        TypeAdapter(TrainConfig).validate_python({k: v for k, v in settings.items() if k not in ("sft", "dpo", "grpo")})
     except ValidationError as exc:
         error = exc.errors()[0]
         key = str(error["loc"][0]) if error["loc"] else "settings"
