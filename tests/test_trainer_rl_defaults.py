@@ -43,3 +43,17 @@ def test_algorithm_defaults_replace_shared_settings_and_own_keys_win():
     assert grpo.lr == 5e-5 and grpo.max_epochs == 1.0 and grpo.max_steps == 100
     with pytest.raises(ValueError, match="settings.dpo"):
         train_config("dpo", {"dpo": 3})
+
+
+def test_run_config_checks_per_algorithm_settings_by_name(tmp_path):
+    from selfplay.errors import UserError
+    from selfplay.run_config import load_run_config
+    from tests.test_cli_run import CONFIG
+
+    base = CONFIG.format(budget="").replace("[train]", "[train]\nalgorithm = \"dpo\"")
+    path = tmp_path / "run.toml"
+    path.write_text(base.replace("epochs = 1 }", "epochs = 1, dpo = { lr = 1e-4, beta = 1.0 } }"))
+    assert load_run_config(path).train.settings["dpo"] == {"lr": 1e-4, "beta": 1.0}
+    path.write_text(base.replace("epochs = 1 }", "epochs = 1, dpo = { betta = 1.0 } }"))
+    with pytest.raises(UserError, match="did you mean beta"):
+        load_run_config(path)
