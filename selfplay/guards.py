@@ -2,8 +2,9 @@
 
 What it is for: after a round has trained and been evaluated, `check_round` compares it with the previous KEPT
 round and with bounds from `[guards]`: held-out pass@1 falling by more than `max_pass_drop`, KL to the cold start
-above `max_kl`, policy entropy below `min_entropy` or above `max_entropy`, and (DPO) the chosen completions'
-log-probs falling by more than `max_chosen_logp_drop` nats (likelihood displacement, which the DPO loss curve hides).
+above `max_kl`, policy entropy below `min_entropy` or above `max_entropy`, (DPO) the chosen completions' log-probs
+falling by more than `max_chosen_logp_drop` nats (likelihood displacement, which the DPO loss curve hides), and,
+with `reject_on_audit_alarm`, the verifier audit's alarm (selfplay.monitors).
 It returns the reasons; the loop then restores the previous kept checkpoint into this round's slot, so the next round
 samples from and trains the policy that was good, and writes `{"rejected": true, "reasons": [...]}` in the record.
 The decision is a pure function of stored numbers, so a resumed round reaches the same decision.
@@ -40,6 +41,10 @@ def check_round(record: dict[str, Any], previous: dict[str, Any] | None, guards:
     if guards.max_chosen_logp_drop is not None and delta is not None and -delta > guards.max_chosen_logp_drop:
         reasons.append(f"DPO chosen log-probs fell {-delta:.2f} nats per completion "
                        f"(more than max_chosen_logp_drop = {guards.max_chosen_logp_drop})")
+    audit = record.get("audit") or {}
+    if getattr(guards, "reject_on_audit_alarm", False) and audit.get("alarm"):
+        reasons.append(f"verifier audit: {audit['disagreement_rate']:.0%} of {audit['audited']} audited training rows "
+                       "fail the independent check (reward hacking?)")
     return reasons
 
 

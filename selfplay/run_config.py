@@ -97,6 +97,7 @@ class GuardsSection(Section):
     min_entropy: float | None = Field(default=None, ge=0)            # policy entropy on eval samples, nats per token
     max_entropy: float | None = Field(default=None, ge=0)
     max_chosen_logp_drop: float | None = Field(default=5.0, ge=0)    # DPO: chosen log-prob fall, nats per completion
+    reject_on_audit_alarm: bool = False                              # the verifier audit's alarm rejects the round
 
 
 class MonitorsSection(Section):

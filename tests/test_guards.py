@@ -30,6 +30,9 @@ def test_kl_entropy_and_chosen_logp_bounds():
     bad = {"monitors": {"kl_to_cold_start": 0.6, "policy_entropy": 0.05}, "train": {"chosen_logp_delta": -4.6}}
     reasons = check_round(bad, None, guards)
     assert [r.split()[0] for r in reasons] == ["KL", "policy", "DPO"]
+    hacked = {"audit": {"alarm": True, "disagreement_rate": 0.9, "audited": 10}}
+    assert check_round(hacked, None, guards) == []  # the alarm is shown, not a rejection, unless asked
+    assert "90% of 10" in check_round(hacked, None, GuardsSection(reject_on_audit_alarm=True))[0]
 
 
 def test_last_kept_skips_rejected_rounds():
