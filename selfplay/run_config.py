@@ -107,6 +107,25 @@ class MonitorsSection(Section):
     audit_threshold: float = Field(default=0.2, ge=0, le=1)  # disagreement rate that raises the alarm
 
 
+class TrackingSection(Section):
+    """Experiment tracking (selfplay.tracking): accelerate trackers fed per round and per training step."""
+    report_to: str | list[str] = Field(default_factory=list)   # "tensorboard", "wandb", "trackio", ... (off: [])
+
+    @property
+    def names(self) -> list[str]:
+        return [self.report_to] if isinstance(self.report_to, str) else list(self.report_to)
+
+    @model_validator(mode="after")
+    def _installed(self) -> "TrackingSection":
+        from selfplay.tracking import check_report_to
+
+        try:
+            check_report_to(self.names)  # an unknown or uninstalled tracker fails at load, not after round 0
+        except UserError as exc:
+            raise ValueError(str(exc).removeprefix("[tracking] ")) from exc
+        return self
+
+
 class RunConfig(Section):
     model: ModelSection
     local: LocalSection = Field(default_factory=LocalSection)
@@ -118,6 +137,7 @@ class RunConfig(Section):
     loop: LoopSection = Field(default_factory=LoopSection)
     guards: GuardsSection = Field(default_factory=GuardsSection)
     monitors: MonitorsSection = Field(default_factory=MonitorsSection)
+    tracking: TrackingSection = Field(default_factory=TrackingSection)
     budget: BudgetSection = Field(default_factory=BudgetSection)
     prices: dict[str, dict[str, Any]] = Field(default_factory=dict)
 

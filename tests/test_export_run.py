@@ -37,6 +37,9 @@ k = 2
 
 [loop]
 rounds = 1
+
+[tracking]
+report_to = "tensorboard"
 """
 
 
@@ -61,6 +64,9 @@ def test_run_writes_train_rows_and_verdicts_and_exports(tmp_path):
         (cid,) = row["candidate_ids"]
         assert cid.startswith("r1/direct/") and candidates[cid]["verdict"]["passed"]
         assert row["messages"] == candidates[cid]["messages"]
+    from tests.test_tracking import read_scalars
+    scalars = read_scalars(out / "tracking")  # [tracking]: both rounds, and the trainer's steps
+    assert [step for step, _ in scalars["round/eval_pass_1"]] == [0, 1] and scalars["train/loss"]
     export = selfplay("export", str(out), "--format", "grpo", "--out", str(tmp_path / "grpo.jsonl"))
     assert export.returncode == 0, export.stderr
     exported = _lines(tmp_path / "grpo.jsonl")

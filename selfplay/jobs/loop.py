@@ -36,6 +36,7 @@ from selfplay.config import check_resume, write_resolved
 from selfplay.run_config import PINNED, RunConfig
 from selfplay.store import RunStore
 from selfplay.store.export import write_json
+from selfplay.tracking import open_tracker
 from selfplay.verify import get_check, run_check, verify_candidates
 
 DONE = "done"
@@ -73,6 +74,7 @@ class RunJob:
         policy = LocalPolicy(self.config.model.path or self.config.model.name, self.dir, seed=self.config.generate.seed,
                              hourly_usd=self.config.local.hourly_usd, max_batch_rows=self.config.local.max_batch_rows)
         ctx = _Round(self, store, ledger, policy, tasks, executor)
+        self.tracker = open_tracker(self.config.tracking.names, self.dir, self.config.model_dump(mode="json"))
         try:
             for round_ in range(0, self.config.loop.rounds + 1):
                 if _phase(store, round_) != DONE:
@@ -84,6 +86,8 @@ class RunJob:
             raise BudgetStop(f"{exc.message}; the round state is recorded, raise [budget] and run again") from exc
         finally:
             await policy.close()
+            if self.tracker is not None:
+                self.tracker.close()
         return self._finish(store)
 
     def _finish(self, store: RunStore) -> list[dict[str, Any]]:
@@ -145,6 +149,8 @@ class _Round:
         record.update(seconds=round(time.monotonic() - started, 2), cost_usd=self.ledger.totals.spent_usd - spent,
                       checkpoint=str(self.policy.checkpoint(round_)))
         self.store.put_round(round_, DONE, record)
+        if self.job.tracker is not None:  # selfplay.tracking: the round, then its trainer steps
+            self.job.tracker.log_round(record, [r for r in self.store.get_rounds() if r["phase"] == DONE])
         write_report([r for r in self.store.get_rounds() if r["phase"] == DONE], self.job.dir, self.job.title)
         self.job.say(_round_line(record))
 
