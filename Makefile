@@ -13,9 +13,9 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-$(STAMP): $(BIN)/python pyproject.toml
+$(STAMP): $(BIN)/python pyproject.toml constraints.txt
 	$(BIN)/pip install -q $(TORCH_SPEC)
-	$(BIN)/pip install -q -e ".[train,dev,ray]"
+	$(BIN)/pip install -q -c constraints.txt -e ".[train,dev,ray]"
 	touch $(STAMP)
 
 venv: $(STAMP)
