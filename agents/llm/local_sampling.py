@@ -152,16 +152,38 @@ def _prefill(model: Any, prompts: list[list[int]], pad_id: int, device: torch.de
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
                 **_last_logits_only(model))
-    if out.past_key_values is None or not hasattr(out.past_key_values, "batch_select_indices"):
+    cache = getattr(out, "cache", None)  # transformers >= 5.x; `past_key_values` before
+    if cache is None:
+        cache = getattr(out, "past_key_values", None)
+    if cache is None or not hasattr(cache, "batch_select_indices"):
         raise RuntimeError(f"{type(model).__name__} returned no expandable KV cache (needs a transformers Cache)")
-    return out.logits[:, -1, :], out.past_key_values, mask
+    return out.logits[:, -1, :], cache, mask
 
 
 def _decode_step(model: Any, tokens: torch.Tensor, mask: torch.Tensor, cache: Any) -> torch.Tensor:
     positions = (mask.sum(-1, keepdim=True) - 1)
     out = model(input_ids=tokens.unsqueeze(1), attention_mask=mask, position_ids=positions,
-                past_key_values=cache, use_cache=True)
+                **{_cache_argument(model): cache}, use_cache=True)
     return out.logits[:, -1, :]
+
+
+_CACHE_ARG: dict[type, str] = {}
+
+
+def _cache_argument(model: Any) -> str:
+    """`cache` where the model's forward takes it (transformers >= 5.x deprecates `past_key_values`, removal
+    announced for 5.40), else `past_key_values` (older releases)."""
+    kind = type(model)
+    if kind not in _CACHE_ARG:
+        import inspect
+
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model  # a peft wrapper takes **kwargs
+        try:
+            params = inspect.signature(base.forward).parameters
+        except (TypeError, ValueError):
+            params = {}
+        _CACHE_ARG[kind] = "cache" if "cache" in params else "past_key_values"
+    return _CACHE_ARG[kind]
 
 
 _KEEPS_LAST: dict[type, bool] = {}
