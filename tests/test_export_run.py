@@ -101,3 +101,52 @@ def test_round_rows_name_the_candidates_they_came_from():
     assert round_candidate_ids(grpo, items, 3, "direct") == [["r3/direct/a/0", "r3/direct/a/1", "r3/direct/a/2"]]
     seed = [{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]}]
     assert round_candidate_ids(seed, items, 3, "direct") == [[]]
+
+
+MIXED = """
+[model]
+name = "micro-llama"
+backend = "local"
+
+[tasks]
+train = "train.jsonl"
+eval = "eval.jsonl"
+
+[generate]
+k = 2
+max_tokens = 8
+seed = 3
+verifier = "auto"
+
+[train]
+settings = { lr = 1e-3, batch_size = 4, epochs = 1 }
+
+[eval]
+k = 1
+
+[loop]
+rounds = 1
+"""
+
+
+def test_a_mixed_math_and_code_run_verifies_each_task_by_kind_and_exports(tmp_path):
+    def tasks(prefix: str, start: int) -> str:
+        rows = [{"id": f"{prefix}m{i}", "prompt": f"What is {i} + 1?", "answer": str(i + 1)}
+                for i in range(start, start + 2)]
+        rows += [{"id": f"{prefix}c{i}", "prompt": f"Write inc{i}(x).", "tests": [f"assert inc{i}(1) == 2"]}
+                 for i in range(start, start + 2)]
+        return "".join(json.dumps(r) + "\n" for r in rows)
+
+    (tmp_path / "train.jsonl").write_text(tasks("t", 0))
+    (tmp_path / "eval.jsonl").write_text(tasks("e", 10))
+    (tmp_path / "run.toml").write_text(MIXED)
+    out = tmp_path / "out"
+    result = selfplay("run", str(tmp_path / "run.toml"), "--out", str(out), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    rows = _lines(out / "candidates.jsonl")
+    assert {r["task_kind"] for r in rows} == {"math", "code"} and all(r["verdict"] is not None for r in rows)
+    for r in rows:  # the code sandbox judged code tasks, the math verifier math tasks (the micro model fails both)
+        reason = r["verdict"]["reason"] or ""
+        assert ("tests failed" in reason) == (r["task_kind"] == "code"), r
+    export = selfplay("export", str(out), "--format", "sft", "--out", str(tmp_path / "sft.parquet"))
+    assert export.returncode == 1 and "no sft rows" in export.stderr  # nothing passed: refused, not an empty file
