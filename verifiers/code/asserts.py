@@ -126,10 +126,11 @@ def _make_leaf(node: ast.expr, test: SplitTest) -> ast.expr:
 
 
 def _is_pure(node: ast.expr) -> bool:
-    """True when the leaf names only builtins / stdlib modules (e.g. `math.pi`, `list(range(5))`):
-    it is part of the expected value and is evaluated in a sandbox WITHOUT the candidate's program."""
+    """True when the leaf names only builtins / stdlib modules, or no name at all (e.g. `math.pi`,
+    `list(range(5))`, `''.join(['a', 'b'])`, `'abc'[::-1]`): it is part of the expected value and is
+    evaluated by a worker that never runs candidate code, so the candidate controls neither side."""
     names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
-    return bool(names) and names <= PURE_NAMES | PURE_MODULES
+    return names <= PURE_NAMES | PURE_MODULES
 
 
 def _parent_can_evaluate(node: ast.expr) -> bool:

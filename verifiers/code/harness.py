@@ -33,8 +33,8 @@ def make_job(pool: SandboxPool, kind: str, program: str, timeout: float, memory_
             **extra}
 
 
-def run_job(pool: SandboxPool, job: dict, timeout_s: float) -> tuple[list[dict], dict]:
-    reply, isolation = pool.run(job, timeout_s)
+def run_job(pool: SandboxPool, job: dict, timeout_s: float, role: str = "candidate") -> tuple[list[dict], dict]:
+    reply, isolation = pool.run(job, timeout_s, role=role)
     runs = reply["runs"]
     if not all(run["setup_ok"] for run in runs):
         raise SandboxError("sandbox could not set up the job (rlimits / uid drop failed)")
@@ -132,13 +132,14 @@ def _why_missing(run: dict, results: dict) -> str:
 
 
 def _pure_values(pool: SandboxPool, splits: list[SplitTest], memory_mb: int) -> dict[str, Any]:
-    """Evaluate expected-value leaves (e.g. `math.pi`) in a sandbox WITHOUT candidate code; cached."""
+    """Evaluate expected-value leaves (e.g. `math.pi`, `'abc'[::-1]`) on the pool's expected-value
+    worker, which never runs candidate code (and is still sandboxed: tests may be model-written); cached."""
     wanted = sorted({leaf for s in splits for leaf, pure in zip(s.leaves, s.pure) if pure})
     found = {leaf: _pure_cache[leaf] for leaf in wanted if leaf in _pure_cache}
     missing = [leaf for leaf in wanted if leaf not in found]
     if missing:
         job = make_job(pool, "asserts", PURE_IMPORTS, 10.0, memory_mb, leaves=missing)
-        runs, _ = run_job(pool, job, 10.0)
+        runs, _ = run_job(pool, job, 10.0, role="expected")  # a worker that never runs candidates
         results, problem = parse_results(runs[0]["results"], len(missing), runs[0]["results_truncated"])
         for i, leaf in enumerate(missing):
             if problem or results.get(i, ("error",))[0] != "value":

@@ -7,7 +7,12 @@ job child uses before candidate code runs (rlimits, dropping to an unprivileged 
 Everything degrades: each step that the kernel or our privileges refuse is recorded by name in an
 `IsolationReport`-style dict so the caller can say so loudly or refuse to run.
 
-What it does NOT do: seccomp syscall filtering, cgroup accounting (memory is bounded per process by
+Seccomp: `install_seccomp` denies (EPERM) the kernel keyring syscalls (add_key, request_key,
+keyctl), unshare, setns, and clone with any CLONE_NEW* flag (no new user namespaces); clone3 gets
+ENOSYS so libc falls back to the inspectable clone. Everything else is allowed (it is a deny list
+against cross-job residue and namespace games, not a general syscall sandbox).
+
+What it does NOT do: general seccomp syscall filtering, cgroup accounting (memory is bounded per process by
 RLIMIT_AS, so the aggregate is at most max_procs x memory_mb), or any defence against kernel bugs.
 It imports only the standard library: it runs inside the sandbox's own interpreter.
 """
@@ -54,6 +59,11 @@ def mount(source: str | None, target: str, fstype: str | None, flags: int, data:
     enc = lambda s: None if s is None else s.encode()  # noqa: E731
     _check(_libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)),
            f"mount {target}")
+
+
+def umount(target: str) -> None:
+    """Lazy unmount (O(1) for the caller; the kernel frees the tmpfs when its last user is gone)."""
+    _check(_libc.umount2(target.encode(), MNT_DETACH), f"umount {target}")
 
 
 def die_with_parent() -> None:
@@ -249,3 +259,64 @@ def _kill_minus_one() -> None:
         os.kill(-1, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+# ----------------------------------------------------------------------------------------- seccomp
+_SECCOMP = {  # arch: (AUDIT_ARCH, denied syscalls, clone, clone3)
+    "x86_64": (0xC000003E, (248, 249, 250, 272, 308), 56, 435),  # add_key request_key keyctl unshare setns
+    "aarch64": (0xC00000B7, (217, 218, 219, 97, 268), 220, 435),
+}
+_SECCOMP["arm64"] = _SECCOMP["aarch64"]
+CLONE_NEW_ANY = 0x7E020000  # NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET
+SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO = 0x7FFF0000, 0x00050000
+PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
+EPERM, ENOSYS = 1, 38
+
+
+class _SockFilter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte), ("k", ctypes.c_uint)]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+def _seccomp_program() -> list[tuple[int, int, int, int]]:
+    arch = _SECCOMP.get(platform.machine())
+    if arch is None:
+        raise OSError(0, f"no seccomp table for {platform.machine()}")
+    audit, denied, clone, clone3 = arch
+    ld, jeq, jset, ret = 0x20, 0x15, 0x45, 0x06  # BPF_LD|W|ABS, BPF_JMP|JEQ|K, BPF_JMP|JSET|K, BPF_RET|K
+    deny, nosys, allow = SECCOMP_RET_ERRNO | EPERM, SECCOMP_RET_ERRNO | ENOSYS, SECCOMP_RET_ALLOW
+    prog = [(ld, 0, 0, 4), (jeq, 1, 0, audit), (ret, 0, 0, deny), (ld, 0, 0, 0)]
+    if audit == 0xC000003E:
+        prog += [(0x35, 0, 1, 0x40000000), (ret, 0, 0, deny)]  # JGE: x32 ABI syscalls
+    for number in denied:
+        prog += [(jeq, 0, 1, number), (ret, 0, 0, deny)]
+    prog += [(jeq, 0, 1, clone3), (ret, 0, 0, nosys),
+             (jeq, 0, 3, clone), (ld, 0, 0, 16), (jset, 0, 1, CLONE_NEW_ANY), (ret, 0, 0, deny),
+             (ret, 0, 0, allow)]
+    return prog
+
+
+def install_seccomp() -> None:
+    """Install the deny-list filter on this process (and every process it starts); needs no_new_privs."""
+    prog = _seccomp_program()
+    filters = (_SockFilter * len(prog))(*[_SockFilter(*ins) for ins in prog])
+    fprog = _SockFprog(len(prog), filters)
+    _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, ctypes.c_ulong(1), 0, 0, 0), "prctl(NO_NEW_PRIVS)")
+    _check(_libc.prctl(PR_SET_SECCOMP, ctypes.c_ulong(SECCOMP_MODE_FILTER), ctypes.byref(fprog), 0, 0),
+           "prctl(SECCOMP)")
+
+
+def seccomp_self_test() -> None:
+    """Install the filter here (call in a throw-away child) and check that it denies what it should."""
+    install_seccomp()
+    keyctl = _SECCOMP[platform.machine()][1][2]
+    if _libc.syscall(keyctl, 0, 0, 0, 0, 0) != -1 or ctypes.get_errno() != EPERM:
+        raise OSError(0, "seccomp filter did not deny keyctl")
+    if _libc.unshare(ctypes.c_int(CLONE_NEWUSER)) != -1:
+        raise OSError(0, "seccomp filter did not deny a new user namespace")
+    if os.fork() == 0:  # plain fork still works
+        os._exit(0)
+    os.wait()

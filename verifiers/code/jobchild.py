@@ -1,7 +1,8 @@
 """The forked job child: fence itself in, then run the candidate program and the test expressions.
 
-What it is for: `main` is called in a fresh child of the zygote. Still root, it wires fds
-(0 = stdin memfd, 1/2 = stdout/stderr memfds, 3 = results memfd, nothing else open), sets rlimits, drops to the sandbox uid with no_new_privs, resets signals, then reports
+What it is for: `main` is called in a fresh child of the zygote. It reads the program and test
+expressions from the parent's job memfd, enters its own IPC namespace, and, still root, wires fds
+(0 = stdin memfd, 1/2 = stdout/stderr memfds, 3 = results memfd, nothing else open), sets rlimits, drops to the sandbox uid with no_new_privs, installs the seccomp deny list, resets signals, then reports
 "set up" on a pipe that it closes before any candidate code runs. Then it execs the program as
 `__main__`; for assert jobs it evaluates each test expression in the program's namespace and writes
 one JSON line per expression to fd 3: {"i": k, "v": <plain value>} or {"i": k, "e": "<error>"}.
@@ -42,9 +43,10 @@ def prepare_in_template(workdir: str) -> None:
 _STREAMS: list = []
 
 
-def main(job: dict, workdir: str, fds: dict, ready_w: int, uid: int | None) -> None:
+def main(limits: dict, workdir: str, fds: dict, ready_w: int, uid: int | None, fence: dict) -> None:
     try:
-        ready_fd = _fence_in(job, workdir, fds, ready_w, uid)
+        job = _read_job(fds["job"])
+        ready_fd = _fence_in(limits, workdir, fds, ready_w, uid, fence)
         os.write(ready_fd, b"1")
         os.close(ready_fd)  # closed before candidate code runs: it cannot fake "set up"
     except BaseException:
@@ -56,8 +58,23 @@ def main(job: dict, workdir: str, fds: dict, ready_w: int, uid: int | None) -> N
     os._exit(code)
 
 
-def _fence_in(job: dict, workdir: str, fds: dict, ready_w: int, uid: int | None) -> int:
+def _read_job(fd: int) -> dict:
+    """The program and test expressions, from the parent's memfd (the zygote never read them)."""
+    size = os.fstat(fd).st_size
+    chunks, offset = [], 0
+    while offset < size:
+        chunk = os.pread(fd, size - offset, offset)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        offset += len(chunk)
+    return json.loads(b"".join(chunks))
+
+
+def _fence_in(job: dict, workdir: str, fds: dict, ready_w: int, uid: int | None, fence: dict) -> int:
     """Everything between fork and candidate code. Returns the fd of the "set up" pipe."""
+    if fence.get("ipc"):
+        isolation.unshare(isolation.CLONE_NEWIPC)  # SysV IPC / POSIX mqueues of this job die with it
     sources = [fds["stdin"], fds["stdout"], fds["stderr"], fds["results"], ready_w]
     high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 200) for fd in sources]  # so no dup2 below clobbers a source
     for target, fd in enumerate(high):
@@ -69,6 +86,8 @@ def _fence_in(job: dict, workdir: str, fds: dict, ready_w: int, uid: int | None)
                             max_procs=job["max_procs"], max_files=job["max_files"],
                             max_file_bytes=job["max_output_bytes"])
     isolation.drop_privileges(uid)
+    if fence.get("seccomp"):
+        isolation.install_seccomp()  # no keyrings (they outlive the job), no new namespaces
     for name in RESET_SIGNALS:
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), signal.SIG_DFL)
@@ -119,16 +138,18 @@ def _exit_code(exc: SystemExit) -> int:
 
 
 def _run_asserts(job: dict, namespace: dict) -> int:
-    write, dumps, to_plain = os.write, json.dumps, values.to_plain  # taken before candidate code runs
+    # Taken (and the tests compiled) before candidate code runs: patching builtins changes nothing.
+    write, dumps, to_plain, evaluate = os.write, json.dumps, values.to_plain, builtins.eval
+    compiled = [compile(expression, f"<test {i}>", "eval") for i, expression in enumerate(job["leaves"])]
     try:
         exec(compile(job["program"], "<candidate>", "exec"), namespace)
     except BaseException as exc:
         write(RESULTS_FD, (dumps({"program_error": _describe(exc)}) + "\n").encode())
         _flush()
         return 1
-    for index, expression in enumerate(job["leaves"]):
+    for index, code in enumerate(compiled):
         try:
-            line = {"i": index, "v": to_plain(eval(compile(expression, f"<test {index}>", "eval"), namespace))}
+            line = {"i": index, "v": to_plain(evaluate(code, namespace))}
         except BaseException as exc:
             line = {"i": index, "e": _describe(exc)}
         try:

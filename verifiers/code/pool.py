@@ -19,7 +19,7 @@ import logging
 import os
 import queue
 import select
-import struct
+import socket
 import subprocess
 import sys
 import threading
@@ -30,6 +30,8 @@ log = logging.getLogger("verifiers.code")
 ZYGOTE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "zygote.py")
 START_TIMEOUT_S = 30.0
 REPLY_GRACE_S = 5.0
+MAX_MESSAGE = 1 << 20
+STDERR_TAIL = 4000
 
 
 class SandboxError(RuntimeError):
@@ -44,7 +46,9 @@ class SandboxConfig:
     max_output_bytes: int = 8 << 20  # per stream; also RLIMIT_FSIZE
     max_procs: int = 32  # RLIMIT_NPROC (processes + threads of the sandbox uid)
     max_files: int = 64  # RLIMIT_NOFILE
-    tmp_size_mb: int = 256  # tmpfs holding the work dirs
+    tmp_size_mb: int = 256  # tmpfs holding the work dirs (used only where a per-job tmpfs cannot be mounted)
+    job_tmp_mb: int = 64  # per-job tmpfs work dir: size and inode caps, dropped in O(1) after the job
+    job_inodes: int = 4096
     namespaces: tuple[str, ...] = ("net", "pid", "mount", "ipc", "uts")
     require_isolation: bool = field(
         default_factory=lambda: os.environ.get("SELFPLAY_SANDBOX_REQUIRE_ISOLATION", "") not in ("", "0"))
@@ -59,22 +63,28 @@ class SandboxConfig:
 
 
 class Worker:
-    """One zygote process and its two pipes."""
+    """One zygote process and its control socket (SOCK_SEQPACKET: one message = one JSON object + fds).
+
+    Per run the PARENT creates the memfds (job, stdin, stdout, stderr, results) and passes them to the
+    zygote, which only forks, waits and answers with small facts (exit code, timed out...). The
+    candidate's output goes from the job child straight into memfds the parent reads: no byte of it,
+    and no expected value, ever enters the template process that forks the next job.
+    """
 
     def __init__(self, config: SandboxConfig, slot: int):
         self.config, self.slot = config, slot
-        cmd_r, self._cmd_w = os.pipe()
-        self._reply_r, reply_w = os.pipe()
+        self._sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        fd = child_sock.fileno()
         self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-B", ZYGOTE, str(cmd_r), str(reply_w)], pass_fds=(cmd_r, reply_w),
+            [sys.executable, "-I", "-B", ZYGOTE, str(fd)], pass_fds=(fd,),
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             env={"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}, close_fds=True,
             start_new_session=True)
-        os.close(cmd_r)
-        os.close(reply_w)
+        child_sock.close()
         try:
             self._send({"namespaces": list(config.namespaces), "uid": config.uid_for(slot),
-                        "tmp_size_mb": config.tmp_size_mb})
+                        "tmp_size_mb": config.tmp_size_mb, "job_tmp_mb": config.job_tmp_mb,
+                        "job_inodes": config.job_inodes})
             hello = self._receive(time.monotonic() + START_TIMEOUT_S)
         except SandboxError as exc:
             self.close()
@@ -82,54 +92,62 @@ class Worker:
         self.isolation: dict = hello["isolation"]
 
     def run(self, job: dict, timeout_s: float) -> dict:
-        """Send one job, wait for its reply; SandboxError (and a dead worker) if none comes in time."""
-        self._send(job)
-        reply = self._receive(time.monotonic() + timeout_s + REPLY_GRACE_S)
-        if "error" in reply:
-            raise SandboxError(f"sandbox worker fault: {reply['error']}")
-        return reply
+        """Run the job once per stdin case; returns {"runs": [...]}. SandboxError if the worker fails."""
+        limits = {k: job[k] for k in ("timeout", "memory_mb", "max_procs", "max_files", "max_output_bytes")}
+        payload = json.dumps({k: job.get(k) for k in ("kind", "program", "leaves")}).encode()
+        job_fd = _memfd("job", payload)
+        try:
+            runs = [self._run_once(limits, job_fd, stdin, timeout_s) for stdin in job.get("stdin_cases") or [""]]
+        finally:
+            os.close(job_fd)
+        return {"runs": runs}
+
+    def _run_once(self, limits: dict, job_fd: int, stdin: str, timeout_s: float) -> dict:
+        fds = {"stdin": _memfd("stdin", stdin.encode("utf-8", "surrogatepass"))}
+        fds.update((k, _memfd(k)) for k in ("stdout", "stderr", "results"))
+        try:
+            self._send(limits, [job_fd, fds["stdin"], fds["stdout"], fds["stderr"], fds["results"]])
+            facts = self._receive(time.monotonic() + timeout_s + REPLY_GRACE_S)
+            if "error" in facts:
+                raise SandboxError(f"sandbox worker fault: {facts['error']}")
+            return {**collect(fds, limits["max_output_bytes"]), **facts}
+        finally:
+            for fd in fds.values():
+                os.close(fd)
 
     def alive(self) -> bool:
         return self.proc.poll() is None
 
     def close(self) -> None:
-        for fd in (self._cmd_w, self._reply_r):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        try:
+            self._sock.close()
+        except OSError:
+            pass
         if self.proc.poll() is None:
             self.proc.kill()  # the zygote (PID 1 of its namespace) dies with it: PR_SET_PDEATHSIG
         self.proc.wait()
         if self.proc.stderr:
             self.proc.stderr.close()
 
-    def _send(self, message: dict) -> None:
-        body = json.dumps(message).encode()
-        data = struct.pack(">I", len(body)) + body
+    def _send(self, message: dict, fds: list[int] = ()) -> None:
         try:
-            while data:
-                data = data[os.write(self._cmd_w, data):]
+            socket.send_fds(self._sock, [json.dumps(message).encode()], list(fds))
         except OSError as exc:
-            raise SandboxError(f"worker pipe closed ({exc})") from None
+            raise SandboxError(f"worker socket closed ({exc})") from None
 
     def _receive(self, deadline: float) -> dict:
-        header = self._read_exactly(4, deadline)
-        body = self._read_exactly(struct.unpack(">I", header)[0], deadline)
-        return json.loads(body)
-
-    def _read_exactly(self, n: int, deadline: float) -> bytes:
-        chunks, got = [], 0
-        while got < n:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([self._reply_r], [], [], remaining)[0]:
-                raise SandboxError("worker did not answer in time")
-            chunk = os.read(self._reply_r, min(n - got, 1 << 20))
-            if not chunk:
-                raise SandboxError("worker exited")
-            chunks.append(chunk)
-            got += len(chunk)
-        return b"".join(chunks)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([self._sock], [], [], remaining)[0]:
+            raise SandboxError("worker did not answer in time")
+        try:
+            data, fds, _, _ = socket.recv_fds(self._sock, MAX_MESSAGE, 1)
+        except OSError as exc:
+            raise SandboxError(f"worker socket failed ({exc})") from None
+        for fd in fds:  # the zygote never sends fds; refuse any
+            os.close(fd)
+        if not data:
+            raise SandboxError("worker exited")
+        return json.loads(data)
 
     def _stderr(self) -> str:
         try:
@@ -137,6 +155,30 @@ class Worker:
             return self.proc.stderr.read().decode(errors="replace")[-2000:] if self.proc.stderr else ""
         except (subprocess.TimeoutExpired, OSError, ValueError):
             return ""
+
+
+def _memfd(name: str, data: bytes = b"") -> int:
+    fd = os.memfd_create(name, os.MFD_CLOEXEC)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def collect(fds: dict, cap: int) -> dict:
+    """Read a finished run's output from the parent's own memfd copies, as bytes, bounded by `cap`."""
+    sizes = {k: os.fstat(fd).st_size for k, fd in fds.items()}
+    return {
+        "stdout": os.pread(fds["stdout"], cap, 0).decode("utf-8", "replace"),
+        "stderr_tail": os.pread(fds["stderr"], STDERR_TAIL, max(0, sizes["stderr"] - STDERR_TAIL)).decode(
+            "utf-8", "replace"),
+        "results": os.pread(fds["results"], cap, 0).decode("utf-8", "replace"),
+        "stdout_bytes": sizes["stdout"],
+        "stdout_truncated": sizes["stdout"] >= cap,
+        "stderr_truncated": sizes["stderr"] >= cap,
+        "results_truncated": sizes["results"] >= cap,
+    }
 
 
 class SandboxPool:
@@ -150,10 +192,17 @@ class SandboxPool:
         self._all: set[Worker] = set()
         self._warned = False
         self._pid = os.getpid()
+        self._expected: Worker | None = None  # evaluates expected values only; never runs a candidate
+        self._expected_lock = threading.Lock()
         atexit.register(self.close)
 
-    def run(self, job: dict, timeout_s: float) -> tuple[dict, dict]:
-        """Run one job on a warm worker; returns (reply, isolation report)."""
+    def run(self, job: dict, timeout_s: float, *, role: str = "candidate") -> tuple[dict, dict]:
+        """Run one job on a warm worker; returns (reply, isolation report).
+
+        role="expected": run it on the pool's dedicated expected-value worker (own uid, own zygote),
+        which never runs candidate code, so expected values never share a process with a candidate."""
+        if role == "expected":
+            return self._run_expected(job, timeout_s)
         worker = self._acquire()
         if not worker.alive():  # died while idle: replace it once
             self._discard(worker)
@@ -168,6 +217,26 @@ class SandboxPool:
         self._idle.put(worker)
         return reply, worker.isolation
 
+    def _run_expected(self, job: dict, timeout_s: float) -> tuple[dict, dict]:
+        if os.getpid() != self._pid:
+            raise SandboxError("SandboxPool used in a forked child: create a new pool there")
+        with self._expected_lock:
+            if self._expected is None or not self._expected.alive():
+                if self._expected is not None:
+                    self._expected.close()
+                self._expected = Worker(self.config, self.config.workers())
+                self._warn_once(self._expected.isolation)
+            worker = self._expected
+            try:
+                if self.config.require_isolation and worker.isolation["warnings"]:
+                    raise SandboxError("isolation required but incomplete: " +
+                                       "; ".join(worker.isolation["warnings"]))
+                return worker.run(job, timeout_s), worker.isolation
+            except SandboxError:
+                worker.close()
+                self._expected = None
+                raise
+
     def isolation(self) -> dict:
         """The isolation report of a (started) worker: what this machine actually allows."""
         worker = self._acquire()
@@ -177,6 +246,10 @@ class SandboxPool:
     def close(self) -> None:
         with self._lock:
             workers, self._all = list(self._all), set()
+        with self._expected_lock:
+            if self._expected is not None:
+                workers.append(self._expected)
+                self._expected = None
         for worker in workers:
             worker.close()
 

@@ -1,15 +1,19 @@
 """The warm template process of the code sandbox: fenced in once, it forks one fresh child per job.
 
-What it is for: started by `pool.Worker` as `python -I zygote.py CMD_FD REPLY_FD`. At start it
-enters its own network/PID/mount/IPC/UTS namespaces (becoming PID 1 of the new PID namespace),
-pivots into a minimal read-only root, pre-imports the common stdlib, probes the unprivileged uid,
-and reports what isolation it actually got. Then, per job, it forks a child that sets rlimits, drops
-to that uid, and runs the candidate (`jobchild.py`); it enforces the wall-clock deadline, kills every
-process the job left behind (kill(-1) from PID 1 of the namespace), removes the work dir, and
-replies with the raw stdout / stderr tail / result lines. Messages are 4-byte length + JSON.
+What it is for: started by `pool.Worker` as `python -I zygote.py SOCK_FD` (a SOCK_SEQPACKET socket).
+At start it enters its own network/PID/mount/IPC/UTS namespaces (becoming PID 1 of the new PID
+namespace), pivots into a minimal read-only root, pre-imports the common stdlib, probes the
+unprivileged uid and the per-job fences (tmpfs, IPC namespace, seccomp), and reports what isolation
+it actually got. Then, per run, it receives small limits plus five memfds made by the parent (job,
+stdin, stdout, stderr, results), mounts a fresh tmpfs work dir, forks a child that fences itself in
+and runs the candidate (`jobchild.py`); it enforces the wall-clock deadline, kills every process the
+job left behind (kill(-1) from PID 1 of the namespace), unmounts the work dir, and replies with
+facts only (exit code, timed out, output exceeded, set up ok, duration).
 
-What it does NOT do: judge anything. It never receives expected values (those stay in the parent)
-and it does not interpret the result lines; it only moves bytes. It imports only the stdlib.
+What it does NOT do: judge anything, or read anything a job produced. The program, the test
+expressions and the stdin live in memfds it only passes on; the output goes into memfds the parent
+reads itself. So its heap, which every later job inherits by fork, never holds candidate output or
+expected values. It imports only the stdlib.
 """
 
 from __future__ import annotations
@@ -18,8 +22,7 @@ import gc
 import json
 import os
 import select
-import shutil
-import struct
+import socket
 import sys
 import time
 
@@ -37,33 +40,19 @@ PRELOAD = ("math", "re", "collections", "itertools", "functools", "heapq", "bise
 NOBODY = 65534
 ROOT_MOUNTPOINTS = ("/mnt", "/media", "/srv", "/opt", "/tmp")
 WORK_PARENT = "/tmp"
+MAX_MESSAGE = 1 << 16
+RUN_FDS = ("job", "stdin", "stdout", "stderr", "results")
 
 
 # ----------------------------------------------------------------------------------------- framing
-def read_message(fd: int) -> dict | None:
-    header = _read_exactly(fd, 4)
-    if header is None:
-        return None
-    body = _read_exactly(fd, struct.unpack(">I", header)[0])
-    return None if body is None else json.loads(body)
+def read_message(sock: socket.socket, max_fds: int = 0) -> tuple[dict | None, list[int]]:
+    """One SOCK_SEQPACKET message: a small JSON object, plus the fds the parent attached."""
+    data, fds, _, _ = socket.recv_fds(sock, MAX_MESSAGE, max_fds) if max_fds else (sock.recv(MAX_MESSAGE), [], 0, 0)
+    return (json.loads(data) if data else None), list(fds)
 
 
-def _read_exactly(fd: int, n: int) -> bytes | None:
-    chunks, got = [], 0
-    while got < n:
-        chunk = os.read(fd, n - got)
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        got += len(chunk)
-    return b"".join(chunks)
-
-
-def send_message(fd: int, message: dict) -> None:
-    body = json.dumps(message).encode()
-    data = struct.pack(">I", len(body)) + body
-    while data:
-        data = data[os.write(fd, data):]
+def send_message(sock: socket.socket, message: dict) -> None:
+    sock.send(json.dumps(message).encode())
 
 
 # ----------------------------------------------------------------------------------------- start-up
@@ -85,8 +74,45 @@ def set_up(config: dict, keep_fds: tuple[int, int]) -> dict:
         warnings.append("namespaces unavailable: " + ", ".join(missing))
     if uid is None:
         warnings.append("candidate runs with the verifier's own uid (cannot drop privileges)")
+    fence = _probe_fence(config, filesystem, warnings)
     return {"namespaces": namespaces, "filesystem": filesystem, "uid": uid, "root": os.geteuid() == 0,
-            "rlimits": True, "warnings": warnings}
+            "rlimits": True, "fence": fence, "job_tmp_mb": int(config.get("job_tmp_mb", 64)),
+            "job_inodes": int(config.get("job_inodes", 4096)), "warnings": warnings}
+
+
+def _probe_fence(config: dict, filesystem: str, warnings: list[str]) -> dict:
+    """What each job child can add on top: its own tmpfs, its own IPC namespace, a seccomp filter."""
+    fence = {"job_tmpfs": False, "ipc": False, "seccomp": False}
+    path = _workdir_path("work")
+    if filesystem == "private-root":
+        try:
+            os.makedirs(path, 0o755, exist_ok=True)
+            isolation.mount("tmpfs", path, "tmpfs", isolation.MS_NOSUID | isolation.MS_NODEV, "size=1m")
+            isolation.umount(path)
+            fence["job_tmpfs"] = True
+        except OSError:
+            pass
+    fence["ipc"] = _in_child(lambda: isolation.unshare(isolation.CLONE_NEWIPC))
+    fence["seccomp"] = _in_child(isolation.seccomp_self_test)
+    if not fence["job_tmpfs"]:
+        warnings.append("no per-job tmpfs: work dirs share one tmpfs and are removed file by file")
+    if not fence["ipc"]:
+        warnings.append("no per-job IPC namespace: SysV IPC objects of one job are visible to the next")
+    if not fence["seccomp"]:
+        warnings.append("no seccomp filter: kernel keyring syscalls and new user namespaces are not denied")
+    return fence
+
+
+def _in_child(fn) -> bool:
+    child = os.fork()
+    if child == 0:
+        try:
+            fn()
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    _, status = os.waitpid(child, 0)
+    return status == 0
 
 
 def _new_session() -> None:
@@ -159,7 +185,7 @@ def _can_run_as(uid: int) -> bool:
         except BaseException:
             os._exit(1)
     _, status = os.waitpid(child, 0)
-    shutil.rmtree(workdir, ignore_errors=True)
+    remove_tree(workdir)
     return status == 0
 
 
@@ -170,7 +196,7 @@ def _workdir_path(name: str) -> str:
 
 def _make_workdir(uid: int | None, name: str) -> str:
     path = _workdir_path(name)
-    shutil.rmtree(path, ignore_errors=True)
+    remove_tree(path)
     os.mkdir(path, 0o700)
     if uid is not None and os.geteuid() == 0:
         os.chown(path, uid, uid)
@@ -178,38 +204,96 @@ def _make_workdir(uid: int | None, name: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------- one job
-def run_job(job: dict, report: dict) -> dict:
-    """Run the program once per stdin case (asserts: once, stdin empty); one reply for all runs."""
-    cases = job.get("stdin_cases") or [""]
-    runs = [run_once(job, stdin, report) for stdin in cases]
-    return {"runs": runs}
+def run_once(limits: dict, fds: dict, report: dict) -> dict:
+    """Fork one job child on the parent's memfds, wait, kill what is left, drop its work dir.
 
-
-def run_once(job: dict, stdin_text: str, report: dict) -> dict:
+    Only facts come back (exit code, timed out, ...): the output stays in the memfds, which the
+    parent reads itself. This process never reads a byte the candidate wrote."""
     uid = report["uid"]
-    workdir = _make_workdir(uid, "work")  # same path every job (env set once), fresh and empty each time
-    fds = {key: os.memfd_create(key) for key in ("stdin", "stdout", "stderr", "results")}
-    os.write(fds["stdin"], stdin_text.encode())
-    os.lseek(fds["stdin"], 0, os.SEEK_SET)
+    workdir = _fresh_workdir(uid, report)
     ready_r, ready_w = os.pipe()
     started = time.monotonic()
     child = os.fork()
     if child == 0:
         os.close(ready_r)
-        jobchild.main(job, workdir, fds, ready_w, uid)  # never returns
+        jobchild.main(limits, workdir, fds, ready_w, uid, report["fence"])  # never returns
     os.close(ready_w)
-    waited = _wait(child, started + job["timeout"], fds, job["max_output_bytes"])
+    waited = _wait(child, started + limits["timeout"], fds, limits["max_output_bytes"])
     kill_rest = lambda: isolation.kill_all_but_me(uid, report["namespaces"].get("pid", False))  # noqa: E731
     _kill_quietly(child)
     kill_rest()
     status = _reap(child, kill_rest)
     set_up_ok = os.read(ready_r, 1) == b"1"
     os.close(ready_r)
-    shutil.rmtree(workdir, ignore_errors=True)
-    result = _collect(fds, job["max_output_bytes"])
-    result.update(waited, exit_code=os.waitstatus_to_exitcode(status), setup_ok=set_up_ok,
-                  duration_s=round(time.monotonic() - started, 4))
-    return result
+    _drop_workdir(workdir, report)
+    return {**waited, "exit_code": os.waitstatus_to_exitcode(status), "setup_ok": set_up_ok,
+            "duration_s": round(time.monotonic() - started, 4)}
+
+
+def _fresh_workdir(uid: int | None, report: dict) -> str:
+    """A per-job tmpfs (size and inode caps) where we can mount one; else a fresh directory."""
+    path = _workdir_path("work")
+    if report["fence"]["job_tmpfs"]:
+        owner = f",uid={uid},gid={uid}" if uid is not None else ""
+        isolation.mount("tmpfs", path, "tmpfs", isolation.MS_NOSUID | isolation.MS_NODEV,
+                        f"size={report['job_tmp_mb']}m,nr_inodes={report['job_inodes']},mode=0700{owner}")
+        return path
+    if os.path.lexists(path):
+        remove_tree(path)
+    if os.path.lexists(path):  # could not empty it: move it aside, start fresh
+        os.rename(path, _workdir_path(f"trash-{time.monotonic_ns()}"))
+    return _make_workdir(uid, "work")
+
+
+def _drop_workdir(path: str, report: dict) -> None:
+    """O(1) with a per-job tmpfs (lazy unmount); else an iterative removal that never raises."""
+    if report["fence"]["job_tmpfs"]:
+        isolation.umount(path)
+    else:
+        remove_tree(path)
+
+
+def remove_tree(path: str, max_steps: int = 1_000_000) -> None:
+    """Remove a directory tree the candidate built, however deep: never recursive, never raises.
+
+    A subdirectory that is not empty has its entries renamed one level up (dir fds, so no path gets
+    long), so a chain of depth d is flattened in d steps."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+    try:
+        top = os.open(path, flags)
+    except OSError:
+        _quietly(os.unlink, path)
+        return
+    moved = 0
+    try:
+        for _ in range(max_steps):
+            entries = [(e.name, e.is_dir(follow_symlinks=False)) for e in os.scandir(top)]
+            if not entries:
+                break
+            for name, is_dir in entries:
+                if not is_dir:
+                    _quietly(os.unlink, name, dir_fd=top)
+                elif not _quietly(os.rmdir, name, dir_fd=top):
+                    sub = os.open(name, flags, dir_fd=top)
+                    try:
+                        for child in [e.name for e in os.scandir(sub)][:1000]:
+                            moved += 1
+                            _quietly(os.rename, child, f"\x01{moved}", src_dir_fd=sub, dst_dir_fd=top)
+                    finally:
+                        os.close(sub)
+    except BaseException:  # noqa: BLE001 - whatever the candidate built, cleanup must not fail the job
+        pass
+    finally:
+        os.close(top)
+    _quietly(os.rmdir, path)
+
+
+def _quietly(fn, *args, **kwargs) -> bool:
+    try:
+        fn(*args, **kwargs)
+        return True
+    except OSError:
+        return False
 
 
 def _wait(child: int, deadline: float, fds: dict, cap: int) -> dict:
@@ -254,39 +338,36 @@ def _reap(child: int, kill_rest) -> int:
         kill_rest()  # a process forked while we were killing gets caught here
 
 
-def _collect(fds: dict, cap: int) -> dict:
-    sizes = {k: os.fstat(fd).st_size for k, fd in fds.items()}
-    out = {
-        "stdout": os.pread(fds["stdout"], cap, 0).decode("utf-8", "replace"),
-        "stderr_tail": os.pread(fds["stderr"], 4000, max(0, sizes["stderr"] - 4000)).decode("utf-8", "replace"),
-        "results": os.pread(fds["results"], cap, 0).decode("utf-8", "replace"),
-        "stdout_bytes": sizes["stdout"],
-        "stdout_truncated": sizes["stdout"] >= cap,
-        "stderr_truncated": sizes["stderr"] >= cap,
-        "results_truncated": sizes["results"] >= cap,
-    }
-    for fd in fds.values():
-        os.close(fd)
-    return out
-
-
 # ----------------------------------------------------------------------------------------- main loop
 def main(argv: list[str]) -> None:
-    cmd_fd, reply_fd = int(argv[1]), int(argv[2])
-    config = read_message(cmd_fd)
+    sock = socket.socket(fileno=int(argv[1]))
+    config, _ = read_message(sock)
     if config is None:
         return
-    report = set_up(config, (cmd_fd, reply_fd))
+    report = set_up(config, (sock.fileno(),))
     jobchild.prepare_in_template(_workdir_path("work"))
     gc.collect()
     gc.freeze()  # children's GC then skips the template's objects: fewer copy-on-write page faults
-    send_message(reply_fd, {"ready": True, "isolation": report})
-    while (job := read_message(cmd_fd)) is not None:
+    send_message(sock, {"ready": True, "isolation": report})
+    while True:
         try:
-            reply = run_job(job, report)
+            limits, fds = read_message(sock, len(RUN_FDS))
+        except (OSError, ValueError) as exc:
+            send_message(sock, {"error": f"bad command: {exc}"})
+            continue
+        if limits is None:
+            return
+        try:
+            if len(fds) != len(RUN_FDS):
+                raise ValueError(f"expected {len(RUN_FDS)} fds, got {len(fds)}")
+            reply = run_once(limits, dict(zip(RUN_FDS, fds)), report)
         except Exception as exc:  # a zygote fault: the parent reports it as a verifier error
             reply = {"error": f"{type(exc).__name__}: {exc}"}
-        send_message(reply_fd, reply)
+        finally:
+            for fd in fds:
+                os.close(fd)
+        del limits, fds
+        send_message(sock, reply)
 
 
 if __name__ == "__main__":
