@@ -162,8 +162,9 @@ def check_stdio(pool: SandboxPool, program: str, cases: list[dict], timeout: flo
 
 
 def normalise_output(text: str) -> str:
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    return "\n".join(line.rstrip() for line in lines).rstrip("\n")
+    """CRLF -> LF, trailing spaces/tabs of each line, trailing blank lines: nothing else."""
+    lines = text.replace("\r\n", "\n").split("\n")
+    return "\n".join(line.rstrip(" \t") for line in lines).rstrip("\n")
 
 
 def _compare_output(index: int, case: dict, run: dict) -> dict:

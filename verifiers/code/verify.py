@@ -63,13 +63,28 @@ def _verdict(outcome: dict) -> Verdict:
     }
     if outcome["isolation"]["warnings"]:
         details["isolation_warning"] = "WEAKER ISOLATION: " + "; ".join(outcome["isolation"]["warnings"])
+    details = clean_text(details)
     score = passed / len(records)
     if passed == len(records):
         return Verdict.ok("all tests passed", score=1.0, **details)
     first = next(r for r in records if not r["passed"])
     reason = f"{len(records) - passed}/{len(records)} tests failed; test {first['index']}: " \
              f"{first['status']} {first['detail']}"[:300]
-    return Verdict.wrong(reason, score=score, **details)
+    return Verdict.wrong(clean_text(reason), score=score, **details)
+
+
+def clean_text(value: Any, limit: int = 4000) -> Any:
+    """Every string made valid printable UTF-8 (lone surrogates and control chars escaped, length capped)."""
+    if type(value) is str:
+        text = value[:limit]
+        if not text.isprintable():
+            text = "".join(c if c.isprintable() or c in "\n\t" else ascii(c)[1:-1] for c in text)
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    if type(value) is dict:
+        return {clean_text(k): clean_text(v) for k, v in value.items()}
+    if type(value) in (list, tuple):
+        return [clean_text(v) for v in value]
+    return value
 
 
 def extract_code(completion: str) -> str:
