@@ -114,3 +114,19 @@ def test_memory_of_a_job_does_not_depend_on_previous_output(pool):
     before = run_python(probe, pool=pool).stdout
     run_python("import sys\nsys.stdout.write('x' * 900_000)\n", pool=pool)
     assert run_python(probe, pool=pool).stdout == before
+
+
+def test_hash_flooding_reply_costs_milliseconds(pool):
+    import time
+    flood = textwrap.dedent("""
+        import os, json
+        items = [k * (2 ** 61 - 1) for k in range(1, 25001)]  # all hash to 0
+        os.write(3, (json.dumps({"i": 0, "v": {"S": items}}) + "\\n").encode())
+        os.write(3, (json.dumps({"i": 1, "v": {"l": items}}) + "\\n").encode())
+        os._exit(0)
+    """)
+    start = time.perf_counter()
+    v = verify(flood, ["assert f() == {1, 2}", "assert set(g()) == {1}"], timeout=3.0, pool=pool)
+    assert time.perf_counter() - start < 1.5
+    assert v.error is None and not v.passed
+    assert sum(r["passed"] for r in v.details["tests"]) == 0

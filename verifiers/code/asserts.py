@@ -29,7 +29,7 @@ import operator
 from dataclasses import dataclass, field
 from typing import Any
 
-from verifiers.code.values import strict_equal
+from verifiers.code.values import ProtocolError, check_hashes, strict_equal
 
 LEAF_PREFIX = "__leaf_"
 MAX_INT_BITS = 1 << 14
@@ -55,8 +55,8 @@ SAFE_CALLS = {
     "len": lambda x: len(_sized(x)),
     "round": lambda x, n=None: round(_number(x)) if n is None else round(_number(x), _int(n)),
     "sorted": lambda x, *, reverse=False: sorted(_sized(x), reverse=_bool(reverse)),
-    "set": lambda x=(): set(_sized(x)),
-    "frozenset": lambda x=(): frozenset(_sized(x)),
+    "set": lambda x=(): set(_hash_safe(_sized(x))),
+    "frozenset": lambda x=(): frozenset(_hash_safe(_sized(x))),
     "list": lambda x=(): list(_sized(x)),
     "tuple": lambda x=(): tuple(_sized(x)),
     "min": lambda *xs: min(_sized(xs[0]) if len(xs) == 1 else xs),
@@ -297,6 +297,14 @@ def _number(value: Any) -> int | float:
 
 def _singleton(value: Any) -> bool:
     return value is None or type(value) is bool
+
+
+def _hash_safe(items: Any) -> Any:
+    try:
+        check_hashes(list(items))
+    except ProtocolError as exc:
+        raise CheckFailed(str(exc)) from None
+    return items
 
 
 def _int(value: Any) -> int:

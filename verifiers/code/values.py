@@ -22,6 +22,7 @@ import math
 from typing import Any
 
 MAX_DEPTH = 100
+MAX_SAME_HASH = 8  # distinct plain values sharing one hash are rare; many is a hash-flooding reply
 _CONTAINERS = {list: "l", tuple: "t", set: "S", frozenset: "F"}
 _BUILDERS = {"l": list, "t": tuple, "S": set, "F": frozenset}
 
@@ -76,21 +77,38 @@ def from_plain(raw: Any, depth: int = 0) -> Any:
     if tag not in _BUILDERS:
         raise ProtocolError(f"unknown tag {tag!r}")
     try:
-        return _BUILDERS[tag](from_plain(v, depth + 1) for v in items)
+        decoded = [from_plain(v, depth + 1) for v in items]
+        if tag in ("S", "F"):
+            check_hashes(decoded)
+        return _BUILDERS[tag](decoded)
     except TypeError as exc:  # e.g. a set of lists
         raise ProtocolError(str(exc)) from None
 
 
 def _dict_from_plain(items: list, depth: int) -> dict:
-    out: dict = {}
+    pairs = []
     for pair in items:
         if type(pair) is not list or len(pair) != 2:
             raise ProtocolError("bad dict item")
-        try:
-            out[from_plain(pair[0], depth + 1)] = from_plain(pair[1], depth + 1)
-        except TypeError as exc:
-            raise ProtocolError(str(exc)) from None
-    return out
+        pairs.append((from_plain(pair[0], depth + 1), from_plain(pair[1], depth + 1)))
+    try:
+        check_hashes([k for k, _ in pairs])
+        return dict(pairs)
+    except TypeError as exc:
+        raise ProtocolError(str(exc)) from None
+
+
+def check_hashes(items: list) -> None:
+    """Refuse to build a set/dict whose elements flood one hash bucket (quadratic insertion).
+
+    Sorting the hashes (ints) costs O(n log n) and never hashes a container twice; TypeError for
+    unhashable elements propagates as in `set(...)`."""
+    hashes = sorted(hash(v) for v in items)
+    run = 1
+    for previous, current in zip(hashes, hashes[1:]):
+        run = run + 1 if previous == current else 1
+        if run > MAX_SAME_HASH:
+            raise ProtocolError(f"more than {MAX_SAME_HASH} elements share one hash (hash flooding)")
 
 
 def strict_key(value: Any) -> Any:
