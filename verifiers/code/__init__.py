@@ -28,10 +28,14 @@ What it protects against (each has an adversarial test in tests/test_code_advers
   dumps), a private read-only root (system dirs + Python only, a fresh /proc and /dev, a root-owned
   /tmp) and a fresh work dir removed afterwards, stdin closed (EOF), stdout/stderr capped (the run is
   killed past the cap), and on timeout or exit every process left in the namespace is SIGKILLed
-  (double-forked daemons included; SIGALRM/SIGTERM handlers do not help).
+  (double-forked daemons included; SIGALRM/SIGTERM handlers do not help);
+- other jobs: each job gets its own IPC namespace and tmpfs work dir; its output goes into memfds the
+  parent made and passed by fd, so the template process that forks the next job never holds it;
+  expected values are computed on a separate worker that never runs candidate code.
 
 What it does NOT protect against:
-- kernel exploits: there is no seccomp filter; the boundary is namespaces + uid + rlimits;
+- kernel exploits: the boundary is namespaces + uid + rlimits + a seccomp DENY list (keyrings,
+  unshare/setns, clone with CLONE_NEW*), not a syscall allow list;
 - aggregate memory: RLIMIT_AS bounds each process, so a run can use up to max_procs x memory_mb
   (no cgroups); CPU is bounded per process in seconds and by the wall-clock deadline;
 - "weak" tests: an assert whose logic cannot be split (e.g. `assert all(f(x) == y for ...)`) is
