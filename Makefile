@@ -15,7 +15,7 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 	$(BIN)/pip install -q $(TORCH_SPEC)
-	$(BIN)/pip install -q -c constraints.txt -e ".[train,dev,ray]"
+	$(BIN)/pip install -q -c constraints.txt -e ".[train,dev,ray,tracking]"
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -27,7 +27,7 @@ demo: $(STAMP)
 	$(BIN)/selfplay demo --out runs/demo
 
 $(VENV)/.bench-installed: $(STAMP)
-	$(BIN)/pip install -q -e ".[train,dev,ray,bench]"
+	$(BIN)/pip install -q -c constraints.txt -e ".[train,dev,ray,tracking,bench]"
 	touch $@
 
 bench: $(VENV)/.bench-installed
