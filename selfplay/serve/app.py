@@ -4,7 +4,9 @@ What it is for: pointing the `openai` backend, or any OpenAI client, at a checkp
 Routes: `POST /v1/chat/completions` (n, usage, seed, stop, max_tokens / max_completion_tokens, temperature,
 top_p, `stream` with `stream_options.include_usage`), `POST /v1/completions` (one raw-text prompt, no chat
 template; needs a backend with `complete(prompt, params)`, as the local backend has), `GET /v1/models`,
-`GET /health`. `tools` is refused with a 400 (tool calls are not parsed from the model's text). Concurrent requests reach the backend concurrently, where the local
+`GET /health`, and vLLM's runtime LoRA API: `POST /v1/load_lora_adapter {"lora_name", "lora_path"}` /
+`POST /v1/unload_lora_adapter {"lora_name"}` (always enabled; `selfplay.serve.lora`), after which a request's
+`model` may name a loaded adapter and `/v1/models` lists it. `tools` is refused with a 400 (tool calls are not parsed from the model's text). Concurrent requests reach the backend concurrently, where the local
 backend batches them. Every failure is an OpenAI-shaped error: 400 for a bad body (the field is named), 404 for
 an unknown model, 500 when generation itself failed (503 when it may succeed if retried).
 What it does not do: token-by-token streaming (a stream is sent once the text is complete), authentication (bind to 127.0.0.1, the default, or put a proxy in front),
@@ -19,12 +21,13 @@ import time
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from pydantic import ValidationError
 
 from agents.llm.types import LLMError
 from selfplay.serve.protocol import (ChatCompletionRequest, CompletionRequest, completion_body,
                                      describe_validation_errors, error_body, text_completion_body)
+from selfplay.serve.lora import AdapterError, LoraAdapters
 from selfplay.serve.sse import sse_bytes, wants_usage
 
 log = logging.getLogger("selfplay.serve")
@@ -35,7 +38,17 @@ def build_app(llm: Any) -> FastAPI:
     """An app serving `llm` under the model id `llm.model`."""
     app = FastAPI(title="selfplay serve", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.llm = llm
+    adapters = LoraAdapters(llm) if hasattr(llm, "hf_model") and hasattr(llm, "reload") else None
+    app.state.adapters = adapters
     started = int(time.time())
+
+    def resolve(model: str) -> Any:
+        """The backend that serves `model` (the base or a loaded adapter), or the 404 saying what is served."""
+        found = adapters.backend_for(model) if adapters is not None else (llm if model == llm.model else None)
+        if found is None:
+            served = [llm.model] + ([name for name, _ in adapters.listing()] if adapters is not None else [])
+            return _unknown_model(model, ", ".join(repr(s) for s in served))
+        return found
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
@@ -43,38 +56,70 @@ def build_app(llm: Any) -> FastAPI:
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
-        return {"object": "list",
-                "data": [{"id": llm.model, "object": "model", "created": started, "owned_by": "selfplay"}]}
+        data = [{"id": llm.model, "object": "model", "created": started, "owned_by": "selfplay",
+                 "root": llm.model, "parent": None}]
+        for name, path in adapters.listing() if adapters is not None else []:
+            data.append({"id": name, "object": "model", "created": started, "owned_by": "selfplay",
+                         "root": path, "parent": llm.model})
+        return {"object": "list", "data": data}
+
+    @app.post("/v1/load_lora_adapter")
+    async def load_lora_adapter(request: Request) -> Any:
+        return await _adapter_op(request, adapters, "load")
+
+    @app.post("/v1/unload_lora_adapter")
+    async def unload_lora_adapter(request: Request) -> Any:
+        return await _adapter_op(request, adapters, "unload")
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Any:
         parsed = await _parse(request, ChatCompletionRequest)
         if isinstance(parsed, JSONResponse):
             return parsed
-        if parsed.model != llm.model:
-            return _unknown_model(parsed.model, llm.model)
+        backend = resolve(parsed.model)
+        if isinstance(backend, JSONResponse):
+            return backend
         try:
-            result = await llm.chat(parsed.plain_messages(), parsed.sampling_params())
+            result = await backend.chat(parsed.plain_messages(), parsed.sampling_params())
         except LLMError as exc:
             return _llm_error(exc)
-        return _answer(completion_body(result, llm.model), parsed)
+        return _answer(completion_body(result, parsed.model), parsed)
 
     @app.post("/v1/completions")
     async def completions(request: Request) -> Any:
         parsed = await _parse(request, CompletionRequest)
         if isinstance(parsed, JSONResponse):
             return parsed
-        if parsed.model != llm.model:
-            return _unknown_model(parsed.model, llm.model)
-        if not hasattr(llm, "complete"):
+        backend = resolve(parsed.model)
+        if isinstance(backend, JSONResponse):
+            return backend
+        if not hasattr(backend, "complete"):
             return _error(404, "this backend serves chat only: use /v1/chat/completions", code="not_supported")
         try:
-            result = await llm.complete(parsed.prompt, parsed.sampling_params())
+            result = await backend.complete(parsed.prompt, parsed.sampling_params())
         except LLMError as exc:
             return _llm_error(exc)
-        return _answer(text_completion_body(result, llm.model), parsed)
+        return _answer(text_completion_body(result, parsed.model), parsed)
 
     return app
+
+
+async def _adapter_op(request: Request, adapters: LoraAdapters | None, op: str) -> Any:
+    """vLLM's answers: 200 with a plain-text success line, or an error body with 400 / 404."""
+    if adapters is None:
+        return _error(404, "this backend has no in-process model to load LoRA adapters on", code="not_supported")
+    try:
+        body = json.loads(await request.body() or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return _error(400, f"request body is not valid JSON: {exc}")
+    try:
+        message = await (adapters.load(body) if op == "load" else adapters.unload(body))
+    except AdapterError as exc:
+        log.warning("%s_lora_adapter refused: %s", op, exc.message)
+        return _error(exc.status, exc.message, kind="NotFoundError" if exc.status == 404 else "BadRequestError",
+                      param="lora_name", code=str(exc.status))
+    log.info("%s", message)
+    return PlainTextResponse(message)
 
 
 def _answer(body: dict[str, Any], parsed: Any) -> Any:
@@ -85,7 +130,7 @@ def _answer(body: dict[str, Any], parsed: Any) -> Any:
 
 
 def _unknown_model(asked: str, served: str) -> JSONResponse:
-    return _error(404, f"The model {asked!r} does not exist; this server serves {served!r}", param="model",
+    return _error(404, f"The model {asked!r} does not exist; this server serves {served}", param="model",
                   code="model_not_found")
 
 
