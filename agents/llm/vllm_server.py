@@ -136,7 +136,23 @@ def _post(base_url: str, route: str, body: dict[str, object], api_key: str | Non
     _raise_for(response, route)
 
 
+def error_message(response: httpx.Response) -> str | None:
+    """The server's own error message (OpenAI's `{"error": {"message"}}` or vLLM's older flat `{"message"}`)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    error = body.get("error")
+    message = error.get("message") if isinstance(error, dict) else body.get("message")
+    return message if isinstance(message, str) and message else None
+
+
 def _raise_for(response: httpx.Response, route: str) -> None:
+    message = error_message(response) if response.status_code >= 400 else None
+    if message:  # the route exists and refused (vLLM: 404 for an unknown adapter or a missing path)
+        raise VLLMServerError(f"{route}: HTTP {response.status_code}: {message}")
     if response.status_code == 404 and "lora" in route:
         raise VLLMServerError(f"{route} is not available: start vLLM with VLLM_ALLOW_RUNTIME_LORA_UPDATING=True "
                               f"and --enable-lora")
