@@ -119,3 +119,19 @@ def test_a_broken_adapter_is_a_400_and_the_server_keeps_serving(served, tmp_path
     assert answer.status_code == 400 and "Loading lora bad failed" in answer.json()["error"]["message"]
     assert [m.id for m in client.models.list().data] == ["tiny"]
     assert greedy(client, "tiny") == reference_text(None, 12)
+
+
+def test_concurrent_requests_for_base_and_adapters_never_mix_weights(served, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    root, client = served
+    for r in (1, 2):
+        path = make_adapter(str(tmp_path / f"a{r}"), seed=r)
+        assert httpx.post(f"{root}/v1/load_lora_adapter",
+                          json={"lora_name": f"r{r}", "lora_path": path}).status_code == 200
+    expected = {m: greedy(client, m) for m in ("tiny", "r1", "r2")}
+    assert len(set(expected.values())) == 3
+    order = ["tiny", "r1", "r2"] * 3
+    with ThreadPoolExecutor(len(order)) as pool:
+        got = list(pool.map(lambda m: greedy(client, m), order))
+    assert got == [expected[m] for m in order]

@@ -38,6 +38,9 @@ def serve_forever(llm: Any, host: str = "127.0.0.1", port: int = 8000,
         try:
             await task
         finally:
+            adapters = getattr(server.config.app.state, "adapters", None)
+            if adapters is not None:  # the runtime LoRA adapters' own batchers
+                await adapters.aclose()
             await llm.aclose()
 
     try:
