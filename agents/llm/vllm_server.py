@@ -14,7 +14,8 @@ it next, without stopping the loop. Two documented ways:
 `base_url` is the OpenAI base URL as the `openai` backend uses it (`http://host:8000/v1`) or the bare server URL.
 What it does not do: start vLLM itself the first time, copy adapters to the server's disk (the path must be
 readable by the server process), or talk to anything but these endpoints. Tested against a small FastAPI fake of
-these endpoints (tests/test_vllm_server.py), not against a real vLLM server.
+these endpoints (tests/test_vllm_server.py) and `selfplay serve`, which implements them (tests/test_publish.py),
+not against a real vLLM server.
 """
 
 from __future__ import annotations
