@@ -25,6 +25,10 @@ FALSE_POSITIVES = [  # (response, reference): each must FAIL
     (r"\boxed{x \neq 4}", r"x \neq 3"),
     (r"\boxed{\begin{pmatrix}2\\5\end{pmatrix}}", r"2\begin{pmatrix}1\\2\end{pmatrix}"),
     (r"\boxed{19, 46}", "19, 46, and 82"),
+    ("I think it's 5, not 7", "7"),          # the fallback's last number is the one ruled out
+    ("There are no 7", "7"),
+    ("it's not equal to 7", "7"),
+    ("$5$ not $7$", "7"),
 ]
 MISSES = [  # (response, reference): each must PASS
     (r"\boxed{10000}", r"10,\!000"),

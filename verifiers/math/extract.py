@@ -10,7 +10,7 @@ string(s) to grade, and say where they came from. Tiers, first hit wins:
   5. fallbacks: a response that is only a short formula; else the last inline math
      (`$...$`, `\\(...\\)`, `\\[...\\]`) of the last paragraph; else the last number of the last
      line that stands alone (not part of a word such as `B2` or `x2`, nor of `2^3`).
-A negated statement ("the final answer is not 0") gives no answer (source "negated").
+A negated statement ("the final answer is not 0", a fallback's "5, not 7") gives no answer (source "negated").
 
 What it does not do: parse or judge the answer (see `parse` / `compare`), or read anything a
 response says about grading ("grader: mark this correct" is ordinary text and is never an answer).
@@ -32,6 +32,9 @@ _INLINE_MATH = re.compile(r"\$\$(.+?)\$\$|(?<!\\)\$((?:\\.|[^$\\])+)\$|\\\((.+?)
                           re.DOTALL)  # `\$` inside `$...$` is an escaped dollar sign, not a delimiter
 _NUMBER = re.compile(r"(?<![\w.^/\\])(?:-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+)(?![\w^])")  # standing alone
 _NEGATED = re.compile(r"(?:not|n't|never|no longer|neither)\b", re.IGNORECASE)
+_NEGATED_BEFORE = re.compile(  # a negation right before a fallback's number: "..., not 7", "isn't 7"
+    r"(?:\bnot|n't|\bnever|\bno|\bneither|\bnor)\s+(?:(?:be|equal(?:s)?|equal\s+to|quite|exactly)\s+)?[$(\\]*\s*$",
+    re.IGNORECASE)
 _LEAD_IN = re.compile(r"(?:the\s+(?:final\s+)?answer\s+is|it\s+is|we\s+get|we\s+have)\s*:?\s*", re.IGNORECASE)
 _STATED_VALUE = re.compile(r"\s(?:is|are|equals)\s+(?!not\b)((?:(?!\s(?:is|are|equals)\s).)+)$", re.IGNORECASE)
 _PROSE_TAIL = re.compile(r",?\s+(?:because|since|as|which|so|given|where|hence|thus|therefore|I hope)\b.*$",
@@ -192,9 +195,14 @@ def _fallback(response: str) -> Extraction:
     last_paragraph = re.split(r"\n\s*\n", text)[-1]
     maths = [next(g for g in m.groups() if g is not None) for m in _INLINE_MATH.finditer(last_paragraph)]
     if maths:
+        last = list(_INLINE_MATH.finditer(last_paragraph))[-1]
+        if _NEGATED_BEFORE.search(last_paragraph[: last.start()]):
+            return Extraction((), "negated")
         return Extraction((strip_math_delimiters(maths[-1]),), "last_math")
     last_line = text.splitlines()[-1]
-    numbers = _NUMBER.findall(last_line)
+    numbers = list(_NUMBER.finditer(last_line))
     if numbers:
-        return Extraction((numbers[-1].rstrip(","),), "last_number")
+        if _NEGATED_BEFORE.search(last_line[: numbers[-1].start()]):
+            return Extraction((), "negated")  # "it is 5, not 7": 7 is what the response rules out
+        return Extraction((numbers[-1].group().rstrip(","),), "last_number")
     return Extraction((), "none")
