@@ -24,7 +24,7 @@ from typing import Any
 
 import openai
 
-from agents.llm.openai_backend import map_error, request_body, to_chat_result
+from agents.llm.openai_backend import list_model_ids, map_error, request_body, to_chat_result
 from agents.llm.retry import RetryPolicy, with_retries
 from agents.llm.types import ChatResult, LLMError, Message, SamplingParams
 
@@ -75,11 +75,7 @@ class OpenAIBatchBackend:
         await self._client.close()
 
     async def list_models(self) -> list[str]:
-        try:
-            page = await self._client.models.list()
-        except Exception as exc:  # noqa: BLE001 - mapped to our kinds
-            raise map_error(exc) from exc
-        return [m.id for m in page.data]
+        return await list_model_ids(self._client)
 
     async def chat(self, messages: list[Message], params: SamplingParams, *,
                    tools: list[dict[str, Any]] | None = None, sample_offset: int = 0) -> ChatResult:

@@ -73,11 +73,7 @@ class OpenAIBackend:
 
     async def list_models(self) -> list[str]:
         """Model ids the server offers (used as a reachability check before a job starts)."""
-        try:
-            page = await self._client.models.list()
-        except Exception as exc:  # noqa: BLE001 - mapped to our kinds
-            raise map_error(exc) from exc
-        return [m.id for m in page.data]
+        return await list_model_ids(self._client)
 
     async def _send(self, messages: list[Message], params: SamplingParams,
                     tools: list[dict[str, Any]] | None) -> Any:
@@ -89,6 +85,15 @@ class OpenAIBackend:
             return await self._client.post("/chat/completions", body=body, cast_to=object)
         except Exception as exc:  # noqa: BLE001 - every transport failure becomes an LLMError
             raise map_error(exc) from exc
+
+
+async def list_model_ids(client: openai.AsyncOpenAI) -> list[str]:
+    """The model ids an OpenAI-compatible server lists at `/v1/models`, errors mapped to our kinds."""
+    try:
+        page = await client.models.list()
+    except Exception as exc:  # noqa: BLE001 - mapped to our kinds
+        raise map_error(exc) from exc
+    return [m.id for m in page.data]
 
 
 def request_body(model: str, messages: list[Message], params: SamplingParams, tools: list[dict[str, Any]] | None,
