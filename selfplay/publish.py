@@ -7,36 +7,44 @@ What it is for: a served policy trains an adapter per round and samples from a s
 re-trained round is never served stale), unloads `round-(r-2)` when the server lists it, and returns the model
 name to sample with. `ensure(r, adapter_dir)` re-publishes only when `/v1/models` does not list `round-r` (a
 restarted server forgets runtime adapters): call it before sampling on resume.
+With `tag` (the served policy passes a digest of the adapter's weights) the name is `round-r-TAG`: a name then
+means one set of weights, so a request cache keyed by it never answers for other weights, and publishing also
+unloads this prefix's other adapters of round r and every one of round <= r-2.
 A refusal or an unreachable server is a `UserError` naming the endpoint and the fix (exit 1, no traceback).
 What it does not do: copy the adapter to the server's disk (`adapter_dir` must be readable by the server
-process; it is sent as an absolute path), restart servers (`agents.llm.vllm_server.restart_server`), or wire
-itself into the loop.
+process; it is sent as an absolute path), or restart servers (`agents.llm.vllm_server.restart_server`); the loop
+reaches it through `selfplay.policy.served`.
 """
 
 from __future__ import annotations
 
 import os
+import re
 
 import httpx
 
 from agents.llm.vllm_server import error_message, server_root
+from selfplay.crashpoints import crash_point
 from selfplay.errors import UserError
 
 PREFIX = "round"
 KEEP_ROUNDS = 2  # round r and r-1 stay loaded (r-1 may still answer in-flight requests); r-2 is unloaded
 
 
-def adapter_name(round_: int) -> str:
-    return f"{PREFIX}-{round_}"
+def adapter_name(round_: int, tag: str | None = None, prefix: str = PREFIX) -> str:
+    return f"{prefix}-{round_}" + (f"-{tag}" if tag else "")
 
 
 class LoraPublisher:
     """Loads `round-R` adapters on one server and unloads the old ones."""
 
-    def __init__(self, base_url: str, api_key: str | None = None, *, timeout_s: float = 300.0) -> None:
+    def __init__(self, base_url: str, api_key: str | None = None, *, timeout_s: float = 300.0,
+                 prefix: str = PREFIX) -> None:
         self.root = server_root(base_url)
         self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.timeout_s = timeout_s
+        self.prefix = prefix
+        self._pattern = re.compile(rf"^{re.escape(prefix)}-(\d+)-[0-9a-f]+$")
 
     def served(self) -> list[str]:
         """Model ids the server lists on `/v1/models` (the base model and every loaded adapter)."""
@@ -47,24 +55,38 @@ class LoraPublisher:
             raise UserError(f"GET {self.root}/v1/models: the answer is not an OpenAI model list "
                             f"({response.text[:200]!r}); is --base-url an OpenAI-compatible server?") from None
 
-    def publish(self, round_: int, adapter_dir: str | os.PathLike) -> str:
-        """Serve the adapter of round `round_` as `round-<round_>`; return that model name."""
-        name, path = adapter_name(round_), self._adapter_path(adapter_dir)
+    def publish(self, round_: int, adapter_dir: str | os.PathLike, tag: str | None = None) -> str:
+        """Serve the adapter of round `round_` as `round-<round_>[-tag]`; return that model name."""
+        name, path = adapter_name(round_, tag, self.prefix), self._adapter_path(adapter_dir)
         served = self.served()
-        if name in served:
+        if name in served and tag is None:
             self._unload(name)
-        self._load(name, path)
-        old = adapter_name(round_ - KEEP_ROUNDS)
-        if round_ - KEEP_ROUNDS >= 0 and old in served:
+        if name not in served or tag is None:
+            self._load(name, path)
+        crash_point(f"round{round_}:published")  # tests: killed after the load, before the old ones are unloaded
+        for old in self._stale(served, round_, name, tagged=tag is not None):
             self._unload(old)
         return name
 
-    def ensure(self, round_: int, adapter_dir: str | os.PathLike) -> str:
-        """`round-<round_>` is served after this (loaded again when the server lost it); return its name."""
-        name = adapter_name(round_)
+    def ensure(self, round_: int, adapter_dir: str | os.PathLike, tag: str | None = None) -> str:
+        """`round-<round_>[-tag]` is served after this (published again when the server lost it); return its name."""
+        name = adapter_name(round_, tag, self.prefix)
         if name not in self.served():
-            self._load(name, self._adapter_path(adapter_dir))
+            return self.publish(round_, adapter_dir, tag)
         return name
+
+    def _stale(self, served: list[str], round_: int, name: str, *, tagged: bool) -> list[str]:
+        """Adapters to unload after `name` is loaded: round r-2 (untagged), or this prefix's older/other ones."""
+        if not tagged:
+            old = adapter_name(round_ - KEEP_ROUNDS, prefix=self.prefix)
+            return [old] if round_ - KEEP_ROUNDS >= 0 and old in served else []
+        stale = []
+        for model in served:
+            match = self._pattern.match(model)
+            if match and model != name and (int(match.group(1)) == round_ or
+                                            int(match.group(1)) <= round_ - KEEP_ROUNDS):
+                stale.append(model)
+        return stale
 
     # -- internals -------------------------------------------------------------------------------------------
 

@@ -126,8 +126,25 @@ class TrackingSection(Section):
         return self
 
 
+class PolicySection(Section):
+    """Where the loop's policy samples (selfplay.policy): in this process, or on a server each round is published to."""
+    mode: Literal["local", "served"] = "local"
+    url: str | None = None                 # served: the server's OpenAI base URL, e.g. http://127.0.0.1:8000/v1
+    base_model: str | None = None          # served: the model id the server lists for its base weights
+    publish: Literal["lora", "restart"] = "lora"   # lora: vLLM's runtime LoRA API; restart: a command per round
+    adapter_dir: str | None = None         # served: where round checkpoints go (the server reads them); RUN/checkpoints
+    adapter_prefix: str = Field(default="round", pattern=r"^[A-Za-z0-9_.]+$")   # adapter names: PREFIX-R-DIGEST
+    restart_command: str | None = None     # restart: restarts the server on {checkpoint} and returns
+    health_timeout_s: float = Field(default=600.0, gt=0)
+    api_key_env: str | None = None
+    hourly_usd: float = Field(default=0.0, ge=0)   # served: the server's price per hour, for the time it answers us
+    timeout_s: float = Field(default=300.0, gt=0)
+    max_attempts: int = Field(default=6, ge=1)
+
+
 class RunConfig(Section):
     model: ModelSection
+    policy: PolicySection = Field(default_factory=PolicySection)
     local: LocalSection = Field(default_factory=LocalSection)
     tasks: TasksSection
     generate: LoopGenerate = Field(default_factory=LoopGenerate)
@@ -150,6 +167,7 @@ ALGORITHM_SETTINGS = {"beta": "dpo", "kl_coef": "grpo", "clip_eps": "grpo", "cli
 # Pinned on resume: what is generated, verified, selected, trained and evaluated. Not pinned: the
 # budget, concurrency, display, threads, monitors and the number of rounds (raise it to continue a run).
 PINNED = {"model": ("name", "backend", "path"),
+          "policy": ("mode", "base_model", "publish", "adapter_prefix"),  # url may move; what answers may not
           "tasks": tuple(TasksSection.model_fields),
           "generate": ("k", "max_tokens", "temperature", "top_p", "stop", "seed", "system_prompt", "workflow",
                        "workflow_options", "verifier"),
@@ -169,6 +187,8 @@ def load_run_config(path: str | Path, overrides: list[str] | None = None) -> Run
         value = getattr(config.tasks, key)
         if value and not Path(value).is_absolute() and not value.startswith("hf:"):  # hf: selfplay.task_sources
             setattr(config.tasks, key, str((base / value).resolve()))
+    if config.policy.adapter_dir and not Path(config.policy.adapter_dir).is_absolute():
+        config.policy.adapter_dir = str((base / config.policy.adapter_dir).resolve())  # the server reads it
     check_run_config(config, str(path))
     return config
 
@@ -182,9 +202,7 @@ def check_run_config(config: RunConfig, source: str) -> None:
         raise UserError(f"{locate(source, text, loc)}: {key}: {message}")
 
     model = config.model
-    if model.backend != "local":
-        fail(["model", "backend"], "`selfplay run` trains the policy in this process, so it needs backend = "
-             "\"local\" (serve the checkpoints with `selfplay serve` or vLLM afterwards)")
+    _check_policy(config, fail)
     for key in sorted(model.model_fields_set - MODEL_KEYS_USED):
         hint = "; set [local] hourly_usd instead" if key == "hourly_usd" else ""
         fail(["model", key], f"has no effect in `selfplay run` (it loads the policy from [model] path or name and "
@@ -194,7 +212,7 @@ def check_run_config(config: RunConfig, source: str) -> None:
              "[local] hourly_usd x measured time); remove [prices]")
     _check_tasks(config.tasks, fail)
     _check_train(config, fail)
-    _check_generate(config.generate, fail)
+    _check_generate(config.generate, fail, served=config.policy.mode == "served")
     sel, algorithm = config.select, config.train.algorithm
     for key in ("rule", "cap_per_task", "majority_threshold"):
         if key in sel.model_fields_set and algorithm != "sft":
@@ -242,9 +260,9 @@ def _check_train(config: RunConfig, fail) -> None:
             continue
         if key not in known:
             fail(["train", "settings", key], f"unknown trainer setting{suggest(key, known)}")
-        if key.startswith("lora"):
-            fail(["train", "settings", key], "has no effect in `selfplay run` (the loop trains the full model; "
-                 "LoRA applies to `selfplay train`); remove it")
+        if key.startswith("lora") and not _publishes_lora(config):
+            fail(["train", "settings", key], "has no effect here (the loop trains the full model; LoRA rounds need "
+                 "[policy] mode = \"served\" with publish = \"lora\"); remove it")
         wants = ALGORITHM_SETTINGS.get(key)
         if wants and wants != train.algorithm:
             fail(["train", "settings", key], f"only {wants.upper()} reads it, but [train] algorithm = "
@@ -266,10 +284,10 @@ def _check_train(config: RunConfig, fail) -> None:
                 fail(["train", key], "there is no cold start without seed rows; set [tasks] seed_sft or remove it")
 
 
-def _check_generate(gen: LoopGenerate, fail) -> None:
+def _check_generate(gen: LoopGenerate, fail, served: bool = False) -> None:
     from agents.workflows.registry import validate_options
 
-    if "concurrency" in gen.model_fields_set:
+    if "concurrency" in gen.model_fields_set and not served:
         fail(["generate", "concurrency"], "has no effect in `selfplay run` (the local policy batches requests by "
              "[local] max_batch_rows); remove it")
     try:
@@ -282,6 +300,52 @@ def _check_generate(gen: LoopGenerate, fail) -> None:
     if getattr(options, "critic_model", None):
         fail(["generate", "workflow_options"], "critic_model: `selfplay run` has one in-process policy, so the "
              "policy critiques itself; remove critic_model")
+
+
+def _publishes_lora(config: RunConfig) -> bool:
+    return config.policy.mode == "served" and config.policy.publish == "lora"
+
+
+def _check_policy(config: RunConfig, fail) -> None:
+    """[policy] and [model] backend together: a local policy samples here, a served one needs its server's keys."""
+    import os
+
+    policy, backend = config.policy, config.model.backend
+    if policy.mode == "local":
+        if backend != "local":
+            fail(["model", "backend"], f"{backend!r} with [policy] mode = \"local\": the loop trains and samples "
+                 "the policy in this process, so set backend = \"local\"; to sample from a server (vLLM, "
+                 "selfplay serve), set [policy] mode = \"served\", url and base_model")
+        for key in sorted(policy.model_fields_set - {"mode"}):
+            fail(["policy", key], "has no effect with mode = \"local\"; set mode = \"served\" or remove it")
+        return
+    if backend == "vllm":
+        fail(["model", "backend"], "\"vllm\" is not a served policy: with [policy] mode = \"served\" the loop "
+             "samples through the openai backend; set backend = \"local\" (or \"openai\")")
+    for key, example in (("url", "url = \"http://127.0.0.1:8000/v1\""),
+                         ("base_model", "base_model = \"Qwen/Qwen2.5-1.5B-Instruct\" (as the server's /v1/models "
+                                        "lists it)")):
+        if not getattr(policy, key):
+            fail(["policy", key], f"a served policy needs it: set {example}")
+    if policy.api_key_env and not os.environ.get(policy.api_key_env):
+        fail(["policy", "api_key_env"], f"the environment variable {policy.api_key_env} is not set; export it or "
+             "remove api_key_env (a server without auth)")
+    lora = bool(config.train.settings.get("lora"))
+    if policy.publish == "lora":
+        if not lora:
+            fail(["train", "settings", "lora"], "publish = \"lora\" serves each round as a LoRA adapter, so the "
+                 "trainer must train one: add lora = true (and lora_r, lora_alpha) to [train] settings, or set "
+                 "[policy] publish = \"restart\" with a restart_command")
+        if policy.restart_command:
+            fail(["policy", "restart_command"], "only publish = \"restart\" runs it; remove it")
+        return
+    if not policy.restart_command:
+        fail(["policy", "restart_command"], "publish = \"restart\" needs the command that restarts the server on "
+             "a checkpoint, e.g. restart_command = \"./restart-vllm.sh {checkpoint}\" (it must return once the "
+             "restart is under way; the loop then waits for /health)")
+    if lora:
+        fail(["train", "settings", "lora"], "publish = \"restart\" serves full checkpoints; remove lora, or set "
+             "[policy] publish = \"lora\"")
 
 
 def _text(source: str) -> str | None:

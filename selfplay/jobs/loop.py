@@ -8,7 +8,10 @@ record and the report. Every phase writes to the run store before the next reads
 anywhere followed by the same command continues from the last durable step; with the local
 backend the results equal an uninterrupted run's. The control arm (`loop.arm = "control"`) trains
 the same number of steps per round on the seed rows alone.
-What it does not do: serve remote policies (the local backend is the loop's policy engine here).
+The policy is a `selfplay.policy.Policy`: local (trained and sampled here) or served (trained here,
+published each round to an OpenAI-compatible server, sampled through the `openai` backend with the run
+store's request cache, so a resumed run never pays twice for a stored request).
+What it does not do: start the server of a served policy (it must be running at [policy] url).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from selfplay.export import round_candidate_ids, write_candidates, write_round_r
 from selfplay import guards, monitors
 from selfplay.jobs import phases
 from selfplay.jobs.loop_tasks import LoopTasks, load_loop_tasks
-from selfplay.policy import LocalPolicy
+from selfplay.policy import Policy, build_policy
 from selfplay.report import write_report
 from selfplay.config import check_resume, write_resolved
 from selfplay.run_config import PINNED, RunConfig
@@ -45,9 +48,9 @@ DONE = "done"
 class RunJob:
     def __init__(self, config: RunConfig, run_dir: str | Path, *, title: str = "selfplay run",
                  progress: Any = None) -> None:
-        if config.model.backend != "local":  # load_run_config refuses it with the line; this guards API callers
-            raise UserError("[model] backend: `selfplay run` trains the policy in this process, so it needs "
-                            "backend = \"local\" (serve the checkpoints with `selfplay serve` or vLLM afterwards)")
+        if config.model.backend != "local" and config.policy.mode != "served":  # load_run_config names the line
+            raise UserError(f"[model] backend = {config.model.backend!r} with [policy] mode = \"local\": set backend "
+                            "= \"local\", or sample from a server with [policy] mode = \"served\", url and base_model")
         self.config = config
         self.dir = Path(run_dir)
         self.title = title
@@ -71,8 +74,8 @@ class RunJob:
     async def _run(self, store: RunStore, tasks: LoopTasks, executor) -> list[dict[str, Any]]:
         store.put_tasks([t.model_dump(mode="json") for t in tasks.train + tasks.eval])
         ledger = BudgetLedger(Caps(**self.config.budget.model_dump()), backend=store)
-        policy = LocalPolicy(self.config.model.path or self.config.model.name, self.dir, seed=self.config.generate.seed,
-                             hourly_usd=self.config.local.hourly_usd, max_batch_rows=self.config.local.max_batch_rows)
+        policy = build_policy(self.config, self.dir)
+        await policy.prepare()  # a served policy's server answers before anything is spent
         ctx = _Round(self, store, ledger, policy, tasks, executor)
         self.tracker = open_tracker(self.config.tracking.names, self.dir, self.config.model_dump(mode="json"))
         try:
@@ -130,7 +133,7 @@ def _phase(store: RunStore, round_: int) -> str | None:
 class _Round:
     """What one round needs; `run_round` is re-entrant: finished phases are skipped on resume."""
 
-    def __init__(self, job: RunJob, store: RunStore, ledger: BudgetLedger, policy: LocalPolicy, tasks: LoopTasks,
+    def __init__(self, job: RunJob, store: RunStore, ledger: BudgetLedger, policy: Policy, tasks: LoopTasks,
                  executor) -> None:
         self.job, self.cfg, self.store, self.ledger = job, job.config, store, ledger
         self.policy, self.tasks, self.executor = policy, tasks, executor
@@ -265,8 +268,8 @@ class _Round:
 
     # --- helpers ---------------------------------------------------------------------------------
     async def _llm(self) -> MeteredLLM:
-        backend = await self.policy.serve()
-        return MeteredLLM(backend, price=None, ledger=self.ledger, cache=None)
+        backend = await self.policy.serve()  # a served policy publishes the round first (ensure() on resume)
+        return MeteredLLM(backend, price=None, ledger=self.ledger, cache=self.policy.request_cache(self.store))
 
     def _params(self, task, max_tokens: int, temperature: float, salt: int) -> SamplingParams:
         seed = random.Random(f"{self.cfg.generate.seed}:{salt}:{task.id}").randrange(2 ** 31)

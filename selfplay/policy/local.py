@@ -4,7 +4,7 @@ What it is for: loading the starting model (a local checkpoint or a built-in tin
 `DIR/checkpoints/round-N` atomically (written beside, then renamed: a half-written checkpoint never
 counts), reloading the newest complete one on resume, and handing the same in-memory model to the
 `local` backend between rounds (its model id, and so every cache key, names the round).
-What it does not do: train (the loop calls `trainer`), or serve remote backends.
+What it does not do: train (the loop calls `trainer`), or serve remote backends (`selfplay.policy.served`).
 """
 
 from __future__ import annotations
@@ -75,6 +75,13 @@ class LocalPolicy:
         else:
             await self.backend.reload((self.model, self.tokenizer), name=self.model_id())
         return self.backend
+
+    async def prepare(self) -> None:
+        """Nothing to check before spending: the model is in this process."""
+
+    def request_cache(self, store: Any) -> None:
+        """No request cache: a resumed local run recomputes the same batches (the candidate store holds results)."""
+        return None
 
     async def close(self) -> None:
         if self.backend is not None:
