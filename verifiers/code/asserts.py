@@ -10,6 +10,7 @@ parent: expected values never enter the sandbox, and a candidate cannot patch th
 
 Policy (documented in docs/verifiers-code.md):
 - `==`, `!=`, `in`, `not in`, `is None` use type-strict equality (values.strict_equal): 1 != True != 1.0.
+- sets and dicts (decoded or built here) are values.PlainSet / PlainDict: no untrusted value is hashed.
 - ordering (<, <=, >, >=) allows int vs float, nothing else mixed (no bools).
 - truth is strict: `assert e` passes only if `e` is exactly True; `not`, `and`, `or` need bools.
 - the builtins named above are always Python's own (a program that defines `abs` does not change the test).
@@ -29,7 +30,7 @@ import operator
 from dataclasses import dataclass, field
 from typing import Any
 
-from verifiers.code.values import ProtocolError, check_hashes, strict_equal
+from verifiers.code.values import PlainDict, PlainSet, make_dict, make_set, strict_equal, type_of
 
 LEAF_PREFIX = "__leaf_"
 MAX_INT_BITS = 1 << 14
@@ -55,8 +56,8 @@ SAFE_CALLS = {
     "len": lambda x: len(_sized(x)),
     "round": lambda x, n=None: round(_number(x)) if n is None else round(_number(x), _int(n)),
     "sorted": lambda x, *, reverse=False: sorted(_sized(x), reverse=_bool(reverse)),
-    "set": lambda x=(): set(_hash_safe(_sized(x))),
-    "frozenset": lambda x=(): frozenset(_hash_safe(_sized(x))),
+    "set": lambda x=(): make_set(set, _sized(x)),  # sorted by canonical form: no untrusted value is hashed
+    "frozenset": lambda x=(): make_set(frozenset, _sized(x)),
     "list": lambda x=(): list(_sized(x)),
     "tuple": lambda x=(): tuple(_sized(x)),
     "min": lambda *xs: min(_sized(xs[0]) if len(xs) == 1 else xs),
@@ -64,7 +65,7 @@ SAFE_CALLS = {
     "sum": lambda x, start=0: sum((_number(v) for v in _sized(x)), _number(start)),
     "all": lambda x: all(_bool(v) for v in _sized(x)),
     "any": lambda x: any(_bool(v) for v in _sized(x)),
-    "isinstance": lambda x, t: isinstance(x, t),
+    "isinstance": lambda x, t: issubclass(type_of(x), t),
     "math.isclose": _isclose,
     "math.fabs": lambda x: math.fabs(_number(x)),
 }
@@ -182,11 +183,12 @@ def _eval(node: ast.expr, leaves: list[Any]) -> Any:
         return TYPE_NAMES[node.id]
     if isinstance(node, ast.Constant):
         return node.value
-    if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
-        kind = {ast.List: list, ast.Tuple: tuple, ast.Set: set}[type(node)]
-        return kind(_eval(e, leaves) for e in node.elts)
+    if isinstance(node, ast.Set):
+        return make_set(set, [_eval(e, leaves) for e in node.elts])
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return (list if isinstance(node, ast.List) else tuple)(_eval(e, leaves) for e in node.elts)
     if isinstance(node, ast.Dict):
-        return {_eval(k, leaves): _eval(v, leaves) for k, v in zip(node.keys, node.values)}
+        return make_dict([(_eval(k, leaves), _eval(v, leaves)) for k, v in zip(node.keys, node.values)])
     if isinstance(node, ast.UnaryOp):
         value = _eval(node.operand, leaves)
         return (not _bool(value)) if isinstance(node.op, ast.Not) else _unary_number(node.op, value)
@@ -240,8 +242,8 @@ def _contains(container: Any, item: Any) -> bool:
         if type(item) is not str:
             raise CheckFailed("`in <str>` needs a str")
         return item in container
-    if type(container) is dict:
-        return any(strict_equal(item, k) for k in container)
+    if type(container) in (PlainSet, PlainDict):
+        return item in container  # binary search over canonical forms
     return any(strict_equal(item, v) for v in _sized(container))
 
 
@@ -299,14 +301,6 @@ def _singleton(value: Any) -> bool:
     return value is None or type(value) is bool
 
 
-def _hash_safe(items: Any) -> Any:
-    try:
-        check_hashes(list(items))
-    except ProtocolError as exc:
-        raise CheckFailed(str(exc)) from None
-    return items
-
-
 def _int(value: Any) -> int:
     if type(value) is not int:
         raise CheckFailed(f"expected an int, got {type(value).__name__}")
@@ -320,7 +314,7 @@ def _bool(value: Any) -> bool:
 
 
 def _sized(value: Any) -> Any:
-    if type(value) not in (list, tuple, set, frozenset, dict, str):
+    if type(value) not in (list, tuple, PlainSet, PlainDict, str):
         raise CheckFailed(f"expected a container, got {type(value).__name__}")
     return value
 

@@ -13,13 +13,12 @@ Expected values are read here and never put into a job.
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from typing import Any
 
 from verifiers.code.asserts import BadTest, SplitTest, CheckFailed, compile_assert, judge
 from verifiers.code.pool import SandboxError, SandboxPool
-from verifiers.code.values import ProtocolError, describe, from_plain
+from verifiers.code.values import Budget, OverCap, ProtocolError, check_reply, describe, from_plain, loads
 
 PURE_IMPORTS = "import math, cmath, string, fractions, decimal, itertools, collections\n"
 _pure_cache: OrderedDict[str, Any] = OrderedDict()
@@ -69,10 +68,15 @@ def parse_results(text: str, count: int, truncated: bool) -> tuple[dict[int, tup
     """Decode the sandbox's result lines. Any irregularity is returned as `problem` (fails every test)."""
     results: dict[int, tuple[str, Any]] = {}
     problem = "result channel truncated" if truncated else None
+    try:
+        check_reply(text)  # element caps, from character counts: a hostile reply costs milliseconds
+    except ProtocolError as exc:
+        return results, f"reply refused: {exc}"
+    budget = Budget()
     for line in text.splitlines():
         try:
-            record = json.loads(line)
-        except (ValueError, RecursionError):
+            record = loads(line)
+        except ProtocolError:
             return results, "malformed result line"
         if type(record) is not dict:
             return results, "malformed result line"
@@ -83,11 +87,13 @@ def parse_results(text: str, count: int, truncated: bool) -> tuple[dict[int, tup
             return results, "forged or duplicated result line"
         try:
             if "v" in record:
-                results[index] = ("value", from_plain(record["v"]))
+                results[index] = ("value", from_plain(record["v"], 0, budget))
             elif "e" in record and type(record["e"]) is str:
                 results[index] = ("error", record["e"][:300])
             else:
                 return results, "malformed result line"
+        except OverCap as exc:
+            return results, f"reply refused: {exc}"
         except ProtocolError as exc:
             results[index] = ("error", f"not plain data: {exc}")
     return results, problem
@@ -123,8 +129,8 @@ def _why_missing(run: dict, results: dict) -> str:
         return "output limit exceeded"
     for line in run["results"].splitlines():
         try:
-            record = json.loads(line)
-        except (ValueError, RecursionError):
+            record = loads(line)
+        except ProtocolError:
             continue
         if type(record) is dict and type(record.get("program_error")) is str:
             return "program failed before the tests ran: " + record["program_error"][:200]
