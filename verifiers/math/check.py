@@ -13,18 +13,22 @@ production (tests may call it directly on inputs known to be fast).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
 import sympy
+from sympy.core.relational import Equality
 
-from verifiers.math.compare import answers_equal
+from verifiers.math.compare import answers_equal, named_values
 from verifiers.math.extract import Extraction, extract_answers, find_boxed
 from verifiers.math.numeric import DEFAULT_REL_TOL
 from verifiers.math.parse import Parsed, parse_answer
 from verifiers.math.textparse import ParseError
 
 MAX_DETAIL_CHARS = 200
+_NOT_ONE_CHAIN = re.compile(r"[,;]|\\text|\\quad|\b(?:and|or)\b")  # "W = 1 and W = -1" is two answers
+_LAST_SIDE = re.compile(r"(?<![<>!=\\])=(?!=)([^=]*)$")
 _ONLY_SEPARATORS = re.compile(r"(?:[\s,;$.(){}\[\]]|\\[()\[\]]|\\q?quad|\\text\{\s*and\s*\}|and|or)*")
 
 
@@ -32,9 +36,9 @@ def check(response: str, reference: str, rel_tol: float = DEFAULT_REL_TOL) -> di
     """Grade `response` against `reference`; see the module docstring for the result shape."""
     reference_text = reference_answer(reference)
     try:
-        parsed_reference = parse_answer(reference_text)
+        reference_text, parsed_reference = parse_reference(reference_text)
     except (ParseError, TypeError, ValueError, AttributeError) as exc:
-        return _result(False, f"unreadable reference: {exc}", error="bad_reference", reference=reference_text)
+        return _result(False, f"unreadable reference: {exc}", error="bad_reference", reference=_short(reference_text))
     extraction = extract_answers(response)
     extraction = _boxed_parts_of_a_list(extraction, parsed_reference)
     details: dict[str, Any] = {"extracted": [_short(a) for a in extraction.answers],
@@ -48,7 +52,8 @@ def check(response: str, reference: str, rel_tol: float = DEFAULT_REL_TOL) -> di
         except (ParseError, TypeError, ValueError, AttributeError) as exc:
             return _result(False, f"unreadable answer {_short(answer_text)!r}: {exc}", **details)
         try:
-            equal = answers_equal(parsed_reference, parsed, rel_tol)
+            readings = [parsed_reference] if _names_something(parsed) else reference_readings(parsed_reference)
+            equal = any(answers_equal(reading, parsed, rel_tol) for reading in readings)
         except (MemoryError, RecursionError):
             raise
         except Exception as exc:  # sympy refusing a comparison: the answer is not shown equal, so it fails
@@ -61,7 +66,8 @@ def check(response: str, reference: str, rel_tol: float = DEFAULT_REL_TOL) -> di
 def reference_answer(reference: str) -> str:
     """A reference may be a whole solution: then its last boxed answer is the reference.
 
-    A reference made only of several boxes (`\\boxed{1} and \\boxed{2}`) is the list of them.
+    A reference made of several boxes with at most a few words between them (`\\boxed{1} and
+    \\boxed{2}`, `\\boxed{1} papers and \\boxed{2} bins`) is the list of them.
     """
     boxed = find_boxed(reference)
     if not boxed:
@@ -69,9 +75,49 @@ def reference_answer(reference: str) -> str:
     outside = reference
     for box in boxed:
         outside = outside.replace(box, "", 1)
-    if len(boxed) > 1 and _ONLY_SEPARATORS.fullmatch(re.sub(r"\\(?:boxed|fbox)", "", outside)):
+    if len(boxed) > 1 and _only_separators(re.sub(r"\\(?:boxed|fbox)", "", outside), len(boxed)):
         return ", ".join(b.strip() for b in boxed)
     return boxed[-1].strip()
+
+
+def parse_reference(text: str) -> tuple[str, Parsed]:
+    """Parse a reference; one that cannot be read as an answer may be a whole solution without a
+    box (its stated final answer is the reference) or a chain `1 = \\zzz = x = 0` (its last side)."""
+    try:
+        return text, parse_answer(text)
+    except (ParseError, TypeError, ValueError, AttributeError):
+        stated = extract_answers(text)
+        stated_tiers = ("final_answer", "answer_line", "the_answer_is")  # never a guess such as the last number
+        candidates = list(stated.answers) if stated.source in stated_tiers else []
+        last_side = None if _NOT_ONE_CHAIN.search(text) else _LAST_SIDE.search(text)
+        candidates += [last_side.group(1)] if last_side and last_side.group(1).strip(" $") else []
+        for candidate in candidates[:2]:
+            try:
+                return candidate, parse_answer(candidate)
+            except (ParseError, TypeError, ValueError, AttributeError):
+                continue
+        raise
+
+
+def reference_readings(reference: Parsed) -> list[Parsed]:
+    """The reference, and also its named values (`AB=4, CD=5` -> `4, 5`) when it names them."""
+    named = named_values(reference.value) if reference.value is not None else None
+    if named is None or named == reference.value:
+        return [reference]
+    return [reference, dataclasses.replace(reference, value=named, decimal=None)]
+
+
+def _names_something(answer: Parsed) -> bool:
+    """An answer with an equation (`y = 5`) is held to the reference's names (`x = 5` is not it)."""
+    return isinstance(answer.value, (sympy.Basic, sympy.MatrixBase)) and bool(answer.value.atoms(Equality))
+
+
+def _only_separators(outside: str, boxes: int) -> bool:
+    """Text around several boxes that makes them one list: separators and a few words, no math."""
+    if _ONLY_SEPARATORS.fullmatch(outside):
+        return True
+    words = re.findall(r"[a-zA-Z]+", outside)
+    return len(words) <= 2 * boxes and not re.search(r"[=<>0-9]|\\[a-zA-Z]", outside)
 
 
 def _boxed_parts_of_a_list(extraction: Extraction, reference: Parsed) -> Extraction:

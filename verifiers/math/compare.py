@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 import sympy
+from sympy.core.function import AppliedUndef
 from sympy.core.relational import Equality, Relational
 
 from verifiers.math.numeric import DEFAULT_REL_TOL, decimal_matches, decimals_match, scalars_equal
@@ -72,6 +73,25 @@ def _percent_readings(reference: Parsed, answer: Parsed):
         scaled = (marked.value * hundredth) if _is_scalar(marked.value) else None
         if scaled is not None:
             yield scaled, scaled_dec, plain.value, plain.decimal
+
+
+def named_values(value: Any) -> Any:
+    """A reference that names its values (`AB=4, CD=5`, `\\frac{NO}{BO}=\\frac{1}{\\sqrt{6}}`,
+    `p=5,q=2;p=7,q=2`) -> the values (`4, 5`; `1/\\sqrt{6}`; `(5,2), (7,2)`). Only a name (a symbol,
+    a product or ratio of symbols, `f(x)`) equal to a constant is dropped; anything else is kept."""
+    if isinstance(value, Equality) and _is_name(value.lhs) and not value.rhs.free_symbols:
+        return value.rhs
+    if isinstance(value, (sympy.FiniteSet, sympy.Tuple)):
+        return type(value)(*(named_values(item) for item in value.args))
+    return value
+
+
+def _is_name(expr: Any) -> bool:
+    if isinstance(expr, (sympy.Symbol, AppliedUndef)):
+        return True
+    if isinstance(expr, sympy.Pow):
+        return expr.exp == -1 and _is_name(expr.base)
+    return isinstance(expr, sympy.Mul) and all(_is_name(factor) for factor in expr.args)
 
 
 def _is_scalar(value: Any) -> bool:
@@ -145,7 +165,28 @@ def _as_set(value: Any) -> sympy.Set | None:
         return sympy.Interval.open(value[0], value[1])
     if _is_relation(value) and len(value.free_symbols) == 1:
         return value.as_set()
+    subject = _common_subject(value) if _is_relation(value) else None
+    if subject is not None:  # `0 < f(x) < 1`: the set of values of f(x)
+        return value.xreplace({subject: _SUBJECT}).as_set()
     return None
+
+
+_SUBJECT = sympy.Symbol("subject", real=True)
+
+
+def _common_subject(value: Any) -> Any:
+    """The one name (`f(x)`, read as a function or as `f*x`) that every inequality of a chain bounds."""
+    relations = list(value.args) if isinstance(value, (sympy.And, sympy.Or)) else [value]
+    subjects = set()
+    for relation in relations:
+        if not isinstance(relation, Relational) or isinstance(relation, (Equality, sympy.Ne)):
+            return None
+        sides = [side for side in (relation.lhs, relation.rhs) if side.free_symbols]
+        if len(sides) != 1:
+            return None
+        subjects.add(sides[0])
+    subject = subjects.pop() if len(subjects) == 1 else None
+    return subject if subject is not None and _is_name(subject) else None
 
 
 def _set_parts(value: sympy.Set) -> list[sympy.Set]:

@@ -3,13 +3,15 @@
 What it is for: turn a free-form response ("... so the answer is $\\frac{1}{2}$.") into the answer
 string(s) to grade, and say where they came from. Tiers, first hit wins:
   1. every `\\boxed{...}` / `\\boxed ...` / `\\fbox{...}` (all of them: several *different* boxed
-     answers are a hedge and the caller fails the response);
+     answers are a hedge and the caller fails the response), unless a "final answer is ..."
+     statement follows the last box: then the boxes were steps and that statement is the answer;
   2. the last "final answer is ..." / "final answer: ...";
   3. the last "Answer: ..." line or GSM8K-style "#### ...";
   4. the last "the answer is ...";
   5. fallbacks: a response that is only a short formula; else the last inline math
-     (`$...$`, `\\(...\\)`, `\\[...\\]`) of the last paragraph; else the last number of the last
-     line that stands alone (not part of a word such as `B2` or `x2`, nor of `2^3`).
+     (`$...$`, `\\(...\\)`, `\\[...\\]`) of the last paragraph or the last number of its last
+     line that stands alone (not part of a word such as `B2` or `x2`, nor of `2^3`; a glued unit
+     as in `5cm` is allowed), whichever comes last.
 A negated statement ("the final answer is not 0", a fallback's "5, not 7") gives no answer (source "negated").
 
 What it does not do: parse or judge the answer (see `parse` / `compare`), or read anything a
@@ -30,7 +32,9 @@ _ANSWER_LINE = re.compile(r"(?:^|\n)[ \t*#>_]*answer[ \t*_]*:|(?:^|\n)[ \t]*####
 _THE_ANSWER_IS = re.compile(r"\bthe\s+answer\s+is\s*:?", re.IGNORECASE)
 _INLINE_MATH = re.compile(r"\$\$(.+?)\$\$|(?<!\\)\$((?:\\.|[^$\\])+)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]",
                           re.DOTALL)  # `\$` inside `$...$` is an escaped dollar sign, not a delimiter
-_NUMBER = re.compile(r"(?<![\w.^/\\])(?:-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+)(?![\w^])")  # standing alone
+_GLUED_UNIT = r"(?:mm|cm|km|m|kg|mg|g|ms|s|min|hrs?|h|mL|ml|L|ft|in|yd|mi|lbs?|oz)(?:\^?[23]|[²³])?"
+_NUMBER = re.compile(  # standing alone: not part of a word (`B2`, `x2`, `2x`) nor of `2^3`; a glued unit is allowed
+    rf"(?<![\w.^/\\])(?P<num>-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+)(?:{_GLUED_UNIT})?(?![\w^])")
 _NEGATED = re.compile(r"(?:not|n't|never|no longer|neither)\b", re.IGNORECASE)
 _NEGATED_BEFORE = re.compile(  # a negation right before a fallback's number: "..., not 7", "isn't 7"
     r"(?:\bnot|n't|\bnever|\bno|\bneither|\bnor)\s+(?:(?:be|equal(?:s)?|equal\s+to|quite|exactly)\s+)?[$(\\]*\s*$",
@@ -39,6 +43,7 @@ _LEAD_IN = re.compile(r"(?:the\s+(?:final\s+)?answer\s+is|it\s+is|we\s+get|we\s+
 _STATED_VALUE = re.compile(r"\s(?:is|are|equals)\s+(?!not\b)((?:(?!\s(?:is|are|equals)\s).)+)$", re.IGNORECASE)
 _PROSE_TAIL = re.compile(r",?\s+(?:because|since|as|which|so|given|where|hence|thus|therefore|I hope)\b.*$",
                          re.IGNORECASE | re.DOTALL)
+_MATH_SEPARATOR = re.compile(r"\s*(?:,|;|\band\b|\bor\b)\s*(?=[$\\])", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"\.(?:\s|$)|\n")
 _MATH_WORDS = r"sqrt|pi|sin|cos|tan|log|ln|exp|or|and|inf|infinity|oo"
 _SHORT_FORMULA = re.compile(  # a formula: no words except LaTeX commands and a few function names
@@ -63,6 +68,9 @@ def extract_answers(response: str) -> Extraction:
     """Return the final answer(s) of `response` (empty `answers` when none is found)."""
     boxed = find_boxed(response)
     if boxed:
+        stated_later = _final_answer_after_boxes(response)
+        if stated_later:  # "$0.04 \cdot 10000 = \boxed{200}$ ... The final answer is $10,455$."
+            return Extraction((stated_later,), "final_answer")
         return Extraction(tuple(dict.fromkeys(b.strip() for b in boxed)), "boxed")
     for source, pattern in (("final_answer", _FINAL_ANSWER), ("answer_line", _ANSWER_LINE),
                             ("the_answer_is", _THE_ANSWER_IS)):
@@ -72,6 +80,17 @@ def extract_answers(response: str) -> Extraction:
         if answer:
             return Extraction((answer,), source)
     return _fallback(response)
+
+
+def _final_answer_after_boxes(response: str) -> str:
+    """The "final answer is ..." statement made after every box (boxes before it were steps), else ""."""
+    last = None
+    for last in _FINAL_ANSWER.finditer(response):
+        pass
+    if last is None or last.start() < max(response.rfind(command) for command in BOX_COMMANDS):
+        return ""
+    answer = _text_after_last(_FINAL_ANSWER, response)
+    return "" if answer is NEGATED else answer
 
 
 def find_boxed(text: str) -> list[str]:
@@ -165,17 +184,17 @@ def _text_after_last(pattern: re.Pattern[str], response: str) -> str:
         pass
     if last is None:
         return ""
-    rest = response[last.end():].lstrip(" \t*_")
+    rest = _unquote(response[last.end():].lstrip(" \t*_"))
     for _ in range(2):
         if _NEGATED.match(rest):
             return NEGATED
         lead_in = _LEAD_IN.match(rest)
         if not lead_in:
             break
-        rest = rest[lead_in.end():].lstrip(" \t*_")
-    math = _INLINE_MATH.match(rest)
-    if math:
-        return strip_math_delimiters(next(g for g in math.groups() if g is not None))
+        rest = _unquote(rest[lead_in.end():].lstrip(" \t*_"))
+    maths = _leading_maths(rest)
+    if maths:  # "$12$ and $13$" is the list "12, 13"
+        return ", ".join(strip_math_delimiters(m) for m in maths)
     end = _SENTENCE_END.search(rest)
     sentence = (rest[: end.start()] if end else rest).rstrip("! ")
     if "$" not in sentence and "\\" not in sentence:
@@ -186,6 +205,37 @@ def _text_after_last(pattern: re.Pattern[str], response: str) -> str:
     return strip_math_delimiters(sentence)
 
 
+def _unquote(text: str) -> str:
+    """`"$12$ and $13$"` (also `\\"...\\"` and curly quotes) -> the text inside the quotes."""
+    for left, right in (('\\"', '\\"'), ('"', '"'), ("“", "”")):
+        if text.startswith(left):
+            close = text.find(right, len(left))
+            if close != -1:
+                return text[len(left):close].strip()
+    return text
+
+
+def _leading_maths(text: str) -> list[str]:
+    """Contents of the inline maths that open `text`, chained by `,` / `;` / `and` / `or`."""
+    maths: list[str] = []
+    position = 0
+    while len(maths) < MAX_BOXES:
+        math = _INLINE_MATH.match(text, position)
+        if not math:
+            break
+        maths.append(next(g for g in math.groups() if g is not None))
+        separator = _MATH_SEPARATOR.match(text, math.end())
+        if not separator:
+            break
+        position = separator.end()
+    return maths
+
+
+def _ends_sentence(math: str) -> bool:
+    """Display math (`$$...$$`, `\\[...\\]`) and math ending in a full stop close their sentence."""
+    return math.startswith(("$$", "\\[")) or math.rstrip("$])\\ ").endswith(".")
+
+
 def _fallback(response: str) -> Extraction:
     text = response.strip()
     if not text:
@@ -193,16 +243,20 @@ def _fallback(response: str) -> Extraction:
     if len(text) <= SHORT_RESPONSE_CHARS and "\n" not in text and _SHORT_FORMULA.fullmatch(text):
         return Extraction((strip_math_delimiters(text),), "whole_response")
     last_paragraph = re.split(r"\n\s*\n", text)[-1]
-    maths = [next(g for g in m.groups() if g is not None) for m in _INLINE_MATH.finditer(last_paragraph)]
-    if maths:
-        last = list(_INLINE_MATH.finditer(last_paragraph))[-1]
-        if _NEGATED_BEFORE.search(last_paragraph[: last.start()]):
-            return Extraction((), "negated")
-        return Extraction((strip_math_delimiters(maths[-1]),), "last_math")
-    last_line = text.splitlines()[-1]
-    numbers = list(_NUMBER.finditer(last_line))
-    if numbers:
-        if _NEGATED_BEFORE.search(last_line[: numbers[-1].start()]):
-            return Extraction((), "negated")  # "it is 5, not 7": 7 is what the response rules out
-        return Extraction((numbers[-1].group().rstrip(","),), "last_number")
-    return Extraction((), "none")
+    candidates = [(m.end(), m.start(), strip_math_delimiters(next(g for g in m.groups() if g is not None)), "last_math")
+                  for m in _INLINE_MATH.finditer(last_paragraph)]
+    line_start = last_paragraph.rfind("\n") + 1
+    masked = _INLINE_MATH.sub(lambda m: " " * len(m.group()), last_paragraph)  # numbers outside math only
+    candidates += [(line_start + m.end(), line_start + m.start(), m.group("num").rstrip(","), "last_number")
+                   for m in _NUMBER.finditer(masked[line_start:])]
+    if not candidates:
+        return Extraction((), "none")
+    last_math = max((c for c in candidates if c[3] == "last_math"), default=None)
+    if last_math is not None and not _ends_sentence(last_paragraph[last_math[1]:last_math[0]]):
+        # a number after the last math counts only in a later sentence ("$x=5$, 2 more than 3")
+        candidates = [c for c in candidates if c[3] == "last_math"
+                      or _SENTENCE_END.search(masked, last_math[0], c[1]) or c[1] < last_math[0]]
+    _, start, answer, source = max(candidates)  # whichever ends last: "$d = 90/n$. ... there are 12 sequences"
+    if _NEGATED_BEFORE.search(last_paragraph[:start]):
+        return Extraction((), "negated")  # "it is 5, not 7": 7 is what the response rules out
+    return Extraction((answer,), source)

@@ -2,7 +2,7 @@
 
 What it is for: make equivalent spellings of one answer look alike, as strings: math delimiters,
 `\\left`/`\\right`, LaTeX spacing, `\\dfrac`/`\\tfrac`, TeX shorthand (`\\frac32`, `\\sqrt2`), degree
-signs, dollar signs, trailing units (`5 \\text{ cm}^2`, `12 apples`), thousands separators
+signs, dollar signs, upright constants (`\\text{e}`, `\\mathrm{i}` are e and i), trailing units (`5 \\text{ cm}^2`, `12 apples`), thousands separators
 (`1,000`, `1{,}000`, `1\\,000`, MATH's `10,\\!000`, `1 000`; plain commas only when the
 whole answer is one number, so `(1,100)` stays a pair), `x \\in [a, b]` -> `[a, b]`,
 `f(x) = ...` -> its right-hand side and the percent sign (removed and reported, so that `compare` can
@@ -46,6 +46,7 @@ _TRAILING_TEXT_UNIT = re.compile(r"(?<=[\d}).\s])\s*\\(?:text|mbox|mathrm|textrm
                                  r"(?:\s*\^\s*\{?\d\}?)?\s*$")
 _TRAILING_WORD_UNITS = re.compile(r"(?<=[\d)])\s*((?:\s*[a-zA-Z]{2,}\.?)+)(?:\s*\^\s*\d)?\s*$")
 _WRAPPED_NUMBER = re.compile(r"\\(?:text|textbf|textnormal|mathrm|mathbf|mbox)\s*\{([^{}a-zA-Z\\]*)\}")
+_UPRIGHT_CONSTANT = re.compile(r"\\(?:text|textrm|mathrm|rm|operatorname)\s*\{\s*([ei])\s*\}")  # upright e, i (ISO)
 _REPEATING = re.compile(r"(\d*)\.(\d*)\\overline\s*\{(\d+)\}")
 _TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|textnormal|textit|mathrm|mathbf|mbox|textrm|operatorname)\s*\{([^{}]*)\}")
 _CHOICE_OR_WORDS = re.compile(r"[a-z]+(?: [a-z]+)*")
@@ -67,6 +68,7 @@ def normalize_answer(raw: str) -> Normalized:
     text = _SPACING.sub(" ", text)
     text = fix_tex_shorthand(text)
     text = _WRAPPED_NUMBER.sub(r"\1", text)
+    text = _UPRIGHT_CONSTANT.sub(r"\1", text)
     text = _REPEATING.sub(_repeating_decimal_as_fraction, text)
     text = _DEGREES.sub("", text)
     text = _DOLLAR.sub("", text)

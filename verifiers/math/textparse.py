@@ -121,14 +121,20 @@ class _Parser:
 
     def answers(self, closers: tuple[str, ...] = ()) -> sympy.Basic:
         """item ((',' | 'or' | 'and' | ';') item)*: one answer, or a set of answers."""
-        items, joiners = [self.relation()], set()
+        items, joiners, groups = [self.relation()], set(), [0]
         while self.peek() in _SEPARATORS and self.peek() not in closers:
-            joiners.add(self.take())
+            joiner = self.take()
+            joiners.add(joiner)
             if joiners & {","} and self.peek() in ("and", "or"):  # "19, 46, and 82"
                 joiners.add(self.take())
+            groups += [len(items)] if joiner == ";" else []
             items.append(self.relation())
         if len(items) == 1:
             return items[0]
+        if len(groups) > 1 and len(groups) < len(items):  # "p=5, q=2; p=7, q=2": two solutions of two parts
+            bounds = groups + [len(items)]
+            parts = [items[start:end] for start, end in zip(bounds, bounds[1:])]
+            return FiniteSet(*(Tuple(*part) if len(part) > 1 else part[0] for part in parts))
         if all(isinstance(x, sympy.core.relational.Relational) and not isinstance(x, Eq) for x in items):
             return Or(*items) if joiners == {"or"} else And(*items)
         return FiniteSet(*items)
