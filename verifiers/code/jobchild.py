@@ -43,8 +43,11 @@ def prepare_in_template(workdir: str) -> None:
 _STREAMS: list = []
 
 
-def main(limits: dict, workdir: str, fds: dict, ready_w: int, uid: int | None, fence: dict) -> None:
+def main(limits: dict, workdir: str, fds: dict, ready_w: int, uid: int | None, fence: dict,
+         cgroup_join: list[int] = ()) -> None:
     try:
+        for fd in cgroup_join:  # first: all that follows, candidate and descendants, is in the job cgroups
+            os.write(fd, b"0")
         job = _read_job(fds["job"])
         ready_fd = _fence_in(limits, workdir, fds, ready_w, uid, fence)
         os.write(ready_fd, b"1")

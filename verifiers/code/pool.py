@@ -14,6 +14,7 @@ misbehaves is killed and restarted; its job is reported as a sandbox error, neve
 from __future__ import annotations
 
 import atexit
+import itertools
 import json
 import logging
 import os
@@ -26,12 +27,15 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from verifiers.code.cgroups import JobCgroups, cpu_warning
+
 log = logging.getLogger("verifiers.code")
 ZYGOTE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "zygote.py")
 START_TIMEOUT_S = 30.0
 REPLY_GRACE_S = 5.0
 MAX_MESSAGE = 1 << 20
 STDERR_TAIL = 4000
+_cgroup_names = itertools.count()
 
 
 class SandboxError(RuntimeError):
@@ -50,6 +54,8 @@ class SandboxConfig:
     job_tmp_mb: int = 64  # per-job tmpfs work dir: size and inode caps, dropped in O(1) after the job
     job_inodes: int = 4096
     namespaces: tuple[str, ...] = ("net", "pid", "mount", "ipc", "uts")
+    cgroups: bool = True  # per-job cgroup (CPU quota, task cap, kill as a unit) where the host allows one
+    job_cpus: float = 1.0  # CPU quota of one job, all its processes together
     require_isolation: bool = field(
         default_factory=lambda: os.environ.get("SELFPLAY_SANDBOX_REQUIRE_ISOLATION", "") not in ("", "0"))
     uid_base: int = 0  # 0 = derived from our pid, so concurrent verifier processes use distinct uids
@@ -73,10 +79,14 @@ class Worker:
 
     def __init__(self, config: SandboxConfig, slot: int):
         self.config, self.slot = config, slot
+        self.cgroups = JobCgroups.create(f"selfplay-sbx-{os.getpid()}-{next(_cgroup_names)}", cpus=config.job_cpus,
+                                         max_tasks=config.max_procs + 2) if config.cgroups else JobCgroups()
+        if not config.cgroups:
+            self.cgroups.warnings.append(cpu_warning("cgroups turned off in SandboxConfig"))
         self._sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         fd = child_sock.fileno()
         self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-B", ZYGOTE, str(fd)], pass_fds=(fd,),
+            [sys.executable, "-I", "-B", ZYGOTE, str(fd)], pass_fds=(fd, *self.cgroups.fds()),
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             env={"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}, close_fds=True,
             start_new_session=True)
@@ -84,7 +94,9 @@ class Worker:
         try:
             self._send({"namespaces": list(config.namespaces), "uid": config.uid_for(slot),
                         "tmp_size_mb": config.tmp_size_mb, "job_tmp_mb": config.job_tmp_mb,
-                        "job_inodes": config.job_inodes})
+                        "job_inodes": config.job_inodes,
+                        "cgroup": {"join": self.cgroups.join_fds, "kill": self.cgroups.kill_fd,
+                                   "report": self.cgroups.report, "warnings": self.cgroups.warnings}})
             hello = self._receive(time.monotonic() + START_TIMEOUT_S)
         except SandboxError as exc:
             self.close()
@@ -128,6 +140,7 @@ class Worker:
         self.proc.wait()
         if self.proc.stderr:
             self.proc.stderr.close()
+        self.cgroups.close()
 
     def _send(self, message: dict, fds: list[int] = ()) -> None:
         try:

@@ -42,6 +42,7 @@ ROOT_MOUNTPOINTS = ("/mnt", "/media", "/srv", "/opt", "/tmp")
 WORK_PARENT = "/tmp"
 MAX_MESSAGE = 1 << 16
 RUN_FDS = ("job", "stdin", "stdout", "stderr", "results")
+CGROUP = {"join": [], "kill": None}  # files of this worker's job cgroups, opened by the parent
 
 
 # ----------------------------------------------------------------------------------------- framing
@@ -75,8 +76,11 @@ def set_up(config: dict, keep_fds: tuple[int, int]) -> dict:
     if uid is None:
         warnings.append("candidate runs with the verifier's own uid (cannot drop privileges)")
     fence = _probe_fence(config, filesystem, warnings)
+    cgroup = _probe_cgroup(config.get("cgroup") or {}, warnings)
+    if not namespaces.get("pid") and cgroup["kill"] is None:
+        warnings.append("no PID namespace and no cgroup.kill: a job's leftover processes are found by uid only")
     return {"namespaces": namespaces, "filesystem": filesystem, "uid": uid, "root": os.geteuid() == 0,
-            "rlimits": True, "fence": fence, "job_tmp_mb": int(config.get("job_tmp_mb", 64)),
+            "rlimits": True, "fence": fence, "cgroup": cgroup, "job_tmp_mb": int(config.get("job_tmp_mb", 64)),
             "job_inodes": int(config.get("job_inodes", 4096)), "warnings": warnings}
 
 
@@ -101,6 +105,19 @@ def _probe_fence(config: dict, filesystem: str, warnings: list[str]) -> dict:
     if not fence["seccomp"]:
         warnings.append("no seccomp filter: kernel keyring syscalls and new user namespaces are not denied")
     return fence
+
+
+def _probe_cgroup(given: dict, warnings: list[str]) -> dict:
+    """Check that a job child can join the cgroups the parent made (a throw-away child joins, exits)."""
+    report = dict(given.get("report") or {"cpu": None, "pids": None, "kill": None})
+    warnings += given.get("warnings") or []
+    join = list(given.get("join") or [])
+    if join and not _in_child(lambda: [os.write(fd, b"0") for fd in join]):
+        warnings.append("no per-job CPU bound (cannot join the job cgroup): a job's processes together may "
+                        "use several CPUs")
+        join, report = [], {"cpu": None, "pids": None, "kill": None}
+    CGROUP["join"], CGROUP["kill"] = join, given.get("kill") if report.get("kill") else None
+    return report
 
 
 def _in_child(fn) -> bool:
@@ -216,9 +233,10 @@ def run_once(limits: dict, fds: dict, report: dict) -> dict:
     child = os.fork()
     if child == 0:
         os.close(ready_r)
-        jobchild.main(limits, workdir, fds, ready_w, uid, report["fence"])  # never returns
+        jobchild.main(limits, workdir, fds, ready_w, uid, report["fence"], CGROUP["join"])  # never returns
     os.close(ready_w)
     waited = _wait(child, started + limits["timeout"], fds, limits["max_output_bytes"])
+    _kill_cgroup()
     kill_rest = lambda: isolation.kill_all_but_me(uid, report["namespaces"].get("pid", False))  # noqa: E731
     _kill_quietly(child)
     kill_rest()
@@ -316,6 +334,15 @@ def _wait(child: int, deadline: float, fds: dict, cap: int) -> dict:
     finally:
         os.close(pidfd)
     return outcome
+
+
+def _kill_cgroup() -> None:
+    """Kill the job's cgroup as a unit (cgroup v2 cgroup.kill): every process in it, however it forked."""
+    if CGROUP["kill"] is not None:
+        try:
+            os.write(CGROUP["kill"], b"1")
+        except OSError:
+            pass
 
 
 def _kill_quietly(pid: int) -> None:

@@ -1,0 +1,198 @@
+"""Per-worker cgroups for the code sandbox: one CPU's worth per job, a task cap, kill as a unit.
+
+What it is for: `JobCgroups.create(name, cpus=1.0, max_tasks=34)` runs in the trusted parent, once
+per worker. It makes a child cgroup of our own cgroup in each hierarchy that offers what we need:
+cgroup v2 where its controllers can be enabled for our children, else the v1 `cpu` / `pids`
+hierarchies; it writes the CPU quota (cpu.max, or cpu.cfs_quota_us/cfs_period_us) and the task cap
+(pids.max), and opens the files the worker needs: `cgroup.procs` of each (a job child writes "0"
+there, still root and before any candidate code, so the job and all its descendants are inside) and
+v2's `cgroup.kill` (the zygote writes "1" there when a job ends or times out). A worker runs one job
+at a time, so its cgroups hold one job at a time: each job gets the whole quota, and its processes
+share it however many it forks. `report` says what was obtained and `warnings` names what was not.
+
+What it does NOT do: change the cgroup of this process or of anything but our own job children, or
+bound memory (RLIMIT_AS per process still does that), or raise: every refusal is a warning.
+Only the standard library is used.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+PERIOD_US = 100_000
+CONTROLLERS = ("cpu", "pids")
+
+
+class JobCgroups:
+    """The cgroup directories of one worker, and the open files its zygote is given."""
+
+    def __init__(self) -> None:
+        self.dirs: list[str] = []
+        self.join_fds: list[int] = []
+        self.kill_fd: int | None = None
+        self.report: dict = {"cpu": None, "pids": None, "kill": None}
+        self.warnings: list[str] = []
+
+    @classmethod
+    def create(cls, name: str, *, cpus: float, max_tasks: int) -> "JobCgroups":
+        self = cls()
+        if os.geteuid() != 0:
+            self.warnings.append(cpu_warning("not root"))
+            return self
+        mounts, own = _mounts(), _own_cgroups()
+        missing = self._try_v2(mounts, own, name, cpus, max_tasks)
+        for controller in missing:
+            self._try_v1(mounts, own, controller, name, cpus, max_tasks)
+        if not self.report["cpu"]:
+            self.warnings.append(cpu_warning(self._why.get("cpu", "no cpu controller")))
+        return self
+
+    _why: dict
+
+    def _try_v2(self, mounts: dict, own: dict, name: str, cpus: float, max_tasks: int) -> list[str]:
+        """Use cgroup v2 for every controller it can give our children; return the ones it cannot."""
+        self._why = {}
+        root = mounts.get("cgroup2")
+        if root is None or "" not in own:
+            self._why["cpu"] = "no cgroup v2 hierarchy"
+            return list(CONTROLLERS)
+        base = os.path.join(root, own[""].lstrip("/"))
+        available = _read(os.path.join(base, "cgroup.controllers")).split()
+        enabled = _read(os.path.join(base, "cgroup.subtree_control")).split()
+        for controller in CONTROLLERS:
+            if controller in available and controller not in enabled:
+                try:
+                    _write(os.path.join(base, "cgroup.subtree_control"), f"+{controller}")
+                    enabled.append(controller)
+                except OSError as exc:  # e.g. EBUSY: our own cgroup has processes (no internal processes rule)
+                    self._why[controller] = f"cannot enable {controller} in {base} ({exc.strerror})"
+        path = self._make_dir(base, name)
+        if path is None:
+            return list(CONTROLLERS)
+        if os.path.exists(os.path.join(path, "cgroup.kill")):
+            self.kill_fd = os.open(os.path.join(path, "cgroup.kill"), os.O_WRONLY | os.O_CLOEXEC)
+            self.report["kill"] = "cgroup v2 cgroup.kill"
+        got = []
+        if "cpu" in enabled and self._limit(path, {"cpu.max": f"{int(cpus * PERIOD_US)} {PERIOD_US}"}):
+            self.report["cpu"] = f"cgroup v2 cpu.max ({cpus:g} CPU per job)"
+            got.append("cpu")
+        if "pids" in enabled and self._limit(path, {"pids.max": str(max_tasks)}):
+            self.report["pids"] = f"cgroup v2 pids.max ({max_tasks})"
+            got.append("pids")
+        self._why.setdefault("cpu", "cgroup v2 offers no cpu controller here")
+        self._join(path)
+        return [c for c in CONTROLLERS if c not in got]
+
+    def _try_v1(self, mounts: dict, own: dict, controller: str, name: str, cpus: float, max_tasks: int) -> None:
+        root = mounts.get(controller)
+        if root is None or controller not in own:
+            return
+        path = self._make_dir(os.path.join(root, own[controller].lstrip("/")), name)
+        if path is None:
+            return
+        if controller == "cpu":
+            ok = self._limit(path, {"cpu.cfs_period_us": str(PERIOD_US), "cpu.cfs_quota_us": str(int(cpus * PERIOD_US))})
+            self.report["cpu"] = f"cgroup v1 cpu.cfs_quota_us ({cpus:g} CPU per job)" if ok else None
+        else:
+            ok = self._limit(path, {"pids.max": str(max_tasks)})
+            self.report["pids"] = f"cgroup v1 pids.max ({max_tasks})" if ok else None
+        if ok:
+            self._join(path)
+
+    def _make_dir(self, base: str, name: str) -> str | None:
+        path = os.path.join(base, name)
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            self._why.setdefault("cpu", f"cannot create a cgroup under {base} ({exc.strerror})")
+            return None
+        self.dirs.append(path)
+        return path
+
+    def _limit(self, path: str, values: dict[str, str]) -> bool:
+        try:
+            for key, value in values.items():
+                _write(os.path.join(path, key), value)
+            return True
+        except OSError as exc:
+            self._why.setdefault("cpu", f"cannot write {path} ({exc.strerror})")
+            return False
+
+    def _join(self, path: str) -> None:
+        try:
+            self.join_fds.append(os.open(os.path.join(path, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC))
+        except OSError:
+            pass
+
+    def fds(self) -> list[int]:
+        return self.join_fds + ([self.kill_fd] if self.kill_fd is not None else [])
+
+    def close(self) -> None:
+        """Close our files and remove the (by now empty) directories; never raises."""
+        for fd in self.fds():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.join_fds, self.kill_fd = [], None
+        for path in reversed(self.dirs):
+            for _ in range(20):  # the kernel may need a moment to drop the last exited task
+                try:
+                    os.rmdir(path)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.01)
+        self.dirs = []
+
+
+def cpu_warning(why: str) -> str:
+    return (f"no per-job CPU bound ({why}): a job's processes together may use several CPUs, so a candidate's "
+            "spinning children can slow a neighbour's check (each process is still capped by RLIMIT_CPU and "
+            "the wall-clock deadline, and all of them are killed when the job ends)")
+
+
+def _mounts() -> dict[str, str]:
+    """Mount point per hierarchy: "cgroup2" for v2, the controller name for each v1 one."""
+    found: dict[str, str] = {}
+    for line in _read("/proc/self/mountinfo").splitlines():
+        left, _, right = line.partition(" - ")
+        fields, rest = left.split(), right.split()
+        if len(fields) < 5 or len(rest) < 3:
+            continue
+        if rest[0] == "cgroup2":
+            found.setdefault("cgroup2", fields[4])
+        elif rest[0] == "cgroup":
+            for option in rest[2].split(","):
+                if option in CONTROLLERS:
+                    found.setdefault(option, fields[4])
+    return found
+
+
+def _own_cgroups() -> dict[str, str]:
+    """Our cgroup path per hierarchy: "" for v2, the controller name for each v1 one."""
+    own: dict[str, str] = {}
+    for line in _read("/proc/self/cgroup").splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        for controller in parts[1].split(",") if parts[1] else [""]:
+            own[controller] = parts[2]
+    return own
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
