@@ -29,6 +29,8 @@ What it protects against (each has an adversarial test in tests/test_code_advers
   /tmp) and a fresh work dir removed afterwards, stdin closed (EOF), stdout/stderr capped (the run is
   killed past the cap), and on timeout or exit every process left in the namespace is SIGKILLed
   (double-forked daemons included; SIGALRM/SIGTERM handlers do not help);
+- hostile replies: the parent never hashes an untrusted value (sets/dicts compared as canonical
+  sorted forms, `values.py`) and refuses a reply over its element/depth/digit caps in milliseconds;
 - other jobs: each job gets its own IPC namespace and tmpfs work dir; its output goes into memfds the
   parent made and passed by fd, so the template process that forks the next job never holds it;
   expected values are computed on a separate worker that never runs candidate code.
@@ -36,8 +38,10 @@ What it protects against (each has an adversarial test in tests/test_code_advers
 What it does NOT protect against:
 - kernel exploits: the boundary is namespaces + uid + rlimits + a seccomp DENY list (keyrings,
   unshare/setns, clone with CLONE_NEW*), not a syscall allow list;
-- aggregate memory: RLIMIT_AS bounds each process, so a run can use up to max_procs x memory_mb
-  (no cgroups); CPU is bounded per process in seconds and by the wall-clock deadline;
+- hosts without cgroups (named in every Verdict): there CPU is bounded per process (RLIMIT_CPU) and by
+  the wall-clock deadline, and memory per process (RLIMIT_AS, so up to max_procs x memory_mb in all);
+  where a cgroup can be made (`cgroups.py`), each job gets 1 CPU's worth, a task cap and a memory cap
+  for all its processes together, and is killed as a unit;
 - "weak" tests: an assert whose logic cannot be split (e.g. `assert all(f(x) == y for ...)`) is
   evaluated inside the sandbox and only its plain result trusted; it is flagged in details["weak_tests"];
 - programs that hard-code the answers of tests they have seen (no verifier can tell);

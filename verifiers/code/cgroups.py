@@ -1,17 +1,18 @@
-"""Per-worker cgroups for the code sandbox: one CPU's worth per job, a task cap, kill as a unit.
+"""Per-worker cgroups for the code sandbox: one CPU's worth per job, task and memory caps, kill as a unit.
 
 What it is for: `JobCgroups.create(name, cpus=1.0, max_tasks=34)` runs in the trusted parent, once
 per worker. It makes a child cgroup of our own cgroup in each hierarchy that offers what we need:
 cgroup v2 where its controllers can be enabled for our children, else the v1 `cpu` / `pids`
 hierarchies; it writes the CPU quota (cpu.max, or cpu.cfs_quota_us/cfs_period_us) and the task cap
-(pids.max), and opens the files the worker needs: `cgroup.procs` of each (a job child writes "0"
+(pids.max), sets the memory cap of all the job's processes together before each job (`set_memory`:
+memory.max, or memory.limit_in_bytes), and opens the files the worker needs: `cgroup.procs` of each (a job child writes "0"
 there, still root and before any candidate code, so the job and all its descendants are inside) and
 v2's `cgroup.kill` (the zygote writes "1" there when a job ends or times out). A worker runs one job
 at a time, so its cgroups hold one job at a time: each job gets the whole quota, and its processes
 share it however many it forks. `report` says what was obtained and `warnings` names what was not.
 
 What it does NOT do: change the cgroup of this process or of anything but our own job children, or
-bound memory (RLIMIT_AS per process still does that), or raise: every refusal is a warning.
+raise: every refusal is a warning (and RLIMIT_CPU / RLIMIT_AS per process still apply).
 Only the standard library is used.
 """
 
@@ -21,7 +22,8 @@ import os
 import time
 
 PERIOD_US = 100_000
-CONTROLLERS = ("cpu", "pids")
+CONTROLLERS = ("cpu", "pids", "memory")
+MEMORY_FILES = {"v2": ("memory.max", "max"), "v1": ("memory.limit_in_bytes", "-1")}
 
 
 class JobCgroups:
@@ -31,7 +33,9 @@ class JobCgroups:
         self.dirs: list[str] = []
         self.join_fds: list[int] = []
         self.kill_fd: int | None = None
-        self.report: dict = {"cpu": None, "pids": None, "kill": None}
+        self.report: dict = {"cpu": None, "pids": None, "memory": None, "kill": None}
+        self._memory: tuple[str, str] | None = None  # (file, "no limit" value)
+        self._memory_set: int | None = None
         self.warnings: list[str] = []
 
     @classmethod
@@ -80,6 +84,10 @@ class JobCgroups:
         if "pids" in enabled and self._limit(path, {"pids.max": str(max_tasks)}):
             self.report["pids"] = f"cgroup v2 pids.max ({max_tasks})"
             got.append("pids")
+        if "memory" in enabled and os.path.exists(os.path.join(path, "memory.max")):
+            self._memory = (os.path.join(path, "memory.max"), "max")
+            self.report["memory"] = "cgroup v2 memory.max (per job)"
+            got.append("memory")
         self._why.setdefault("cpu", "cgroup v2 offers no cpu controller here")
         self._join(path)
         return [c for c in CONTROLLERS if c not in got]
@@ -94,6 +102,10 @@ class JobCgroups:
         if controller == "cpu":
             ok = self._limit(path, {"cpu.cfs_period_us": str(PERIOD_US), "cpu.cfs_quota_us": str(int(cpus * PERIOD_US))})
             self.report["cpu"] = f"cgroup v1 cpu.cfs_quota_us ({cpus:g} CPU per job)" if ok else None
+        elif controller == "memory":
+            ok = os.path.exists(os.path.join(path, "memory.limit_in_bytes"))
+            self._memory = (os.path.join(path, "memory.limit_in_bytes"), "-1") if ok else None
+            self.report["memory"] = "cgroup v1 memory.limit_in_bytes (per job)" if ok else None
         else:
             ok = self._limit(path, {"pids.max": str(max_tasks)})
             self.report["pids"] = f"cgroup v1 pids.max ({max_tasks})" if ok else None
@@ -126,6 +138,22 @@ class JobCgroups:
             self.join_fds.append(os.open(os.path.join(path, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC))
         except OSError:
             pass
+
+    def set_memory(self, limit_bytes: int) -> None:
+        """Cap the memory of the next job's processes together (written only when it changes). If the
+        kernel refuses, the cap is lifted (never a stale, smaller one) and the report says so."""
+        if self._memory is None or limit_bytes == self._memory_set:
+            return
+        path, unlimited = self._memory
+        try:
+            _write(path, str(limit_bytes))
+            self._memory_set = limit_bytes
+        except OSError:
+            try:
+                _write(path, unlimited)
+            except OSError:
+                pass
+            self._memory, self._memory_set, self.report["memory"] = None, None, None
 
     def fds(self) -> list[int]:
         return self.join_fds + ([self.kill_fd] if self.kill_fd is not None else [])

@@ -12,8 +12,8 @@ keyctl), unshare, setns, and clone with any CLONE_NEW* flag (no new user namespa
 ENOSYS so libc falls back to the inspectable clone. Everything else is allowed (it is a deny list
 against cross-job residue and namespace games, not a general syscall sandbox).
 
-What it does NOT do: general seccomp syscall filtering, cgroup accounting (memory is bounded per process by
-RLIMIT_AS, so the aggregate is at most max_procs x memory_mb), or any defence against kernel bugs.
+What it does NOT do: general seccomp syscall filtering, cgroups (see `cgroups.py`, run by the parent; here
+memory is bounded per process by RLIMIT_AS), or any defence against kernel bugs.
 It imports only the standard library: it runs inside the sandbox's own interpreter.
 """
 

@@ -115,6 +115,9 @@ class Worker:
         return {"runs": runs}
 
     def _run_once(self, limits: dict, job_fd: int, stdin: str, timeout_s: float) -> dict:
+        # all of the job's memory together: its processes' (memory_mb), plus its work dir and output
+        self.cgroups.set_memory((limits["memory_mb"] + self.config.job_tmp_mb) * (1 << 20) +
+                                3 * limits["max_output_bytes"])
         fds = {"stdin": _memfd("stdin", stdin.encode("utf-8", "surrogatepass"))}
         fds.update((k, _memfd(k)) for k in ("stdout", "stderr", "results"))
         try:
