@@ -44,7 +44,9 @@ def check(response: str, reference: str, rel_tol: float = DEFAULT_REL_TOL) -> di
     details: dict[str, Any] = {"extracted": [_short(a) for a in extraction.answers],
                                "source": extraction.source, "reference": _short(reference_text)}
     if not extraction.found:
-        reason = "the final answer is negated" if extraction.source == "negated" else "no final answer found"
+        reason = {"negated": "the final answer is negated",
+                  "hedged": "hedge: the final answer's sentence states more than one answer"}.get(
+                      extraction.source, "no final answer found")
         return _result(False, reason, **details)
     for answer_text in extraction.answers:
         try:

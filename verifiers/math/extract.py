@@ -33,8 +33,14 @@ _THE_ANSWER_IS = re.compile(r"\bthe\s+answer\s+is\s*:?", re.IGNORECASE)
 _INLINE_MATH = re.compile(r"\$\$(.+?)\$\$|(?<!\\)\$((?:\\.|[^$\\])+)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]",
                           re.DOTALL)  # `\$` inside `$...$` is an escaped dollar sign, not a delimiter
 _GLUED_UNIT = r"(?:mm|cm|km|m|kg|mg|g|ms|s|min|hrs?|h|mL|ml|L|ft|in|yd|mi|lbs?|oz)(?:\^?[23]|[²³])?"
+_SCALE_WORD = r"\s*(?:hundred|thousand|million|billion|trillion|dozen|squared|cubed|factorial)s?\b"
 _NUMBER = re.compile(  # standing alone: not part of a word (`B2`, `x2`, `2x`) nor of `2^3`; a glued unit is allowed
-    rf"(?<![\w.^/\\])(?P<num>-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+)(?:{_GLUED_UNIT})?(?![\w^])")
+    rf"(?<![\w.^/\\])(?P<num>-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+)(?:{_GLUED_UNIT})?(?![\w^])(?!{_SCALE_WORD})")
+_NUMBER_TEXT = r"(?<![\w.^/\\])-?\d[\d,]*(?:\.\d+)?(?:/\d+)?"
+_LIST_BEFORE = re.compile(  # numbers joined by `,` / `and` / `or` / `to` right before the last number
+    rf"(?:{_NUMBER_TEXT}(?:{_GLUED_UNIT})?(?![\w^])\s*(?:,\s*(?:(?:and|or)\s+)?|(?:and|or|to)\s+))+$")
+_GLUED_UNIT_AFTER = re.compile(rf"(?<=\d)(?:{_GLUED_UNIT})(?![\w^])")
+LIST_WINDOW_CHARS = 300
 _NEGATED = re.compile(r"(?:not|n't|never|no longer|neither)\b", re.IGNORECASE)
 _NEGATED_BEFORE = re.compile(  # a negation right before a fallback's number: "..., not 7", "isn't 7"
     r"(?:\bnot|n't|\bnever|\bno|\bneither|\bnor)\s+(?:(?:be|equal(?:s)?|equal\s+to|quite|exactly)\s+)?[$(\\]*\s*$",
@@ -69,28 +75,30 @@ def extract_answers(response: str) -> Extraction:
     boxed = find_boxed(response)
     if boxed:
         stated_later = _final_answer_after_boxes(response)
+        if stated_later is NEGATED or stated_later is HEDGED:  # "\boxed{5}. The final answer is not 5."
+            return Extraction((), "negated" if stated_later is NEGATED else "hedged")
         if stated_later:  # "$0.04 \cdot 10000 = \boxed{200}$ ... The final answer is $10,455$."
             return Extraction((stated_later,), "final_answer")
         return Extraction(tuple(dict.fromkeys(b.strip() for b in boxed)), "boxed")
     for source, pattern in (("final_answer", _FINAL_ANSWER), ("answer_line", _ANSWER_LINE),
                             ("the_answer_is", _THE_ANSWER_IS)):
         answer = _text_after_last(pattern, response)
-        if answer is NEGATED:
-            return Extraction((), "negated")
+        if answer is NEGATED or answer is HEDGED:
+            return Extraction((), "negated" if answer is NEGATED else "hedged")
         if answer:
             return Extraction((answer,), source)
     return _fallback(response)
 
 
 def _final_answer_after_boxes(response: str) -> str:
-    """The "final answer is ..." statement made after every box (boxes before it were steps), else ""."""
+    """The "final answer is ..." statement made after every box (boxes before it were steps), else ""
+    (`NEGATED` when that statement is a negation)."""
     last = None
     for last in _FINAL_ANSWER.finditer(response):
         pass
     if last is None or last.start() < max(response.rfind(command) for command in BOX_COMMANDS):
         return ""
-    answer = _text_after_last(_FINAL_ANSWER, response)
-    return "" if answer is NEGATED else answer
+    return _text_after_last(_FINAL_ANSWER, response)
 
 
 def find_boxed(text: str) -> list[str]:
@@ -171,30 +179,33 @@ def _box_argument(text: str, cmd_end: int) -> tuple[str | None, int]:
 
 
 NEGATED = "\x00negated"  # sentinel: "the final answer is not 0" states no answer
+HEDGED = "\x00hedged"  # sentinel: "the final answer is $7$ or 8" states more than the answer it opens with
 
 
 def _text_after_last(pattern: re.Pattern[str], response: str) -> str:
     """The answer text following the last match of `pattern`, cut at the end of its sentence.
 
     Leading "The answer is" / "it is" and trailing prose ("42, since ...") are dropped; a negated
-    statement ("is not 0") returns `NEGATED`.
+    statement ("is not 0") returns `NEGATED`; a leading math or quote followed in its sentence by more
+    math or numbers (`$7$ or 8`, `"7" or "8"`, `$5$ $6$`) returns `HEDGED`.
     """
     last = None
     for last in pattern.finditer(response):
         pass
     if last is None:
         return ""
-    rest = _unquote(response[last.end():].lstrip(" \t*_"))
+    rest = response[last.end():].lstrip(" \t*_")
     for _ in range(2):
-        if _NEGATED.match(rest):
-            return NEGATED
+        rest = _unquote(rest)
+        if rest is HEDGED or _NEGATED.match(rest):
+            return rest if rest is HEDGED else NEGATED
         lead_in = _LEAD_IN.match(rest)
         if not lead_in:
             break
-        rest = _unquote(rest[lead_in.end():].lstrip(" \t*_"))
-    maths = _leading_maths(rest)
+        rest = rest[lead_in.end():].lstrip(" \t*_")
+    maths, end = _leading_maths(rest)
     if maths:  # "$12$ and $13$" is the list "12, 13"
-        return ", ".join(strip_math_delimiters(m) for m in maths)
+        return HEDGED if _says_more(rest[end:]) else ", ".join(strip_math_delimiters(m) for m in maths)
     end = _SENTENCE_END.search(rest)
     sentence = (rest[: end.start()] if end else rest).rstrip("! ")
     if "$" not in sentence and "\\" not in sentence:
@@ -206,29 +217,38 @@ def _text_after_last(pattern: re.Pattern[str], response: str) -> str:
 
 
 def _unquote(text: str) -> str:
-    """`"$12$ and $13$"` (also `\\"...\\"` and curly quotes) -> the text inside the quotes."""
+    """`"$12$ and $13$"` (also `\\"...\\"` and curly quotes) -> the text inside the quotes
+    (`HEDGED` when the sentence goes on with more answers: `"7" or "8"`)."""
     for left, right in (('\\"', '\\"'), ('"', '"'), ("“", "”")):
         if text.startswith(left):
             close = text.find(right, len(left))
             if close != -1:
-                return text[len(left):close].strip()
+                return HEDGED if _says_more(text[close + len(right):]) else text[len(left):close].strip()
     return text
 
 
-def _leading_maths(text: str) -> list[str]:
-    """Contents of the inline maths that open `text`, chained by `,` / `;` / `and` / `or`."""
+def _says_more(tail: str) -> bool:
+    """Does the rest of the answer's sentence state more math (`or 8`, `$6$`), beyond prose ("since ...")?"""
+    end = _SENTENCE_END.search(tail)
+    sentence = _PROSE_TAIL.sub("", tail[: end.start()] if end else tail)
+    return bool(re.search(r"[0-9$]|\\[(\[]", sentence))
+
+
+def _leading_maths(text: str) -> tuple[list[str], int]:
+    """Contents of the inline maths that open `text`, chained by `,` / `;` / `and` / `or`, and where they end."""
     maths: list[str] = []
-    position = 0
+    position = end = 0
     while len(maths) < MAX_BOXES:
         math = _INLINE_MATH.match(text, position)
         if not math:
             break
         maths.append(next(g for g in math.groups() if g is not None))
-        separator = _MATH_SEPARATOR.match(text, math.end())
+        end = math.end()
+        separator = _MATH_SEPARATOR.match(text, end)
         if not separator:
             break
         position = separator.end()
-    return maths
+    return maths, end
 
 
 def _ends_sentence(math: str) -> bool:
@@ -257,6 +277,13 @@ def _fallback(response: str) -> Extraction:
         candidates = [c for c in candidates if c[3] == "last_math"
                       or _SENTENCE_END.search(masked, last_math[0], c[1]) or c[1] < last_math[0]]
     _, start, answer, source = max(candidates)  # whichever ends last: "$d = 90/n$. ... there are 12 sequences"
+    if source == "last_number":
+        window = max(0, start - LIST_WINDOW_CHARS)
+        listed = _LIST_BEFORE.search(masked, window, start)  # "it could be 5 or 6", "the divisors are 1, 2 and 3"
+        if listed and re.search(r"\bto\b", listed.group()):
+            return Extraction((), "hedged")  # "from 5 to 6" is a range, not an answer
+        if listed:
+            start, answer = listed.start(), re.sub(_GLUED_UNIT_AFTER, "", masked[listed.start():start]) + answer
     if _NEGATED_BEFORE.search(last_paragraph[:start]):
         return Extraction((), "negated")  # "it is 5, not 7": 7 is what the response rules out
     return Extraction((answer,), source)

@@ -23,6 +23,18 @@ from verifiers.math.extract import strip_math_delimiters
 MATH_WORDS = frozenset({"sqrt", "pi", "sin", "cos", "tan", "cot", "sec", "csc", "log", "ln", "exp",
                         "or", "and", "inf", "infinity", "oo", "abs"})
 
+NOT_UNITS = frozenset({  # words after a number that change its value, bound it, hedge it or negate it
+    "not", "no", "never", "wrong", "incorrect", "false", "is", "are", "was", "isn", "nor", "either", "neither",
+    "more", "less", "fewer", "least", "most", "than", "over", "under", "above", "below", "up", "down",
+    "approximately", "approx", "about", "roughly", "around", "nearly", "almost", "maybe", "possibly", "probably",
+    "plus", "minus", "negative", "hundred", "hundreds", "thousand", "thousands", "million",
+    "millions", "billion", "billions", "trillion", "trillions", "dozen", "dozens", "lakh", "crore", "gross", "score",
+    "half", "halves", "quarter", "quarters", "third", "thirds", "fourth", "fourths", "fifth", "fifths", "sixths",
+    "sevenths", "eighths", "ninths", "tenths", "hundredths", "thousandths", "millionths", "squared", "cubed",
+    "factorial", "inverse", "reciprocal", "power", "root", "roots", "basis", "ppm", "ppb",
+    "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "twenty",
+    "hundredth", "thousandth", "th", "st", "nd", "rd", "if", "when", "unless", "except", "otherwise",
+})
 _THOUSANDS = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")  # only a whole answer: "(1,100)" is a pair
 _SPACED_THOUSANDS = re.compile(r"[-+]?\d{1,3}(?: \d{3})+(?:\.\d+)?")  # "1 000" (a whole answer)
 _DIGIT_GROUP_SPACES = re.compile(r"(?<=\d)(?:,\s*\\!\s*|\\,|\{,\}|\\ |\\;|\\:|\\!)(?=\d{3}(?!\d))")
@@ -95,17 +107,30 @@ def fix_tex_shorthand(text: str) -> str:
 
 
 def strip_units(text: str) -> str:
-    """Drop trailing unit text: `5 \\text{ cm}^2` -> `5`, `12 square units` -> `12`."""
+    """Drop trailing unit text: `5 \\text{ cm}^2` -> `5`, `12 square units` -> `12`.
+
+    Words that change the value or hedge it are never units: `5 thousand`, `3 dozen`,
+    `2 squared`, `5 \\text{ or more}`, `5 \\text{ or six}`, `5 \\text{ is wrong}` stay as they are
+    (and then fail to parse), never `5`.
+    """
     previous = None
     while previous != text:
         previous = text
-        stripped = _TRAILING_TEXT_UNIT.sub("", text).strip()
+        stripped = text
+        unit = _TRAILING_TEXT_UNIT.search(stripped)
+        if unit and _is_unit(_TEXT_WRAPPER.sub(lambda m: m.group(1), unit.group(0))):
+            stripped = stripped[: unit.start()].strip()
         words = _TRAILING_WORD_UNITS.search(stripped)
-        if words and not set(words.group(1).lower().replace(".", " ").split()) & MATH_WORDS:
+        if words and _is_unit(words.group(1)):
             stripped = stripped[: words.start()].strip()
         if stripped:
             text = stripped
     return text
+
+
+def _is_unit(words: str) -> bool:
+    found = set(re.findall(r"[a-z]+", words.lower()))
+    return not found & (MATH_WORDS | NOT_UNITS)
 
 
 def time_of_day(text: str) -> str | None:
