@@ -171,6 +171,7 @@ HOSTILE = {
     "elements over many lines": "".join('{"i": %d, "v": {"l": [%s]}}\n' % (i, ",".join(["0"] * 70_000))
                                         for i in range(4)),
     "a huge int": _line("9" * 1_000_000),
+    "many program_error lines": '{"program_error": "x"}\n' * 300_000,
     "colliding hashes": _line('{"S": [' + ",".join(str(k * (2 ** 61 - 1)) for k in range(1, 60_001)) + "]}"),
     "colliding dict keys": _line('{"d": [' + ",".join(f"[{k * (2 ** 61 - 1)}, 0]" for k in range(1, 60_001)) + "]}"),
 }

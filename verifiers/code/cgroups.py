@@ -113,6 +113,7 @@ class JobCgroups:
             self._join(path)
 
     def _make_dir(self, base: str, name: str) -> str | None:
+        _sweep_stale(base, name.rsplit("-", 2)[0] + "-")
         path = os.path.join(base, name)
         try:
             os.mkdir(path)
@@ -176,6 +177,38 @@ class JobCgroups:
                 except OSError:
                     time.sleep(0.01)
         self.dirs = []
+
+
+_swept: set[str] = set()
+
+
+def _sweep_stale(base: str, prefix: str) -> None:
+    """Remove empty cgroups `<prefix><pid>-<n>` left by verifier processes that died (once per base)."""
+    if base in _swept:
+        return
+    _swept.add(base)
+    try:
+        names = [n for n in os.listdir(base) if n.startswith(prefix)]
+    except OSError:
+        return
+    for entry in names:
+        pid = entry[len(prefix):].split("-")[0]
+        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+            continue
+        try:
+            os.rmdir(os.path.join(base, entry))
+        except OSError:
+            pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
 
 
 def cpu_warning(why: str) -> str:

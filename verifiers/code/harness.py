@@ -72,7 +72,7 @@ def parse_results(text: str, count: int, truncated: bool) -> tuple[dict[int, tup
         check_reply(text)  # element caps, from character counts: a hostile reply costs milliseconds
     except ProtocolError as exc:
         return results, f"reply refused: {exc}"
-    budget = Budget()
+    budget, program_error_seen = Budget(), False
     for line in text.splitlines():
         try:
             record = loads(line)
@@ -81,6 +81,9 @@ def parse_results(text: str, count: int, truncated: bool) -> tuple[dict[int, tup
         if type(record) is not dict:
             return results, "malformed result line"
         if set(record) == {"program_error"}:
+            if program_error_seen:  # one is all the sandbox ever writes; more only cost the parent time
+                return results, "forged or duplicated result line"
+            program_error_seen = True
             continue
         index = record.get("i")
         if type(index) is not int or not 0 <= index < count or index in results or len(record) != 2:
