@@ -22,10 +22,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--rounds", type=int, default=4, help="self-improvement rounds per arm")
     parser.add_argument("--quick", action="store_true", help="a seconds-long smoke run (tests): tiny sizes")
     parser.add_argument("--no-progress", action="store_true", help="no live display")
+    parser.add_argument("--serve", action="store_true", help="the self-improvement arm samples from a `selfplay "
+                        "serve` process this command starts and stops (a LoRA adapter per round; selfplay.demo_serve)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.serve:
+        from selfplay.demo_serve import run_cli
+        return run_cli(args)
     from selfplay.demo import comparison_table, run_demo
 
     started = time.monotonic()
