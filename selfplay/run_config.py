@@ -49,6 +49,11 @@ class LoopGenerate(SamplingSection):
     max_tokens: int = Field(default=256, ge=1)
     verifier: str = "math"  # math | code | auto (Task.kind picks) | all_of:/any_of:/weighted:/threshold: specs
     verify_concurrency: int = Field(default=2, ge=1)
+    # adaptive K, as in `selfplay generate` (agents.workflows.adaptive; the one sampler: selfplay.jobs.sampler)
+    k_max: int | None = Field(default=None, ge=1)
+    stop_after_verified: int | None = Field(default=None, ge=1)
+    batch: int | None = Field(default=None, ge=1)
+    low_pass_rate: float | None = Field(default=None, gt=0, le=1)   # None: 0.5 (unset keeps old runs resumable)
 
     @model_validator(mode="after")
     def _known_verifier(self) -> "LoopGenerate":
@@ -58,6 +63,8 @@ class LoopGenerate(SamplingSection):
             raise ValueError(f"verifier {self.verifier!r} is not available in `selfplay run`; use math, code, auto "
                              "or a composition of them")
         parse_verifier(self.verifier)  # a ValueError names the spec and the forms
+        if self.k_max is not None and self.k_max < self.k:
+            raise ValueError(f"k_max ({self.k_max}) must be at least k ({self.k})")
         return self
 
 
@@ -170,7 +177,7 @@ PINNED = {"model": ("name", "backend", "path"),
           "policy": ("mode", "base_model", "publish", "adapter_prefix"),  # url may move; what answers may not
           "tasks": tuple(TasksSection.model_fields),
           "generate": ("k", "max_tokens", "temperature", "top_p", "stop", "seed", "system_prompt", "workflow",
-                       "workflow_options", "verifier"),
+                       "workflow_options", "verifier", "k_max", "stop_after_verified", "batch", "low_pass_rate"),
           "select": tuple(SelectSection.model_fields),
           "train": tuple(TrainSection.model_fields),
           "eval": tuple(EvalSection.model_fields),

@@ -182,7 +182,9 @@ class _Round:
         ok = await phases.sample_chunked(
             llm, self.store, round_, pool, label=gen.workflow, workflow=gen.workflow, k=gen.k,
             params_for=lambda t: self._params(t, gen.max_tokens, gen.temperature, round_), system_prompt=gen.system_prompt,
-            options=gen.workflow_options, chunk_size=self._chunk(gen.k), check_for=self._feedback_check,
+            options=gen.workflow_options, chunk_size=self._chunk(max(gen.k, gen.batch or gen.k)),
+            check_for=self._feedback_check, adaptive=gen, verifier=gen.verifier, executor=self.executor,
+            verify_concurrency=gen.verify_concurrency,
             on_chunk=self.job.phase(f"round {round_} generate x{gen.k}", len(pool)))
         if not ok:
             raise self.ledger.refusal or BudgetExceeded("budget refused a request", cap="usd")

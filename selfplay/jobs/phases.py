@@ -10,15 +10,13 @@ What it does not do: decide the order of phases or when to stop (see `selfplay.j
 
 from __future__ import annotations
 
-import asyncio
+from types import SimpleNamespace
 from typing import Any, Callable
 
 from agents.llm.types import SamplingParams
-from agents.workflows.registry import budget_exhausted, run_workflow
 from selfplay.datasets import preference_row, rl_row, sft_row
 from selfplay.metrics import maj_at_k, mean_pass_at_k
 from selfplay.crashpoints import crash_point
-from selfplay.jobs.sampler import candidate_record
 from selfplay.select import Scored, best_of_k, contaminated, majority_label, preference_pairs, rejection_sample, rl_group
 from selfplay.store import RunStore
 from selfplay.tasks import Task
@@ -34,32 +32,36 @@ async def sample_chunked(llm: Any, store: RunStore, round_: int, tasks: list[Tas
                          k: int, params_for: Callable[[Task], SamplingParams], system_prompt: str | None = None,
                          options: dict[str, Any] | None = None, chunk_size: int = 32,
                          on_chunk: Callable[[int], None] | None = None,
-                         check_for: Callable[[Task], Any] | None = None, **workflow_kwargs: Any) -> bool:
-    """K candidates per task under `label`; returns False when the budget refused a request (chunk not stored)."""
-    have = store.ok_candidate_counts(round_, label)
+                         check_for: Callable[[Task], Any] | None = None, adaptive: Any = None,
+                         verifier: str | None = None, executor: Any = None, verify_concurrency: int = 2,
+                         check: Any = None, **workflow_kwargs: Any) -> bool:
+    """K candidates per task under `label`, through the one sampler (`selfplay.jobs.sampler.TaskSampler`).
+
+    Tasks go `chunk_size` at a time as one group of lock-step waves (each wave stored in one write; see the
+    sampler). `adaptive` (an object with `k_max` / `stop_after_verified` / `batch` / `low_pass_rate`, e.g. the
+    loop's `[generate]`) with `verifier` turns on adaptive K: each wave is verified on `executor` as it lands
+    (`check`: a model check such as the PRM's, for a verifier that is not rule-based).
+    `workflow_kwargs`: `tool`, `critic_llm`. Returns False when the budget refused a request.
+    """
+    from selfplay.jobs.sampler import TaskSampler, is_adaptive
+
+    adaptive_on = adaptive is not None and is_adaptive(adaptive)
+    spec = SimpleNamespace(workflow=workflow, k=k, system_prompt=system_prompt, workflow_options=options or {},
+                           verifier=verifier, verify_concurrency=verify_concurrency,
+                           **({key: getattr(adaptive, key) for key in ADAPTIVE_KEYS} if adaptive_on else {}))
+    sampler = TaskSampler(spec, llm, store, round_, executor=executor, label=label, params_for=params_for,
+                          check_for=check_for or (lambda task: None), verify=adaptive_on and verifier is not None,
+                          replay=True, check=check, **workflow_kwargs)
     for chunk in chunks(tasks, chunk_size):
-        if all(have.get(t.id, 0) >= k for t in chunk):
-            if on_chunk:
-                on_chunk(len(chunk))
-            continue
-        results = await asyncio.gather(*(
-            run_workflow(workflow, llm, t.id, t.messages(system_prompt), params_for(t), k, options=options,
-                         **({"check": check_for(t)} if check_for else {}), **workflow_kwargs) for t in chunk))
-        if any(budget_exhausted(r) for r in results):
+        outcomes = await sampler.run_group(chunk, on_wave=lambda: crash_point(f"round{round_}:{label}:chunk"))
+        if any(out.budget_refused for out in outcomes):
             return False
-        records = [_record(traj, task, round_, label) for task, trajs in zip(chunk, results) for traj in trajs]
-        store.put_candidates(round_, records)
-        crash_point(f"round{round_}:{label}:chunk")
         if on_chunk:
             on_chunk(len(chunk))
     return True
 
 
-def _record(trajectory: Any, task: Task, round_: int, label: str) -> dict[str, Any]:
-    """The generate job's candidate record, filed under `label` (the workflow that made it kept as `generator`)."""
-    record = candidate_record(trajectory, task, round_)
-    record.update(generator=record["workflow"], workflow=label)
-    return record
+ADAPTIVE_KEYS = ("k_max", "stop_after_verified", "batch", "low_pass_rate")
 
 
 def scored(records: list[dict[str, Any]], verdicts: dict[tuple[str, str, int], dict[str, Any]]) -> list[Scored]:

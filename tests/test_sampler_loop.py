@@ -1,0 +1,161 @@
+"""The loop's sampling goes through the one sampler (`selfplay.jobs.sampler.TaskSampler` via `phases.sample_chunked`):
+a non-direct workflow (feedback, self_refine) with adaptive K draws the batches the adaptive rule asks for, stores
+each wave whole, verifies it as it lands, and a second call on the same store (a resumed run) sends nothing.
+
+The policy here is a scripted chat LLM (labelled as such: it answers by a fixed rule from the seed, so the counts
+can be computed by hand); the store, the workflows, the verifier and adaptive K are the real ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+from types import SimpleNamespace
+
+from agents.llm.types import ChatResult, Choice, SamplingParams, Usage
+from agents.workflows.adaptive import AdaptiveK, next_batch
+from selfplay.jobs import phases
+from selfplay.store import RunStore
+from selfplay.tasks import Task
+
+
+class ScriptedLLM:
+    """A fake policy (not a model): sample j of a request with seed s is right iff the task's rule says so."""
+
+    supports_n = True
+    model = "scripted"
+
+    def __init__(self, right) -> None:
+        self.right = right  # (task question, seed + j) -> bool
+        self.requests = 0
+        self.rows = 0
+
+    async def chat(self, messages, params: SamplingParams, *, tools=None, sample_offset=0) -> ChatResult:
+        self.requests += 1
+        self.rows += params.n
+        question = messages[0]["content"]
+        critic = question.startswith("Review")
+        a, b = (int(x) for x in re.search(r"What is (\d+)\+(\d+)\?", question).groups())
+        choices = []
+        for j in range(params.n):
+            good = self.right(question, (params.seed or 0) + j)
+            text = "No errors. VERDICT: CORRECT" if critic else f"The answer is {a + b if good else a + b + 1}."
+            choices.append(Choice(index=j, message={"role": "assistant", "content": text}, finish_reason="stop",
+                                  token_ids=list(text.encode()) + [2], logprobs=[-0.5] * (len(text) + 1)))
+        return ChatResult(model=self.model, choices=choices, usage=Usage(prompt_tokens=7, completion_tokens=9 * params.n))
+
+
+TASKS = [Task(id=f"t{i}", prompt=f"What is {i}+{i + 1}?", answer=str(2 * i + 1)) for i in range(6)]
+# Task t0 is always right, t1..t2 right for one sample in four, t3..t5 never: adaptive K gives the hard-but-solvable
+# ones more samples, stops the easy one at k and the hopeless ones at k.
+RULES = {0: lambda s: True, 1: lambda s: s % 4 == 0, 2: lambda s: s % 4 == 1}
+
+
+def right(question: str, seed: int) -> bool:
+    i = int(re.search(r"What is (\d+)\+", question).group(1))
+    return RULES.get(i, lambda s: False)(seed)
+
+
+def seed_of(task: Task) -> int:
+    return random.Random(f"7:1:{task.id}").randrange(2 ** 31)
+
+
+def sample(store: RunStore, llm: ScriptedLLM, workflow: str, options: dict, adaptive) -> bool:
+    def params_for(task: Task) -> SamplingParams:
+        return SamplingParams(max_tokens=16, temperature=1.0, seed=seed_of(task))
+
+    async def go() -> bool:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            return await phases.sample_chunked(
+                llm, store, 1, TASKS, label=workflow, workflow=workflow, k=4, params_for=params_for,
+                options=options, chunk_size=3, check_for=_check_for(pool) if workflow == "feedback" else None,
+                adaptive=adaptive, verifier="math", executor=pool)
+    return asyncio.run(go())
+
+
+def _check_for(pool):
+    from agents.workflows.common import CheckResult
+    from selfplay.verify import get_check, run_check
+
+    check = get_check("math")
+
+    def check_for(task: Task):
+        async def feedback_check(answer: str) -> CheckResult:
+            verdict = await run_check(check, {"final_answer": answer}, task, pool)
+            return CheckResult(passed=verdict.passed, reason=verdict.reason, error=verdict.error)
+        return feedback_check
+    return check_for
+
+
+ADAPTIVE = SimpleNamespace(k_max=12, stop_after_verified=None, batch=4, low_pass_rate=0.5)
+
+
+def test_self_refine_with_adaptive_k_draws_what_the_rule_asks_and_a_rerun_sends_nothing(tmp_path):
+    llm = ScriptedLLM(right)
+    options = {"max_rounds": 1}  # the policy critiques itself (the script always accepts)
+    with RunStore(tmp_path) as store:
+        assert sample(store, llm, "self_refine", options, ADAPTIVE)
+        records = [r for r in store.iter_candidates(1) if r["workflow"] == "self_refine"]
+        sent = llm.requests
+        verdicts = {(v["task_id"], v["sample_index"]) for v in _verdicts(store)}
+    per_task = {t.id: sorted(r["sample_index"] for r in records if r["task_id"] == t.id) for t in TASKS}
+    expected = _expected_counts(lambda t, idx, seed: right(t.prompt, seed))
+    assert {t: len(v) for t, v in per_task.items()} == expected
+    assert expected["t0"] == 4 and expected["t1"] > 4 and expected["t3"] == 4  # adaptive K did adapt
+    assert all(v == list(range(len(v))) for v in per_task.values())
+    assert len(verdicts) == len(records)  # verified as the waves landed
+    assert all(r["generator"] == "self_refine" and r["turns"] == 1 and r["metadata"]["critiques"] for r in records)
+    assert all(r["completion_token_ids"] == list(r["final_answer"].encode()) + [2] for r in records)
+    llm2 = ScriptedLLM(right)
+    with RunStore(tmp_path) as store:  # the same call again (a resumed run): everything is reused
+        assert sample(store, llm2, "self_refine", options, ADAPTIVE)
+        assert [r for r in store.iter_candidates(1) if r["workflow"] == "self_refine"] == records
+    assert llm2.requests == 0 and sent > 0
+
+
+def test_feedback_with_adaptive_k_retries_on_the_verifiers_reason(tmp_path):
+    llm = ScriptedLLM(right)
+    with RunStore(tmp_path) as store:
+        assert sample(store, llm, "feedback", {"max_attempts": 2}, ADAPTIVE)
+        records = [r for r in store.iter_candidates(1) if r["workflow"] == "feedback"]
+    wrong_first = [r for r in records if not r["metadata"]["checks"][0]["passed"]]
+    assert wrong_first and all(r["turns"] == 2 and len(r["metadata"]["checks"]) == 2 for r in wrong_first)
+    # the ids are those of the LAST assistant turn (the retry), not of the first answer
+    assert all(r["completion_token_ids"] == list(r["messages"][-1]["content"].encode()) + [2] for r in records)
+    assert all(r["messages"][-1]["role"] == "assistant" for r in records)
+    counts = {t.id: sum(1 for r in records if r["task_id"] == t.id) for t in TASKS}
+    assert counts["t0"] == 4 and counts["t3"] == 4 and counts["t1"] > 4
+
+
+def test_fixed_k_without_adaptive_settings_is_one_wave_per_chunk(tmp_path):
+    llm = ScriptedLLM(right)
+    with RunStore(tmp_path) as store:
+        assert sample(store, llm, "direct", {}, None)
+        records = list(store.iter_candidates(1))
+        assert not _verdicts(store)  # no adaptive K: the loop verifies afterwards, not here
+    assert len(records) == 6 * 4 and llm.requests == 6 and llm.rows == 24
+
+
+def _verdicts(store: RunStore) -> list[dict]:
+    return [{"task_id": t, "sample_index": i} for (t, i) in
+            store._read("SELECT task_id, sample_index FROM verdicts WHERE round = 1", ())]
+
+
+def _expected_counts(passes) -> dict[str, int]:
+    """Hand-replay of adaptive K per task: batch b of a task starts at index i with seed derive_seed(...) (the
+    workflows' convention for batches after the first), sample j of it passes by the task's rule."""
+    from agents.workflows.common import derive_seed
+
+    settings = AdaptiveK(k=4, k_max=12, batch=4, low_pass_rate=0.5)
+    out = {}
+    for task in TASKS:
+        sampled = passed = 0
+        while (n := next_batch(sampled, passed, settings)) > 0:
+            base = seed_of(task) if sampled == 0 else derive_seed(seed_of(task), sampled, 0)
+            passed += sum(1 for j in range(n) if passes(task, sampled + j, base + j))
+            sampled += n
+        out[task.id] = sampled
+    return out
