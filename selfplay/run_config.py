@@ -135,7 +135,7 @@ class TrackingSection(Section):
 
 class PolicySection(Section):
     """Where the loop's policy samples (selfplay.policy): in this process, or on a server each round is published to."""
-    mode: Literal["local", "served"] = "local"
+    mode: Literal["local", "served", "colocated"] = "local"   # colocated: an in-process vLLM engine (GPU)
     url: str | None = None                 # served: the server's OpenAI base URL, e.g. http://127.0.0.1:8000/v1
     base_model: str | None = None          # served: the model id the server lists for its base weights
     publish: Literal["lora", "restart"] = "lora"   # lora: vLLM's runtime LoRA API; restart: a command per round
@@ -147,6 +147,7 @@ class PolicySection(Section):
     hourly_usd: float = Field(default=0.0, ge=0)   # served: the server's price per hour, for the time it answers us
     timeout_s: float = Field(default=300.0, gt=0)
     max_attempts: int = Field(default=6, ge=1)
+    engine_kwargs: dict[str, Any] = Field(default_factory=dict)   # colocated: extra vllm.LLM(...) arguments
 
 
 class RunConfig(Section):
@@ -310,7 +311,7 @@ def _check_generate(gen: LoopGenerate, fail, served: bool = False) -> None:
 
 
 def _publishes_lora(config: RunConfig) -> bool:
-    return config.policy.mode == "served" and config.policy.publish == "lora"
+    return config.policy.mode in ("served", "colocated") and config.policy.publish == "lora"
 
 
 def _check_policy(config: RunConfig, fail) -> None:
@@ -326,6 +327,17 @@ def _check_policy(config: RunConfig, fail) -> None:
         for key in sorted(policy.model_fields_set - {"mode"}):
             fail(["policy", key], "has no effect with mode = \"local\"; set mode = \"served\" or remove it")
         return
+    if policy.mode == "colocated":
+        for key in sorted(policy.model_fields_set & {"url", "base_model", "publish", "restart_command",
+                                                     "api_key_env", "timeout_s", "max_attempts", "health_timeout_s"}):
+            fail(["policy", key], "has no effect with mode = \"colocated\" (the vLLM engine runs in this process "
+                 "over [model] path, a LoRA adapter per round); remove it")
+        if not config.train.settings.get("lora"):
+            fail(["train", "settings", "lora"], "mode = \"colocated\" serves each round as a LoRA adapter: add "
+                 "lora = true (and lora_r, lora_alpha) to [train] settings")
+        return
+    if "engine_kwargs" in policy.model_fields_set:
+        fail(["policy", "engine_kwargs"], "only mode = \"colocated\" builds a vLLM engine here; remove it")
     if backend == "vllm":
         fail(["model", "backend"], "\"vllm\" is not a served policy: with [policy] mode = \"served\" the loop "
              "samples through the openai backend; set backend = \"local\" (or \"openai\")")

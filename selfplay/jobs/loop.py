@@ -48,7 +48,7 @@ DONE = "done"
 class RunJob:
     def __init__(self, config: RunConfig, run_dir: str | Path, *, title: str = "selfplay run",
                  progress: Any = None) -> None:
-        if config.model.backend != "local" and config.policy.mode != "served":  # load_run_config names the line
+        if config.model.backend != "local" and config.policy.mode == "local":  # load_run_config names the line
             raise UserError(f"[model] backend = {config.model.backend!r} with [policy] mode = \"local\": set backend "
                             "= \"local\", or sample from a server with [policy] mode = \"served\", url and base_model")
         self.config = config

@@ -3,7 +3,9 @@
 What it is for: `selfplay run` talks to its policy through one seam, `Policy`, with two implementations:
   - `LocalPolicy` (`[policy] mode = "local"`): the model that trains is the model that samples, in this process;
   - `ServedPolicy` (`mode = "served"`): trained here, published each round to an OpenAI-compatible server
-    (vLLM's runtime LoRA API, or a restart command for full checkpoints), sampled through the `openai` backend.
+    (vLLM's runtime LoRA API, or a restart command for full checkpoints), sampled through the `openai` backend;
+  - `ColocatedPolicy` (`mode = "colocated"`): trained here, sampled by an in-process vLLM engine with a
+    `LoRARequest` per round (written against vLLM's documented API; tested with a fake, never run on vLLM).
 `build_policy(config, run_dir)` picks one from a `RunConfig`.
 What it does not do: train (the loop calls `trainer` through `selfplay.jobs.phases.train_policy`) or decide
 rounds (`selfplay.jobs.loop`).
@@ -15,9 +17,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from selfplay.policy.local import LocalPolicy
-from selfplay.policy.served import ServedPolicy
+from selfplay.policy.served import ColocatedPolicy, ServedPolicy
 
-__all__ = ["LocalPolicy", "Policy", "ServedPolicy", "build_policy"]
+__all__ = ["ColocatedPolicy", "LocalPolicy", "Policy", "ServedPolicy", "build_policy"]
 
 
 class Policy(Protocol):
@@ -41,8 +43,9 @@ class Policy(Protocol):
 def build_policy(config: Any, run_dir: str | Path) -> Any:
     """The policy a `RunConfig` describes."""
     source = config.model.path or config.model.name
-    if config.policy.mode == "served":
-        return ServedPolicy(config.policy, source, Path(run_dir), train_settings=config.train.settings,
+    if config.policy.mode in ("served", "colocated"):
+        kind = ServedPolicy if config.policy.mode == "served" else ColocatedPolicy
+        return kind(config.policy, source, Path(run_dir), train_settings=config.train.settings,
                             seed=config.generate.seed, concurrency=config.generate.concurrency)
     return LocalPolicy(source, Path(run_dir), seed=config.generate.seed, hourly_usd=config.local.hourly_usd,
                        max_batch_rows=config.local.max_batch_rows)

@@ -247,3 +247,53 @@ def _digest(directory: Path) -> str:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()[:12]
+
+
+class ColocatedPolicy(ServedPolicy):
+    """`[policy] mode = "colocated"`: the trainer and an in-process vLLM engine share this process (and its GPU).
+
+    The engine (`agents.llm.vllm_backend.VLLMBackend`, `enable_lora=True`, `max_lora_rank` = the trainer's
+    `lora_r`) is built once over the base model; each round's adapter is served with a fresh `LoRARequest`
+    (`reload(adapter_dir, name=PREFIX-R-DIGEST)`), so the request cache keys name the weights as in served mode.
+    Written against vLLM's documented API and tested with the labelled fake (tests/fake_vllm.py), never on vLLM.
+    """
+
+    vllm_api: Any = None  # tests inject tests.fake_vllm.fake_api() here; None imports vllm
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.engine: Any = None
+
+    async def prepare(self) -> None:
+        """vLLM must be importable before anything is spent (the engine itself is built on the first serve)."""
+        if self.vllm_api is None:
+            from agents.llm.vllm_backend import import_vllm
+
+            try:
+                import_vllm()
+            except ImportError as exc:
+                raise UserError(f"[policy] mode = \"colocated\": {exc}") from None
+
+    async def serve(self) -> Any:
+        round_ = self.round
+        if self._live is None or self._live[0] != round_:
+            name = f"{self.cfg.adapter_prefix}-{round_}-{_digest(self.adapter(round_))}"
+            engine = self._engine()
+            await engine.reload(str(self.adapter(round_).resolve()), name=name)
+            self._live = (round_, name)
+        return self.engine
+
+    async def close(self) -> None:
+        if self.engine is not None:
+            await self.engine.aclose()
+            self.engine = None
+
+    def _engine(self) -> Any:
+        if self.engine is None:
+            from agents.llm.vllm_backend import VLLMBackend
+
+            self.engine = VLLMBackend(self.source, name=f"{self.cfg.adapter_prefix}-base", enable_lora=True,
+                                      max_lora_rank=self._lora_config().lora_r, seed=self.seed,
+                                      hourly_usd=self.cfg.hourly_usd, engine_kwargs=self.cfg.engine_kwargs,
+                                      api=self.vllm_api)
+        return self.engine
