@@ -6,7 +6,9 @@ cgroup v2 where its controllers can be enabled for our children, else the v1 `cp
 hierarchies; it writes the CPU quota (cpu.max, or cpu.cfs_quota_us/cfs_period_us) and the task cap
 (pids.max), sets the memory cap of all the job's processes together before each job (`set_memory`:
 memory.max, or memory.limit_in_bytes), and opens the files the worker needs: `cgroup.procs` of each (a job child writes "0"
-there, still root and before any candidate code, so the job and all its descendants are inside) and
+there, still root and before any candidate code, so the job and all its descendants are inside;
+a v1 `cpu` cgroup is instead entered once by the worker's mostly idle template process, since moving
+a task into one costs about 4 ms on this kernel, and each job is then born inside it) and
 v2's `cgroup.kill` (the zygote writes "1" there when a job ends or times out). A worker runs one job
 at a time, so its cgroups hold one job at a time: each job gets the whole quota, and its processes
 share it however many it forks. `report` says what was obtained and `warnings` names what was not.
@@ -31,7 +33,8 @@ class JobCgroups:
 
     def __init__(self) -> None:
         self.dirs: list[str] = []
-        self.join_fds: list[int] = []
+        self.join_fds: list[int] = []  # cgroup.procs a job child writes "0" to
+        self.enter_fds: list[int] = []  # cgroup.procs the zygote itself enters once (v1 cpu)
         self.kill_fd: int | None = None
         self.report: dict = {"cpu": None, "pids": None, "memory": None, "kill": None}
         self._memory: tuple[str, str] | None = None  # (file, "no limit" value)
@@ -110,7 +113,7 @@ class JobCgroups:
             ok = self._limit(path, {"pids.max": str(max_tasks)})
             self.report["pids"] = f"cgroup v1 pids.max ({max_tasks})" if ok else None
         if ok:
-            self._join(path)
+            self._join(path, self.enter_fds if controller == "cpu" else self.join_fds)
 
     def _make_dir(self, base: str, name: str) -> str | None:
         _sweep_stale(base, name.rsplit("-", 2)[0] + "-")
@@ -134,9 +137,10 @@ class JobCgroups:
             self._why.setdefault("cpu", f"cannot write {path} ({exc.strerror})")
             return False
 
-    def _join(self, path: str) -> None:
+    def _join(self, path: str, fds: list[int] | None = None) -> None:
         try:
-            self.join_fds.append(os.open(os.path.join(path, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC))
+            (self.join_fds if fds is None else fds).append(
+                os.open(os.path.join(path, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC))
         except OSError:
             pass
 
@@ -157,7 +161,7 @@ class JobCgroups:
             self._memory, self._memory_set, self.report["memory"] = None, None, None
 
     def fds(self) -> list[int]:
-        return self.join_fds + ([self.kill_fd] if self.kill_fd is not None else [])
+        return self.join_fds + self.enter_fds + ([self.kill_fd] if self.kill_fd is not None else [])
 
     def close(self) -> None:
         """Close our files and remove the (by now empty) directories; never raises."""
@@ -166,7 +170,7 @@ class JobCgroups:
                 os.close(fd)
             except OSError:
                 pass
-        self.join_fds, self.kill_fd = [], None
+        self.join_fds, self.enter_fds, self.kill_fd = [], [], None
         for path in reversed(self.dirs):
             for _ in range(20):  # the kernel may need a moment to drop the last exited task
                 try:

@@ -95,7 +95,8 @@ class Worker:
             self._send({"namespaces": list(config.namespaces), "uid": config.uid_for(slot),
                         "tmp_size_mb": config.tmp_size_mb, "job_tmp_mb": config.job_tmp_mb,
                         "job_inodes": config.job_inodes,
-                        "cgroup": {"join": self.cgroups.join_fds, "kill": self.cgroups.kill_fd,
+                        "cgroup": {"join": self.cgroups.join_fds, "enter": self.cgroups.enter_fds,
+                                   "kill": self.cgroups.kill_fd,
                                    "report": self.cgroups.report, "warnings": self.cgroups.warnings}})
             hello = self._receive(time.monotonic() + START_TIMEOUT_S)
         except SandboxError as exc:

@@ -60,6 +60,7 @@ def send_message(sock: socket.socket, message: dict) -> None:
 def set_up(config: dict, keep_fds: tuple[int, int]) -> dict:
     """Enter namespaces, build the private root, probe the uid. Returns the isolation report."""
     warnings: list[str] = []
+    entered = _enter_cgroups(config.get("cgroup") or {})  # first: our PID-1 child and every job inherit it
     # No PR_SET_PDEATHSIG against the host: it fires when the host *thread* that started us exits
     # (e.g. a ThreadPoolExecutor worker). We end when the host closes our command pipe, or dies.
     _new_session()
@@ -76,7 +77,7 @@ def set_up(config: dict, keep_fds: tuple[int, int]) -> dict:
     if uid is None:
         warnings.append("candidate runs with the verifier's own uid (cannot drop privileges)")
     fence = _probe_fence(config, filesystem, warnings)
-    cgroup = _probe_cgroup(config.get("cgroup") or {}, warnings)
+    cgroup = _probe_cgroup(config.get("cgroup") or {}, entered, warnings)
     if not namespaces.get("pid") and cgroup["kill"] is None:
         warnings.append("no PID namespace and no cgroup.kill: a job's leftover processes are found by uid only")
     return {"namespaces": namespaces, "filesystem": filesystem, "uid": uid, "root": os.geteuid() == 0,
@@ -107,15 +108,28 @@ def _probe_fence(config: dict, filesystem: str, warnings: list[str]) -> dict:
     return fence
 
 
-def _probe_cgroup(given: dict, warnings: list[str]) -> dict:
+def _enter_cgroups(given: dict) -> bool:
+    """Move this process into the cgroups meant for the whole worker (v1 cpu); False if refused."""
+    try:
+        for fd in given.get("enter") or []:
+            os.write(fd, b"0")
+        return True
+    except OSError:
+        return False
+    finally:
+        for fd in given.get("enter") or []:
+            os.close(fd)
+
+
+def _probe_cgroup(given: dict, entered: bool, warnings: list[str]) -> dict:
     """Check that a job child can join the cgroups the parent made (a throw-away child joins, exits)."""
-    report = dict(given.get("report") or {"cpu": None, "pids": None, "kill": None})
+    report = dict(given.get("report") or {"cpu": None, "pids": None, "memory": None, "kill": None})
     warnings += given.get("warnings") or []
     join = list(given.get("join") or [])
-    if join and not _in_child(lambda: [os.write(fd, b"0") for fd in join]):
+    if not entered or join and not _in_child(lambda: [os.write(fd, b"0") for fd in join]):
         warnings.append("no per-job CPU bound (cannot join the job cgroup): a job's processes together may "
                         "use several CPUs")
-        join, report = [], {"cpu": None, "pids": None, "kill": None}
+        join, report = [], {"cpu": None, "pids": None, "memory": None, "kill": None}
     CGROUP["join"], CGROUP["kill"] = join, given.get("kill") if report.get("kill") else None
     return report
 
