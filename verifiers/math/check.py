@@ -24,7 +24,7 @@ from verifiers.math.compare import answers_equal, named_values
 from verifiers.math.extract import Extraction, extract_answers, find_boxed
 from verifiers.math.numeric import DEFAULT_REL_TOL
 from verifiers.math.parse import Parsed, parse_answer
-from verifiers.math.textparse import ParseError
+from verifiers.math.textparse import AnswerList, ParseError
 
 MAX_DETAIL_CHARS = 200
 _NOT_ONE_CHAIN = re.compile(r"[,;]|\\text|\\quad|\b(?:and|or)\b")  # "W = 1 and W = -1" is two answers
@@ -126,7 +126,7 @@ def _boxed_parts_of_a_list(extraction: Extraction, reference: Parsed) -> Extract
     """Several boxes that together give a list reference (`\\boxed{1}, \\boxed{2}` vs `{1, 2}`)
     are one answer: the list. Against any other reference several different boxes stay a hedge."""
     count = len(extraction.answers)
-    if extraction.source != "boxed" or count < 2 or not isinstance(reference.value, sympy.FiniteSet):
+    if extraction.source != "boxed" or count < 2 or not isinstance(reference.value, (sympy.FiniteSet, AnswerList)):
         return extraction
     if len(reference.value.args) != count:
         return extraction

@@ -18,6 +18,7 @@ What it does not do: extraction, parsing, time limits (it must run inside the wo
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import sympy
@@ -26,16 +27,34 @@ from sympy.core.relational import Equality, Relational
 
 from verifiers.math.numeric import DEFAULT_REL_TOL, decimal_matches, decimals_match, scalars_equal
 from verifiers.math.parse import Decimal, Parsed
+from verifiers.math.textparse import AnswerList
 
 MAX_MATCHING_ITEMS = 12
 
 
 def answers_equal(reference: Parsed, answer: Parsed, rel_tol: float = DEFAULT_REL_TOL) -> bool:
     """Top-level comparison of a parsed answer with a parsed reference."""
+    if reference.names and answer.names and reference.names != answer.names:
+        answer = _in_reference_order(answer, reference.names)  # `(y, x) = (2, 1)` vs `(x, y) = (1, 2)`
+        if answer is None:
+            return False
     if reference.words is not None or answer.words is not None:
         return reference.words == answer.words
+    if isinstance(answer.value, AnswerList) and not isinstance(reference.value, AnswerList):
+        answer = dataclasses.replace(answer, value=sympy.FiniteSet(*answer.value.args))  # multiplicity only
+        # counts when the reference lists an item twice (`1, 2, 2`): then `1, 1, 2` is another answer
     return any(_values_equal(ref_value, ref_dec, ans_value, ans_dec, rel_tol)
                for ref_value, ref_dec, ans_value, ans_dec in _percent_readings(reference, answer))
+
+
+def _in_reference_order(answer: Parsed, names: tuple[str, ...]) -> Parsed | None:
+    """The answer's named tuple reordered to the reference's names; None when the names differ."""
+    if sorted(answer.names) != sorted(names) or names[0] == ":" or len(set(names)) != len(names):
+        return None  # other names, or a reversed ratio: not the reference's quantities
+    if not isinstance(answer.value, sympy.Tuple) or len(answer.value) != len(names):
+        return None
+    by_name = dict(zip(answer.names, answer.value.args))
+    return dataclasses.replace(answer, value=sympy.Tuple(*(by_name[name] for name in names)), names=names)
 
 
 def values_equal(a: Any, b: Any) -> bool:
@@ -99,7 +118,7 @@ def _is_scalar(value: Any) -> bool:
 
 
 def _is_collection(value: Any) -> bool:
-    return isinstance(value, sympy.FiniteSet)
+    return isinstance(value, (sympy.FiniteSet, AnswerList))
 
 
 def _is_sequence(value: Any) -> bool:
@@ -162,7 +181,8 @@ def _as_set(value: Any) -> sympy.Set | None:
     if isinstance(value, sympy.Set):
         return value
     if isinstance(value, sympy.Tuple) and len(value) == 2:
-        return sympy.Interval.open(value[0], value[1])
+        interval = sympy.Interval.open(value[0], value[1])
+        return interval if isinstance(interval, sympy.Interval) else None  # `(2, 1)` is a pair, never the empty set
     if _is_relation(value) and len(value.free_symbols) == 1:
         return value.as_set()
     subject = _common_subject(value) if _is_relation(value) else None

@@ -25,7 +25,8 @@ import re
 from dataclasses import dataclass
 
 BOX_COMMANDS = ("\\boxed", "\\fbox")
-MAX_BOXES = 20
+MAX_BOXES = 20  # different boxed answers graded at most; more is a hedge
+MAX_BOX_SCAN = 2000  # boxes read at most; a response with more is a hedge
 
 _FINAL_ANSWER = re.compile(r"final\s+answer\s*(?:is|was|would be|:)\s*:?", re.IGNORECASE)
 _ANSWER_LINE = re.compile(r"(?:^|\n)[ \t*#>_]*answer[ \t*_]*:|(?:^|\n)[ \t]*####", re.IGNORECASE)
@@ -79,7 +80,10 @@ def extract_answers(response: str) -> Extraction:
             return Extraction((), "negated" if stated_later is NEGATED else "hedged")
         if stated_later:  # "$0.04 \cdot 10000 = \boxed{200}$ ... The final answer is $10,455$."
             return Extraction((stated_later,), "final_answer")
-        return Extraction(tuple(dict.fromkeys(b.strip() for b in boxed)), "boxed")
+        answers = tuple(dict.fromkeys(b.strip() for b in boxed))
+        if len(answers) > MAX_BOXES or len(boxed) >= MAX_BOX_SCAN:
+            return Extraction((), "hedged")  # `\boxed{5}` twenty times, then `\boxed{6}`
+        return Extraction(answers, "boxed")
     for source, pattern in (("final_answer", _FINAL_ANSWER), ("answer_line", _ANSWER_LINE),
                             ("the_answer_is", _THE_ANSWER_IS)):
         answer = _text_after_last(pattern, response)
@@ -105,7 +109,7 @@ def find_boxed(text: str) -> list[str]:
     """Contents of every `\\boxed{...}` / `\\fbox{...}` (and `\\boxed 5`), in order."""
     found: list[str] = []
     start = 0
-    while len(found) < MAX_BOXES:
+    while len(found) < MAX_BOX_SCAN:
         hit = _next_box_command(text, start)
         if hit is None:
             return found

@@ -61,6 +61,7 @@ _WRAPPED_NUMBER = re.compile(r"\\(?:text|textbf|textnormal|mathrm|mathbf|mbox)\s
 _UPRIGHT_CONSTANT = re.compile(r"\\(?:text|textrm|mathrm|rm|operatorname)\s*\{\s*([ei])\s*\}")  # upright e, i (ISO)
 _REPEATING = re.compile(r"(\d*)\.(\d*)\\overline\s*\{(\d+)\}")
 _TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|textnormal|textit|mathrm|mathbf|mbox|textrm|operatorname)\s*\{([^{}]*)\}")
+_ENDS_WITH_TEXT = re.compile(r"\\(?:text|textbf|textnormal|textit|mathrm|mathbf|mbox|textrm)\s*\{[^{}]*\}\s*$")
 _CHOICE_OR_WORDS = re.compile(r"[a-z]+(?: [a-z]+)*")
 
 
@@ -70,6 +71,7 @@ class Normalized:
 
     text: str
     percent: bool = False
+    names: tuple[str, ...] | None = None  # `(y, x) = (1, 2)` -> ("y", "x"); `V_1:V_2 = 11:21` -> (":", "V_1", "V_2")
 
 
 def normalize_answer(raw: str) -> Normalized:
@@ -89,12 +91,25 @@ def normalize_answer(raw: str) -> Normalized:
     text = re.sub(r"\s+", " ", text).strip()
     text = re.sub(r"^(?:\\approx|≈)\s*", "", text)
     text = _SET_MEMBERSHIP.sub("", text)
+    names = _assigned_names(text)
     text = _TUPLE_ASSIGNMENT.sub("", text)
-    text = _NAMED_RATIO.sub("", text)  # "(p, q) = (3, 2)" -> "(3, 2)"
+    text = _NAMED_RATIO.sub("", text)  # "(p, q) = (3, 2)" -> "(3, 2)", the names kept in `names`
     text = _FUNCTION_DEFINITION.sub("", text)
     if _THOUSANDS.fullmatch(text) or _SPACED_THOUSANDS.fullmatch(text):
         text = text.replace(",", "").replace(" ", "")
-    return Normalized(text.rstrip(" .").strip(), percent)
+    return Normalized(text.rstrip(" .").strip(), percent, names)
+
+
+def _assigned_names(text: str) -> tuple[str, ...] | None:
+    """The names a tuple assignment or a named ratio gives its values, without braces and spaces."""
+    tuple_names = _TUPLE_ASSIGNMENT.match(text)
+    if tuple_names:
+        inner = tuple_names.group(0).split("=")[0].strip()[1:-1]
+        return tuple(re.sub(r"[{}\s]", "", name) for name in inner.split(","))
+    ratio = _NAMED_RATIO.match(text)
+    if ratio:
+        return (":", *(re.sub(r"[{}\s]", "", name) for name in ratio.group(0).split("=")[0].split(":")))
+    return None
 
 
 def fix_tex_shorthand(text: str) -> str:
@@ -118,7 +133,8 @@ def strip_units(text: str) -> str:
         previous = text
         stripped = text
         unit = _TRAILING_TEXT_UNIT.search(stripped)
-        if unit and _is_unit(_TEXT_WRAPPER.sub(lambda m: m.group(1), unit.group(0))):
+        if unit and _is_unit(_TEXT_WRAPPER.sub(lambda m: m.group(1), unit.group(0))) \
+                and not _ENDS_WITH_TEXT.search(stripped[: unit.start()]):  # `\\text{A}\\text{B}` is text
             stripped = stripped[: unit.start()].strip()
         words = _TRAILING_WORD_UNITS.search(stripped)
         if words and _is_unit(words.group(1)):

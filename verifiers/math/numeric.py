@@ -5,7 +5,9 @@ What it is for: the bottom layer of `compare`. Rules, in order:
   2. two rationals (integers included) -> equal only if exactly equal: a 30-digit integer and its
      neighbour differ, 1/2004! and 1/2006! differ;
   3. closed-form numbers (no symbols): a 30-digit numeric look rejects clearly different values;
-     close ones are accepted only if `simplify(a - b) == 0` or they agree to 80 significant digits;
+     close ones are accepted only if `simplify(a - b) == 0`, or if evaluation to guaranteed precision
+     cannot find a nonzero difference and they agree to 80 significant digits (`\\pi + 10^{-90}` is
+     not `\\pi`);
   4. expressions with symbols: random rational points reject clearly different ones; equality is
      accepted only when sympy proves `a - b == 0` (expand, then simplify). No numeric acceptance.
   5. a lone decimal answer (see `parse.Decimal`) against another value: equal if exactly equal, or
@@ -30,6 +32,7 @@ DEFAULT_REL_TOL = 1e-6
 REJECT_DIGITS = 30
 ACCEPT_DIGITS = 80
 RANDOM_POINTS = 3
+PROOF_MAX_DIGITS = 1000
 
 
 def scalars_equal(a: sympy.Basic, b: sympy.Basic) -> bool:
@@ -85,8 +88,19 @@ def _closed_forms_equal(a: sympy.Basic, b: sympy.Basic) -> bool:
         return False
     if sympy.simplify(a - b) == 0:
         return True
+    if _provably_nonzero(a - b):  # `\\pi + 10^{-90}` is not `\\pi`, however many digits agree
+        return False
     va, vb = sympy.N(a, ACCEPT_DIGITS + 20), sympy.N(b, ACCEPT_DIGITS + 20)
     return bool(abs(va - vb) <= max(abs(va), abs(vb)) * sympy.Float(10, ACCEPT_DIGITS + 20) ** (-ACCEPT_DIGITS))
+
+
+def _provably_nonzero(difference: sympy.Basic) -> bool:
+    """True when evaluation to guaranteed precision finds a nonzero value (an exact zero exhausts it)."""
+    try:
+        value = difference.evalf(REJECT_DIGITS, strict=True, maxn=PROOF_MAX_DIGITS)
+    except Exception:  # PrecisionExhausted (the usual sign of an exact zero) or a value evalf cannot bound
+        return False
+    return bool(value.is_number and value != 0)
 
 
 def _symbolic_equal(a: sympy.Basic, b: sympy.Basic) -> bool:

@@ -56,6 +56,7 @@ class Parsed:
     words: str | None = None
     decimal: Decimal | None = None
     percent: bool = False
+    names: tuple[str, ...] | None = None  # see `normalize.Normalized.names`
 
 
 @lru_cache(maxsize=4096)
@@ -68,11 +69,11 @@ def parse_answer(raw: str) -> Parsed:
         raise ParseError("empty answer")
     words = text_answer(normalized.text) or time_of_day(normalized.text)
     if words is not None:
-        return Parsed(source=normalized.text, words=words)
+        return Parsed(source=normalized.text, words=words, names=normalized.names)
     variants = [to_sympy(v) for v in expand_plus_minus(normalized.text)]
     value = variants[0] if len(variants) == 1 else sympy.FiniteSet(*_flatten_sets(variants))
     return Parsed(source=normalized.text, value=clean_value(value),
-                  decimal=lone_decimal(normalized.text), percent=normalized.percent)
+                  decimal=lone_decimal(normalized.text), percent=normalized.percent, names=normalized.names)
 
 
 def to_sympy(text: str) -> Any:

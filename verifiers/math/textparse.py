@@ -47,6 +47,19 @@ class ParseError(ValueError):
     """The text is not a math answer this parser understands."""
 
 
+class AnswerList(Tuple):
+    """A bare list of answers with a repeated item (`1, 1, 2`), kept with its multiplicity; a list
+    without repeats is a `FiniteSet`. The comparer treats it as order-free and one-to-one."""
+
+
+def answer_list(items: list[sympy.Basic]) -> sympy.Basic:
+    try:
+        repeated = len(set(items)) < len(items)
+    except TypeError:  # an unhashable item
+        repeated = False
+    return AnswerList(*items) if repeated else FiniteSet(*items)
+
+
 def parse_text(text: str) -> sympy.Basic:
     """Parse a plain-text answer into a sympy object (raises ParseError)."""
     parser = _Parser(tokenize(text))
@@ -137,7 +150,7 @@ class _Parser:
             return FiniteSet(*(Tuple(*part) if len(part) > 1 else part[0] for part in parts))
         if all(isinstance(x, sympy.core.relational.Relational) and not isinstance(x, Eq) for x in items):
             return Or(*items) if joiners == {"or"} else And(*items)
-        return FiniteSet(*items)
+        return answer_list(items)
 
     def relation(self) -> sympy.Basic:
         left = self.union()
@@ -263,6 +276,8 @@ class _Parser:
             return sympy.S.EmptySet
         value = self.answers()
         self.take("}")
+        if isinstance(value, AnswerList):
+            return FiniteSet(*value.args)  # a set literal is a set: `{1, 1, 2}` is `{1, 2}`
         return value if isinstance(value, FiniteSet) else FiniteSet(value)
 
     def _starts_atom(self, token: str | None) -> bool:
@@ -285,6 +300,6 @@ def _as_set(value: sympy.Basic) -> sympy.Set:
     if isinstance(value, sympy.Set):
         return value
     if isinstance(value, Tuple) and len(value) == 2:
-        return Interval.open(value[0], value[1])
+        return make_interval(list(value.args), "(", ")")
     raise ParseError("union of non-sets")
 
