@@ -8,7 +8,8 @@ string(s) to grade, and say where they came from. Tiers, first hit wins:
   2. the last "final answer is ..." / "final answer: ...";
   3. the last "Answer: ..." line or GSM8K-style "#### ...";
   4. the last "the answer is ...";
-  5. fallbacks: a response that is only a short formula; else the last inline math
+  5. fallbacks: a response that is only a formula (up to 300 characters) or one to three words;
+     else the last inline math
      (`$...$`, `\\(...\\)`, `\\[...\\]`) of the last paragraph or the last number of its last
      line that stands alone (not part of a word such as `B2` or `x2`, nor of `2^3`; a glued unit
      as in `5cm` is allowed), whichever comes last.
@@ -54,9 +55,10 @@ _MATH_SEPARATOR = re.compile(r"\s*(?:,|;|\band\b|\bor\b)\s*(?=[$\\])", re.IGNORE
 _SENTENCE_END = re.compile(r"\.(?:\s|$)|\n")
 _MATH_WORDS = r"sqrt|pi|sin|cos|tan|log|ln|exp|or|and|inf|infinity|oo"
 _SHORT_FORMULA = re.compile(  # a formula: no words except LaTeX commands and a few function names
-    rf"(?:[^a-zA-Z\\]|\\[a-zA-Z]+|\\.|(?<![a-zA-Z])(?:{_MATH_WORDS}|[a-zA-Z])(?![a-zA-Z]))*"
+    rf"(?:[^a-zA-Z\\]|\\(?:begin|end)\{{[a-zA-Z]+\*?\}}|\\(?!(?:begin|end)(?![a-zA-Z]))[a-zA-Z]+|\\.|(?<![a-zA-Z])(?:{_MATH_WORDS}|[a-zA-Z])(?![a-zA-Z]))*"
 )
-SHORT_RESPONSE_CHARS = 60
+SHORT_RESPONSE_CHARS = 300
+_FEW_WORDS = re.compile(r"(?:\\text\{\s*)?[A-Za-z]+(?: [A-Za-z]+){0,2}\s*\}?[.!]?")  # "odd", "\\text{odd}", "no solution"
 
 
 @dataclass(frozen=True)
@@ -266,6 +268,8 @@ def _fallback(response: str) -> Extraction:
         return Extraction((), "none")
     if len(text) <= SHORT_RESPONSE_CHARS and "\n" not in text and _SHORT_FORMULA.fullmatch(text):
         return Extraction((strip_math_delimiters(text),), "whole_response")
+    if len(text) <= 40 and _FEW_WORDS.fullmatch(strip_math_delimiters(text)):
+        return Extraction((strip_math_delimiters(text),), "whole_response")  # a one-to-three-word answer
     last_paragraph = re.split(r"\n\s*\n", text)[-1]
     candidates = [(m.end(), m.start(), strip_math_delimiters(next(g for g in m.groups() if g is not None)), "last_math")
                   for m in _INLINE_MATH.finditer(last_paragraph)]

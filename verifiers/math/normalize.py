@@ -62,6 +62,8 @@ _UPRIGHT_CONSTANT = re.compile(r"\\(?:text|textrm|mathrm|rm|operatorname)\s*\{\s
 _REPEATING = re.compile(r"(\d*)\.(\d*)\\overline\s*\{(\d+)\}")
 _TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|textnormal|textit|mathrm|mathbf|mbox|textrm|operatorname)\s*\{([^{}]*)\}")
 _ENDS_WITH_TEXT = re.compile(r"\\(?:text|textbf|textnormal|textit|mathrm|mathbf|mbox|textrm)\s*\{[^{}]*\}\s*$")
+_CHOICE_LABEL = re.compile(r"\(?([A-E])(?:\)|\.)\s+(?=\S)")
+_CHOICE_LABEL_INSIDE = re.compile(r"(?<![\w\\])\(?[A-E](?:\)|\.)(?:\s|$)|\b(?:or|and)\b", re.IGNORECASE)
 _CHOICE_OR_WORDS = re.compile(r"[a-z]+(?: [a-z]+)*")
 
 
@@ -77,6 +79,7 @@ class Normalized:
 def normalize_answer(raw: str) -> Normalized:
     """Clean one extracted answer (see module docstring for the list of rewrites)."""
     text = strip_math_delimiters(raw)
+    text = re.sub(r"(?<!\\)\\+\s*$", "", text)  # a trailing `\\` or `\\\\` (line break) is not part of the answer
     text = _LEFT_RIGHT.sub("", text)
     text = _DIGIT_GROUP_SPACES.sub("", text)
     text = _SPACING.sub(" ", text)
@@ -165,7 +168,7 @@ def text_answer(text: str) -> str | None:
     letters-only strings are words (so "yes" is never the product y*e*s, and "ab" never equals "ba").
     """
     unwrapped = _TEXT_WRAPPER.sub(lambda m: m.group(1), text).strip()
-    choice = re.fullmatch(r"\(?([A-Za-z])\)", unwrapped)
+    choice = re.fullmatch(r"\(?([A-Za-z])\)", unwrapped) or _labelled_choice(unwrapped)
     words = (choice.group(1) if choice else unwrapped).strip(" .").lower()
     if not _CHOICE_OR_WORDS.fullmatch(words):
         return None
@@ -174,6 +177,15 @@ def text_answer(text: str) -> str | None:
     if text in ("e", "i"):  # bare lower-case e and i are Euler's number and the imaginary unit
         return None
     return words
+
+
+def _labelled_choice(text: str) -> re.Match[str] | None:
+    """`C. x = 42`, `(B) 12 apples`: a choice letter with its option's text; None when the text
+    names a second choice (`C. or D.`)."""
+    labelled = _CHOICE_LABEL.match(text)
+    if not labelled or _CHOICE_LABEL_INSIDE.search(text, labelled.end()):
+        return None
+    return labelled
 
 
 def _repeating_decimal_as_fraction(match: re.Match[str]) -> str:
