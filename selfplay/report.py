@@ -44,6 +44,15 @@ COLUMNS = [("round", "round", "{}"), ("eval_pass@1", "held-out pass@1", "{:.3f}"
            ("eval_pass@k", "held-out pass@k", "{:.3f}"), ("eval_maj@k", "held-out maj@k", "{:.3f}"),
            ("yield", "yield", "{:.3f}"), ("samples", "samples", "{}"), ("completion_tokens", "tokens", "{:,}"),
            ("cost_usd", "$", "usd"), ("seconds", "seconds", "{:.1f}")]
+# Shown when some round has them: the PRM's best-of-N on the eval samples (verifier = "prm", selfplay.jobs.prm_refresh).
+OPTIONAL_COLUMNS = [("prm.best_of_n", "PRM best-of-N", "{:.3f}")]
+
+
+def _value(record: dict[str, Any], key: str) -> Any:
+    """`record[key]`, a dotted key reading nested records ("prm.best_of_n")."""
+    for part in key.split("."):
+        record = record.get(part) if isinstance(record, dict) else None
+    return record
 
 
 def usd(value: float | None) -> str:
@@ -67,10 +76,11 @@ def _cell(value: Any, fmt: str) -> str:
 
 
 def markdown(rounds: list[dict[str, Any]], title: str) -> str:
-    lines = [f"# {title}", "", "| " + " | ".join(c[1] for c in COLUMNS) + " |",
-             "|" + "---|" * len(COLUMNS)]
+    columns = COLUMNS + [c for c in OPTIONAL_COLUMNS if any(_value(r, c[0]) is not None for r in rounds)]
+    lines = [f"# {title}", "", "| " + " | ".join(c[1] for c in columns) + " |",
+             "|" + "---|" * len(columns)]
     for r in rounds:
-        lines.append("| " + " | ".join(_cell(r.get(key), fmt) for key, _, fmt in COLUMNS) + " |")
+        lines.append("| " + " | ".join(_cell(_value(r, key), fmt) for key, _, fmt in columns) + " |")
     p = projections(rounds)
     lines += ["", "## Money", "",
               f"- total cost: ${usd(p['cost_usd'])} for {p['verified_tokens']:,} verified of "

@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 from pydantic import Field, TypeAdapter, ValidationError, model_validator
 
-from selfplay.config import (BudgetSection, ModelSection, SamplingSection, Section, apply_overrides, locate, read_toml,
-                             suggest, validate)
+from selfplay.config import (BudgetSection, ModelSection, PRMSection, SamplingSection, Section, apply_overrides, locate,
+                             read_toml, suggest, validate)
 from selfplay.errors import UserError
 
 
@@ -59,9 +59,9 @@ class LoopGenerate(SamplingSection):
     def _known_verifier(self) -> "LoopGenerate":
         from selfplay.verify import MODEL_CHECKS, parse_verifier
 
-        if self.verifier in MODEL_CHECKS:
-            raise ValueError(f"verifier {self.verifier!r} is not available in `selfplay run`; use math, code, auto "
-                             "or a composition of them")
+        if self.verifier in MODEL_CHECKS and self.verifier != "prm":  # prm: the [prm] section (selfplay.jobs.prm_refresh)
+            raise ValueError(f"verifier {self.verifier!r} is not available in `selfplay run`; use math, code, auto, "
+                             "prm (with a [prm] section) or a composition of them")
         parse_verifier(self.verifier)  # a ValueError names the spec and the forms
         if self.k_max is not None and self.k_max < self.k:
             raise ValueError(f"k_max ({self.k_max}) must be at least k ({self.k})")
@@ -114,6 +114,14 @@ class MonitorsSection(Section):
     audit_threshold: float = Field(default=0.2, ge=0, le=1)  # disagreement rate that raises the alarm
 
 
+class LoopPRMSection(PRMSection):
+    """`verifier = "prm"` in the loop (selfplay.jobs.prm_refresh): the PRM of `selfplay train prm` verifies the
+    training candidates; `retrain = "each_round"` relabels each round's candidates by the reference answer and
+    fine-tunes the PRM on them (run_dir/prm/round-R verifies round R+1)."""
+    retrain: Literal["off", "each_round"] = "off"
+    settings: dict[str, Any] = Field(default_factory=dict)   # trainer.config.TrainConfig fields for the retraining
+
+
 class TrackingSection(Section):
     """Experiment tracking (selfplay.tracking): accelerate trackers fed per round and per training step."""
     report_to: str | list[str] = Field(default_factory=list)   # "tensorboard", "wandb", "trackio", ... (off: [])
@@ -163,6 +171,7 @@ class RunConfig(Section):
     guards: GuardsSection = Field(default_factory=GuardsSection)
     monitors: MonitorsSection = Field(default_factory=MonitorsSection)
     tracking: TrackingSection = Field(default_factory=TrackingSection)
+    prm: LoopPRMSection | None = None   # verifier = "prm"
     budget: BudgetSection = Field(default_factory=BudgetSection)
     prices: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
@@ -183,7 +192,8 @@ PINNED = {"model": ("name", "backend", "path"),
           "train": tuple(TrainSection.model_fields),
           "eval": tuple(EvalSection.model_fields),
           "loop": ("arm", "control_steps"),
-          "guards": tuple(GuardsSection.model_fields)}  # guards decide which rounds are kept (monitors only measure)
+          "guards": tuple(GuardsSection.model_fields),  # guards decide which rounds are kept (monitors only measure)
+          "prm": tuple(LoopPRMSection.model_fields)}    # the PRM decides what is trained on
 
 
 def load_run_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
@@ -197,6 +207,8 @@ def load_run_config(path: str | Path, overrides: list[str] | None = None) -> Run
             setattr(config.tasks, key, str((base / value).resolve()))
     if config.policy.adapter_dir and not Path(config.policy.adapter_dir).is_absolute():
         config.policy.adapter_dir = str((base / config.policy.adapter_dir).resolve())  # the server reads it
+    if config.prm is not None and not Path(config.prm.path).is_absolute():  # a PRM dir is found next to the config
+        config.prm.path = str((base / config.prm.path).resolve())
     check_run_config(config, str(path))
     return config
 
@@ -221,6 +233,7 @@ def check_run_config(config: RunConfig, source: str) -> None:
     _check_tasks(config.tasks, fail)
     _check_train(config, fail)
     _check_generate(config.generate, fail, served=config.policy.mode == "served")
+    _check_prm(config, fail)
     sel, algorithm = config.select, config.train.algorithm
     for key in ("rule", "cap_per_task", "majority_threshold"):
         if key in sel.model_fields_set and algorithm != "sft":
@@ -365,6 +378,45 @@ def _check_policy(config: RunConfig, fail) -> None:
     if lora:
         fail(["train", "settings", "lora"], "publish = \"restart\" serves full checkpoints; remove lora, or set "
              "[policy] publish = \"lora\"")
+
+
+def _check_prm(config: RunConfig, fail) -> None:
+    """`verifier = "prm"` needs a [prm] section whose path is a PRM directory; [prm] alone has no effect."""
+    from selfplay.jobs.prm_refresh import prm_dir_problem
+
+    wants = config.generate.verifier == "prm"
+    if config.prm is None:
+        if wants:
+            fail(["generate", "verifier"], "\"prm\" needs a [prm] section with path = a PRM directory written by "
+                 "`selfplay train prm`")
+        return
+    if not wants:
+        fail(["prm"], f"only verifier = \"prm\" reads it, but [generate] verifier = {config.generate.verifier!r}; "
+             "remove [prm] or set verifier = \"prm\"")
+    problem = prm_dir_problem(config.prm.path)
+    if problem:
+        fail(["prm", "path"], f"{problem}; set [prm] path to a directory written by `selfplay train prm` "
+             "(a relative path is read next to the config)")
+    if config.generate.workflow == "feedback":
+        fail(["generate", "workflow"], "feedback checks answers with the round's verifier, which the loop's PRM "
+             "does not provide; use direct or self_refine with verifier = \"prm\"")
+    if config.train.algorithm == "grpo":
+        fail(["train", "algorithm"], "GRPO's on-policy rounds (selfplay.jobs.online_rl) do not verify with the "
+             "loop's PRM; use sft or dpo with verifier = \"prm\"")
+    if config.prm.settings and config.prm.retrain == "off":
+        fail(["prm", "settings"], "only retrain = \"each_round\" reads it; remove it or set retrain")
+    from trainer.config import TrainConfig
+
+    known = [f.name for f in dataclasses.fields(TrainConfig)]
+    for key in config.prm.settings:
+        if key not in known:
+            fail(["prm", "settings", key], f"unknown trainer setting{suggest(key, known)}")
+    try:
+        TypeAdapter(TrainConfig).validate_python(config.prm.settings)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = str(error["loc"][0]) if error["loc"] else "settings"
+        fail(["prm", "settings", key], f"{error['msg']} (got {error.get('input')!r})")
 
 
 def _text(source: str) -> str | None:

@@ -137,6 +137,10 @@ class _Round:
                  executor) -> None:
         self.job, self.cfg, self.store, self.ledger = job, job.config, store, ledger
         self.policy, self.tasks, self.executor = policy, tasks, executor
+        # --- PRM: verifier = "prm" (its check per round, retraining, best-of-N); see selfplay.jobs.prm_refresh
+        from selfplay.jobs.prm_refresh import LoopPRM
+        self.prm = LoopPRM(self.cfg, job.dir, job.phase) if self.cfg.prm is not None else None
+        # --- end PRM
 
     async def run_round(self, round_: int) -> None:
         started, spent = time.monotonic(), self.ledger.totals.spent_usd
@@ -191,7 +195,10 @@ class _Round:
         records = [r for r in self.store.iter_candidates(round_) if r["workflow"] == gen.workflow]
         crash_point(f"round{round_}:generated")
         verdicts = await verify_candidates(self.store, round_, records, self.tasks.by_id, gen.verifier,
-                                           concurrency=gen.verify_concurrency, executor=self.executor)
+                                           concurrency=gen.verify_concurrency, executor=self.executor,
+                                           check=self.prm.check(round_) if self.prm else None)
+        if self.prm:  # --- PRM hook: relabel by the reference, retrain the PRM (selfplay.jobs.prm_refresh)
+            await self.prm.refresh(round_, self.store, records, self.tasks.by_id, self.executor)
         items = phases.scored(records, verdicts)
         rows, selection = phases.training_rows(items, self.cfg.select, self.cfg.train.algorithm, self.tasks.eval_prompts)
         if self.cfg.train.algorithm == "sft" and self.cfg.train.replay_seed:
@@ -241,10 +248,15 @@ class _Round:
         if not ok:
             raise self.ledger.refusal or BudgetExceeded("budget refused a request", cap="usd")
         records = [r for r in self.store.iter_candidates(round_) if r["workflow"] == phases.EVAL]
-        verdicts = await verify_candidates(self.store, round_, records, self.tasks.by_id, gen.verifier,
+        verifier = gen.verifier if self.prm is None else self.prm.eval_verifier  # PRM: eval by the reference
+        verdicts = await verify_candidates(self.store, round_, records, self.tasks.by_id, verifier,
                                            concurrency=gen.verify_concurrency, executor=self.executor)
         items = phases.scored(records, verdicts)
-        return {**phases.eval_metrics(items, self.tasks.eval, ev.k),
+        metrics = phases.eval_metrics(items, self.tasks.eval, ev.k)
+        if self.prm:  # --- PRM hook: the PRM's best-of-N on these samples (selfplay.jobs.prm_refresh)
+            metrics["prm"] = await self.prm.evaluate(round_, self.store, records, items, metrics, self.tasks.eval,
+                                                     self.executor)
+        return {**metrics,
                 "monitors": monitors.round_monitors(self.policy, items, records, self.cfg.monitors,
                                                     self.cfg.generate.seed + round_)}
 
