@@ -31,6 +31,8 @@ class Scored:
     answer: str | None = None                # extracted answer, for majority vote
     error: str | None = None                 # set when the verifier could not decide
     steps: tuple[str, ...] = field(default=())
+    token_ids: tuple[int, ...] | None = None   # the last completion message as sampled (when the backend said)
+    logprobs: tuple[float, ...] | None = None  # their sampling log-probs (see agents.llm.types.Choice)
 
     @property
     def judged(self) -> bool:

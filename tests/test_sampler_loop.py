@@ -159,3 +159,30 @@ def _expected_counts(passes) -> dict[str, int]:
             sampled += n
         out[task.id] = sampled
     return out
+
+
+def test_selfplay_run_with_feedback_and_adaptive_k_on_the_local_policy(tmp_path):
+    """End to end on the micro model: the loop's config takes the adaptive keys and the feedback workflow, and the
+    candidates it stores carry the local backend's sampled ids (which decode to the last turn's text)."""
+    import json
+
+    from tests.test_cli_run import rounds_of, selfplay, write_config
+    from tests.tiny_model import tiny_pair
+
+    path = write_config(tmp_path)
+    text = path.read_text().replace("seed = 5", 'seed = 5\nworkflow = "feedback"\nworkflow_options = { max_attempts = 2 }'
+                                                "\nk_max = 8\nstop_after_verified = 1")
+    path.write_text(text.replace("n_train = 16", "n_train = 4").replace("rounds = 2", "rounds = 1"))
+    result = selfplay("run", "--config", str(path), "--out", str(tmp_path / "out"), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    rounds = rounds_of(tmp_path / "out")
+    assert [r["round"] for r in rounds] == [0, 1] and rounds[1]["samples"] >= 4 * 4
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert config["generate"]["k_max"] == 8 and config["generate"]["stop_after_verified"] == 1
+    _, tokenizer = tiny_pair()
+    records = [json.loads(line) for line in (tmp_path / "out" / "candidates.jsonl").read_text().splitlines()]
+    feedback = [r for r in records if r["workflow"] == "feedback"]
+    assert feedback and all(r["completion_token_ids"] for r in feedback)
+    for r in feedback:
+        assert tokenizer.decode(r["completion_token_ids"], skip_special_tokens=True).startswith(r["messages"][-1]["content"])
+        assert len(r["completion_logprobs"]) == len(r["completion_token_ids"])

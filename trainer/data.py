@@ -6,6 +6,9 @@ What it is for: turn a file (or in-memory rows) into validated rows, with errors
 - preference: `{"prompt": [...] | str, "chosen": [...] | str, "rejected": [...] | str}`;
 - RL groups: `{"prompt": str | [...], "completions": [str, ...], "rewards": [number, ...]}`;
 - PRM (hook for a later issue): `{"prompt", "completions": [step, ...], "labels": [bool, ...]}`.
+Optional keys with the token ids a completion was sampled as (`trainer.encode` trains on them): SFT
+`completion_token_ids`, preference `chosen_token_ids` / `rejected_token_ids`, RL groups `completion_token_ids`
+and `completion_logprobs` (one list or null per completion; a log-prob per id). They are checked here too.
 What it does not do: tokenize (see `trainer.encode`) or import the run store; rows are plain dicts.
 """
 
@@ -90,6 +93,38 @@ def _require(row: dict, fields: tuple, where: str, fmt: str) -> None:
         raise DataError(f"{where}: missing field(s) {', '.join(missing)}; a {fmt} row needs {', '.join(fields)}")
 
 
+def _check_ids(value, where: str, field: str) -> None:
+    if not isinstance(value, list) or not value or not all(type(t) is int and t >= 0 for t in value):
+        raise DataError(f"{where}: '{field}' must be a non-empty list of token ids (ints >= 0); drop the key to "
+                        f"train on the text")
+
+
+def _check_group_tokens(row: dict, where: str) -> None:
+    n = len(row["completions"])
+    ids, logprobs = row.get("completion_token_ids"), row.get("completion_logprobs")
+    if ids is None:
+        if logprobs is not None:
+            raise DataError(f"{where}: 'completion_logprobs' needs 'completion_token_ids' (a log-prob per sampled id)")
+        return
+    if not isinstance(ids, list) or len(ids) != n:
+        raise DataError(f"{where}: 'completion_token_ids' must have one entry (a list of ids, or null) per completion")
+    for j, entry in enumerate(ids):
+        if entry is not None:
+            _check_ids(entry, where, f"completion_token_ids[{j}]")
+    if logprobs is None:
+        return
+    if not isinstance(logprobs, list) or len(logprobs) != n:
+        raise DataError(f"{where}: 'completion_logprobs' must have one entry (a list, or null) per completion")
+    for j, (entry, entry_ids) in enumerate(zip(logprobs, ids)):
+        if entry is None:
+            continue
+        if entry_ids is None or not isinstance(entry, list) or len(entry) != len(entry_ids) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v <= 1e-6
+                for v in entry):
+            raise DataError(f"{where}: completion_logprobs[{j}] must hold one finite log-prob (<= 0) per id of "
+                            f"completion_token_ids[{j}]")
+
+
 def validate_sft(rows: list[dict], source: str = "<rows>") -> list[dict]:
     """Our `messages` rows, or TRL's other SFT shapes: `prompt` / `completion` (both strings or both message
     lists; trained on the completion) and `text` (language modelling: trained on the whole text)."""
@@ -110,6 +145,8 @@ def validate_sft(rows: list[dict], source: str = "<rows>") -> list[dict]:
         else:
             _require(row, ("messages",), where, "SFT (or prompt/completion, or text)")
             _check_messages(row["messages"], where, "messages", need_assistant=True)
+            if row.get("completion_token_ids") is not None:
+                _check_ids(row["completion_token_ids"], where, "completion_token_ids")
     return rows
 
 
@@ -124,6 +161,8 @@ def validate_preference(rows: list[dict], source: str = "<rows>") -> list[dict]:
             raise DataError(f"{where}: prompt, chosen and rejected must all be strings or all be message lists")
         for field in ("chosen", "rejected"):
             _check_text_or_messages(row[field], where, field, need_assistant=True)
+            if row.get(f"{field}_token_ids") is not None:
+                _check_ids(row[f"{field}_token_ids"], where, f"{field}_token_ids")
     return rows
 
 
@@ -142,6 +181,7 @@ def validate_groups(rows: list[dict], source: str = "<rows>") -> list[dict]:
         for r in rewards:
             if isinstance(r, bool) or not isinstance(r, (int, float)) or not math.isfinite(r):
                 raise DataError(f"{where}: reward {r!r} is not a finite number; record failed checks as data, not NaN")
+        _check_group_tokens(row, where)
     return rows
 
 

@@ -3,6 +3,16 @@
 What it is for: the one place where chat formatting meets tokens. Text is always rendered by the tokenizer's own
 chat template (so tiny and real models format identically), then tokenized once with character offsets; a token is
 trained on when it starts inside an assistant turn (its content and its end-of-turn/eos token, nothing after eos).
+Sampled token ids: a row that carries the ids its completion was sampled as (`completion_token_ids` of an SFT
+row, `chosen_token_ids` / `rejected_token_ids` of a preference row, `completion_token_ids[j]` of an RL group; see
+`selfplay.datasets`) is trained on those ids, not on a re-encoding of its text (which does not always round-trip
+through the tokenizer): the prompt (and any earlier turns) is still rendered by the chat template with the
+generation prompt, exactly as the sampler saw it, and the ids are appended as sampled, so the eos is there only
+when the sampler ended on it. Ids that do not decode to the completion's text (another tokenizer, an edited
+turn) are not trusted: that row falls back to its text. `Encoded.extra["sampled"]` says which path was taken; the
+sampled ids start at position `extra["tail_start"]`, and `extra["logprobs"]` (when the row has them) holds their
+sampling log-probs, `logprobs[i]` for token `tail_start + i` (truncation applied). Earlier assistant turns of a
+multi-turn row are still trained as text, without log-probs.
 What it does not do: read files (see `trainer.data`) or compute losses.
 """
 
@@ -76,12 +86,16 @@ def encode_texts(tokenizer, texts: list[str], spans: list[list[tuple[int, int]]]
 
 
 def encode_sft(tokenizer, rows: list[dict], max_length: int) -> list[Encoded]:
-    """SFT rows -> sequences: `{"messages"}` trained on assistant tokens only, TRL's `{"prompt", "completion"}`
-    on the completion, `{"text"}` on every token (in row order)."""
+    """SFT rows -> sequences: `{"messages"}` trained on assistant tokens only (the last one as sampled when the row
+    has `completion_token_ids`), TRL's `{"prompt", "completion"}` on the completion, `{"text"}` on every token."""
     out: list[Encoded | None] = [None] * len(rows)
     batched = []  # (row index, rendered text, trained spans): tokenized in one call
     for i, row in enumerate(rows):
-        if "messages" in row:
+        sampled = (encode_sampled(tokenizer, row["messages"], row["completion_token_ids"], max_length)
+                   if "messages" in row and row.get("completion_token_ids") else None)
+        if sampled is not None:
+            out[i] = sampled
+        elif "messages" in row:
             batched.append((i, *assistant_spans(tokenizer, row["messages"])))
         elif "completion" in row:
             out[i] = encode_prompt_completion(tokenizer, row["prompt"], row["completion"], max_length)
@@ -99,12 +113,19 @@ def prompt_text(tokenizer, prompt) -> str:
     return prompt if isinstance(prompt, str) else render(tokenizer, prompt, add_generation_prompt=True)
 
 
-def encode_prompt_completion(tokenizer, prompt, completion, max_length: int) -> Encoded:
+def encode_prompt_completion(tokenizer, prompt, completion, max_length: int, token_ids: list[int] | None = None,
+                             logprobs: list[float] | None = None) -> Encoded:
     """One prompt + completion sequence; trained tokens = the completion.
 
     `completion` is a string (the text a policy generated; the eos that ended it is appended) or a list of
     assistant messages (rendered through the chat template after the prompt, as in TRL's conversational format).
+    `token_ids`: the completion (its last message) as sampled; used instead of re-encoding the text when they
+    decode to it (see the module docstring), with `logprobs` (one per id) kept in `extra["logprobs"]`.
     """
+    if token_ids:
+        sampled = _encode_sampled_completion(tokenizer, prompt, completion, token_ids, max_length, logprobs)
+        if sampled is not None:
+            return sampled
     if isinstance(completion, str):
         p_ids = tokenizer(prompt_text(tokenizer, prompt), add_special_tokens=False)["input_ids"]
         c_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
@@ -116,6 +137,63 @@ def encode_prompt_completion(tokenizer, prompt, completion, max_length: int) -> 
         text, spans = assistant_spans(tokenizer, prompt_messages + list(completion), first_trained=len(prompt_messages))
         return encode_texts(tokenizer, [text], [spans], max_length)[0]
     return Encoded(ids[:max_length], mask[:max_length], {"truncated": len(ids) > max_length})
+
+
+def group_sampled(row: dict, j: int) -> tuple[list[int] | None, list[float] | None]:
+    """The sampled ids and log-probs of completion `j` of an RL-group row (None, None where it has none)."""
+    ids, logprobs = row.get("completion_token_ids") or [], row.get("completion_logprobs") or []
+    return (ids[j] if j < len(ids) else None), (logprobs[j] if j < len(logprobs) else None)
+
+
+def sampled_matches(tokenizer, token_ids: list[int], text: str) -> bool:
+    """True when `token_ids` decode to `text` (or to `text` then a stop string that cut it): the same tokenizer,
+    the same turn."""
+    try:
+        decoded = tokenizer.decode(list(token_ids), skip_special_tokens=True)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return False
+    return decoded.startswith(text)
+
+
+def encode_sampled(tokenizer, messages: list[dict], token_ids: list[int], max_length: int, first_trained: int = 0,
+                   logprobs: list[float] | None = None) -> Encoded | None:
+    """`messages[-1]` (an assistant turn) as the ids it was sampled as, after the template-rendered conversation
+    before it (its assistant turns at index >= `first_trained` trained as text); None if the ids do not match it."""
+    last = messages[-1] if messages else {}
+    if last.get("role") != "assistant" or not sampled_matches(tokenizer, token_ids, last.get("content") or ""):
+        return None
+    head = list(messages[:-1])
+    text = render(tokenizer, head, add_generation_prompt=True)
+    spans: list[tuple[int, int]] = []
+    if any(m["role"] == "assistant" for m in head[first_trained:]):
+        full, spans = assistant_spans(tokenizer, head, first_trained)
+        if not text.startswith(full):
+            raise ValueError("the chat template is not prefix-stable (the generation prompt changes the turns before "
+                             "it), so the sampled turn cannot be placed after them")
+    prefix = encode_texts(tokenizer, [text], [spans], max_length=10**9)[0]
+    return _with_tail(prefix.ids, prefix.mask, token_ids, max_length, logprobs)
+
+
+def _encode_sampled_completion(tokenizer, prompt, completion, token_ids, max_length, logprobs) -> Encoded | None:
+    if isinstance(completion, str):
+        if not sampled_matches(tokenizer, token_ids, completion):
+            return None
+        p_ids = tokenizer(prompt_text(tokenizer, prompt), add_special_tokens=False)["input_ids"]
+        return _with_tail(list(p_ids), [0] * len(p_ids), token_ids, max_length, logprobs)
+    prompt_messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
+    return encode_sampled(tokenizer, prompt_messages + list(completion), token_ids, max_length,
+                          first_trained=len(prompt_messages), logprobs=logprobs)
+
+
+def _with_tail(ids: list[int], mask: list[int], tail: list[int], max_length: int,
+               logprobs: list[float] | None) -> Encoded:
+    """The prefix, then the sampled ids (all trained), truncated to `max_length`."""
+    full, full_mask = ids + list(tail), mask + [1] * len(tail)
+    extra: dict = {"truncated": len(full) > max_length, "sampled": True, "tail_start": len(ids)}
+    if logprobs is not None and len(logprobs) == len(tail):
+        kept_tail = max(0, min(len(tail), max_length - len(ids)))
+        extra["logprobs"] = list(logprobs[:kept_tail])
+    return Encoded(full[:max_length], full_mask[:max_length], extra)
 
 
 def pad_batch(seqs: list[Encoded], pad_id: int) -> dict:

@@ -10,6 +10,8 @@ OpenAI counts it for n > 1; completion tokens include the eos token that ended a
 Seeds: row j of a call with `seed=s` samples from `Generator(s + j)`, whatever else shares its batch; this is
 the convention of `sampling.sample_k`, whose top-up call for sample i carries `seed + i`, so a topped-up
 sample equals the one an `n=K` call would have drawn (up to float noise of different batch shapes).
+Each choice carries its sampled `token_ids` and their `logprobs` (see `Choice`), so training can use exactly
+what was sampled instead of re-encoding the text.
 `reload(...)` swaps in a new checkpoint, LoRA adapter or in-memory (model, tokenizer) between rounds.
 What it does not do: parse tool calls (tools are passed to the chat template, the reply is plain text), stream,
 download models, or price by a price table (use `MeteredLLM(..., price=None)`: the backend prices itself).
@@ -175,7 +177,8 @@ class LocalBackend:
 
     def _result(self, done: _Done, latency_s: float) -> ChatResult:
         out = done.output
-        choices = [Choice(index=i, message={"role": "assistant", "content": row.text}, finish_reason=row.finish_reason)
+        choices = [Choice(index=i, message={"role": "assistant", "content": row.text}, finish_reason=row.finish_reason,
+                          token_ids=list(row.token_ids), logprobs=list(row.logprobs) or None)
                    for i, row in enumerate(out.rows)]
         usage = Usage(prompt_tokens=out.prompt_tokens, completion_tokens=out.completion_tokens,
                       cached_prompt_tokens=out.prompt_tokens if out.shared_prefill else 0)

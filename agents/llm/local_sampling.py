@@ -10,6 +10,9 @@ an HF causal LM in as few forward passes as it can:
      its own `max_tokens`, and finished rows are dropped from the batch (cache rows included).
 Sampling is per row (temperature, top-p, greedy at temperature 0) and reproducible: each row draws its uniforms
 from its own `torch.Generator` seeded with `seed + j`, so row j does not depend on what else was in the batch.
+Each row keeps its sampled token ids (the eos included when it ended on one) and the log-probability of each
+under the model's unscaled distribution (log-softmax of the logits: temperature 1, no top-p), which is what a
+trainer recomputes, so GRPO can take its ratio against the policy that sampled.
 What it does not do: tokenise chat messages, price, batch requests over time (`agents.llm.batcher`), or run
 asynchronously (it is plain blocking torch code, meant for one worker thread).
 """
@@ -39,11 +42,13 @@ class GenRequest:
 
 @dataclass
 class GenRow:
-    """One finished sample: its tokens (eos included when it ended on eos), text and why it ended."""
+    """One finished sample: its tokens (eos included when it ended on eos), text, why it ended, and per token the
+    log-probability under the model's unscaled distribution."""
 
     token_ids: list[int]
     text: str
     finish_reason: str
+    logprobs: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -67,6 +72,7 @@ class _Row:
     max_tokens: int
     stop: list[str]
     tokens: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
     cut_text: str | None = None  # the text up to a stop string, once one appeared
     finish_reason: str | None = None
 
@@ -91,7 +97,8 @@ def generate_batch(model: Any, requests: list[GenRequest], *, eos_ids: set[int],
     step = 0
     while True:
         tokens = sample_next(logits, temps[active], top_ps[active], uniforms[active, step])
-        keep = _advance_rows(rows, active.tolist(), tokens.tolist(), eos_ids, decode)
+        logps = token_logprobs(logits, tokens)
+        keep = _advance_rows(rows, active.tolist(), tokens.tolist(), eos_ids, decode, logps.tolist())
         if not keep:
             break
         if len(keep) < len(active):
@@ -121,6 +128,11 @@ def sample_next(logits: torch.Tensor, temps: torch.Tensor, top_ps: torch.Tensor,
     pick = torch.searchsorted(cdf, target, right=True).clamp(max=cdf.shape[1] - 1)
     sampled = order.gather(1, pick).squeeze(1)
     return torch.where(temps == 0, greedy, sampled)
+
+
+def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """log p(token) per row under the unscaled distribution (log-softmax of the raw logits, in float32)."""
+    return torch.log_softmax(logits.float(), dim=-1).gather(1, tokens.unsqueeze(1)).squeeze(1)
 
 
 def _dedupe_prompts(requests: list[GenRequest]) -> tuple[list[list[int]], list[int], list[bool]]:
@@ -225,12 +237,14 @@ def _row_uniforms(requests: list[GenRequest], fallback: torch.Generator | None) 
 
 
 def _advance_rows(rows: list[_Row], active: list[int], tokens: list[int], eos_ids: set[int],
-                  decode: Decode) -> list[int]:
+                  decode: Decode, logprobs: list[float] | None = None) -> list[int]:
     """Append each active row's new token and end rows that are done; return positions (in `active`) still going."""
     keep = []
     for position, (row_id, token) in enumerate(zip(active, tokens)):
         row = rows[row_id]
         row.tokens.append(token)
+        if logprobs is not None:
+            row.logprobs.append(round(logprobs[position], 6))
         if token in eos_ids:
             row.finish_reason = STOP
         elif row.stop and _cut_at_stop(row, decode):
@@ -261,5 +275,6 @@ def _outputs(requests: list[GenRequest], rows: list[_Row], shared: list[bool], e
             text = row.cut_text
         else:  # the eos token that ended a row is counted in usage but is not part of the text
             text = decode(row.tokens[:-1] if row.tokens and row.tokens[-1] in eos_ids else row.tokens)
-        outputs[row.request].rows.append(GenRow(token_ids=row.tokens, text=text, finish_reason=row.finish_reason or LENGTH))
+        outputs[row.request].rows.append(GenRow(token_ids=row.tokens, text=text, finish_reason=row.finish_reason or LENGTH,
+                                                logprobs=row.logprobs))
     return outputs

@@ -8,6 +8,11 @@ and every failure mapped to an `LLMError` kind. The request body is posted as bu
 read as plain JSON, straight into our own `ChatResult`: the SDK's typed path (its request transform
 and response models) costs about a millisecond of CPU per request, which at hundreds of requests in
 flight is most of what this process spends per request.
+Sampled token ids and log-probs, when the server sends them, are kept on each `Choice` (optional): vLLM sends
+`choices[i].token_ids` when the request carries `return_token_ids: true`, and OpenAI and vLLM send
+`choices[i].logprobs.content[j].logprob` for `logprobs: true`; ask for them with
+`[model] extra_body = { return_token_ids = true, logprobs = true }` (OpenAI itself refuses `return_token_ids`).
+Log-probs whose count differs from the token ids are dropped (they could not be aligned).
 With `stream=True` (for servers that only stream) the request is sent with `stream: true` and the chunks
 are folded back into one reply (`agents.llm.openai_stream`).
 What it does not do: top up fewer choices than asked (`agents.llm.sampling`), price, cache or
@@ -171,8 +176,24 @@ def _to_choice(raw: Any, position: int) -> Choice:
     if not isinstance(data.get("content", ""), str):
         raise LLMError("malformed_reply", f"choice {position} content is not text", retryable=True)
     index, finish = raw.get("index"), raw.get("finish_reason")
+    token_ids, logprobs = _sampled_tokens(raw)
     return Choice(index=index if type(index) is int else position, message=data,
-                  finish_reason=finish if isinstance(finish, str) else None)
+                  finish_reason=finish if isinstance(finish, str) else None, token_ids=token_ids, logprobs=logprobs)
+
+
+def _sampled_tokens(raw: dict[str, Any]) -> tuple[list[int] | None, list[float] | None]:
+    """vLLM's `token_ids` (with `return_token_ids`) and the `logprobs.content[].logprob` list, where well formed."""
+    ids = raw.get("token_ids")
+    token_ids = ids if isinstance(ids, list) and ids and all(type(t) is int for t in ids) else None
+    content = raw.get("logprobs").get("content") if isinstance(raw.get("logprobs"), dict) else None
+    logprobs = None
+    if isinstance(content, list) and content and all(isinstance(c, dict) for c in content):
+        values = [c.get("logprob") for c in content]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            logprobs = [float(v) for v in values]
+    if logprobs is not None and token_ids is not None and len(logprobs) != len(token_ids):
+        logprobs = None
+    return token_ids, logprobs
 
 
 def _without_none(value: Any) -> Any:

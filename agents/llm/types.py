@@ -50,11 +50,20 @@ class Usage(BaseModel):
 
 
 class Choice(BaseModel):
-    """One sampled assistant message."""
+    """One sampled assistant message.
+
+    `token_ids`: the completion's token ids exactly as sampled, when the backend knows them (the local backend
+    always; vLLM's server with `return_token_ids: true`): every sampled token, the eos included only when the
+    sample ended on it, through the token that completed a stop string (the text is cut before the stop string).
+    `logprobs`: the log-probability of each of those tokens under the model's unscaled distribution (temperature
+    1, no top-p: what a trainer computes; vLLM's default `raw_logprobs`), one per token, when the backend gives them.
+    """
 
     index: int
     message: Message
     finish_reason: str | None = None
+    token_ids: list[int] | None = None
+    logprobs: list[float] | None = None
 
     @property
     def text(self) -> str:

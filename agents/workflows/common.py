@@ -129,6 +129,7 @@ class Rollout:
     error: str | None = None
     error_message: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    sampled: tuple[int, list[int] | None, list[float] | None] | None = None  # (message index, token ids, logprobs)
 
     @property
     def last_text(self) -> str:
@@ -153,14 +154,22 @@ class Rollout:
     def fail(self, exc: LLMError) -> None:
         self.error, self.error_message = exc.kind, exc.message[:500]
 
+    def sampled_tail(self) -> tuple[list[int] | None, list[float] | None]:
+        """The sampled token ids and log-probs of `messages[-1]`, when it is the assistant turn they came with."""
+        if self.sampled is None or self.sampled[0] != len(self.messages) - 1 or not self.sampled[1]:
+            return None, None
+        return self.sampled[1], self.sampled[2]
+
     def to_trajectory(self, *, final_answer: str, steps: list[str], stop_reason: str) -> Trajectory:
+        token_ids, logprobs = self.sampled_tail()
         return Trajectory(
             task_id=self.task_id, sample_index=self.sample_index, workflow=self.workflow, model=self.model,
             messages=self.messages, prompt_messages=self.prompt_messages, final_answer=final_answer,
             steps=steps, finish_reason=self.finish_reason, usage=self.usage, cost_usd=self.cost_usd,
             requests=self.requests, cache_hits=self.cache_hits, turns=self.turns, tool_calls=self.tool_calls,
             tool_errors=self.tool_errors, stop_reason="error" if self.error else stop_reason,
-            error=self.error, error_message=self.error_message, metadata=self.metadata)
+            error=self.error, error_message=self.error_message, metadata=self.metadata,
+            completion_token_ids=token_ids, completion_logprobs=logprobs)
 
 
 class _OffsetLLM:
@@ -227,6 +236,7 @@ def _append_reply(rollout: Rollout, choice: Choice) -> None:
     message = dict(choice.message)
     message.setdefault("role", "assistant")
     rollout.messages.append(message)
+    rollout.sampled = (len(rollout.messages) - 1, choice.token_ids, choice.logprobs)
     rollout.finish_reason = choice.finish_reason
     rollout.turns += 1
 

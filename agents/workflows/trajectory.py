@@ -2,7 +2,10 @@
 
 What it is for: the output of every workflow (direct, self-refine, tool use, feedback): every
 message (tool calls and tool results included), the reasoning split into steps (for the process
-reward model), the final answer text, usage, cost and request counts. `selfplay` stores it as a
+reward model), the final answer text, usage, cost and request counts, and (when the backend returned them)
+the token ids and log-probs of the last message as sampled: `completion_token_ids` / `completion_logprobs`
+belong to `messages[-1]`, an assistant turn (set only when the trajectory ends on one), so a trainer can train
+on exactly those tokens instead of re-encoding the text. `selfplay` stores it as a
 Candidate. Plain data (pydantic), JSON-serialisable.
 What it does not do: judge the answer (verifiers do), or know about rounds of training.
 """
@@ -38,6 +41,8 @@ class Trajectory(BaseModel):
     error: str | None = None         # an error kind when the rollout failed (recorded, not scored)
     error_message: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    completion_token_ids: list[int] | None = None   # messages[-1] (assistant) as sampled (see `Choice.token_ids`)
+    completion_logprobs: list[float] | None = None  # one per completion token, unscaled distribution
 
     @property
     def ok(self) -> bool:

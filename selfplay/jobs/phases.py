@@ -78,8 +78,15 @@ def scored(records: list[dict[str, Any]], verdicts: dict[tuple[str, str, int], d
                           completion=tuple(r["messages"][split:]), text=r.get("final_answer", ""),
                           passed=bool(v["passed"]) and not v.get("error"), score=float(v["score"]),
                           answer=",".join(map(str, extracted)) if extracted else None, error=v.get("error"),
-                          steps=tuple(r.get("steps") or ())))
+                          steps=tuple(r.get("steps") or ()), **_sampled(r)))
     return out
+
+
+def _sampled(record: dict[str, Any]) -> dict[str, Any]:
+    """The candidate's sampled token ids / log-probs (of its last message), for training on what was sampled."""
+    ids, logprobs = record.get("completion_token_ids"), record.get("completion_logprobs")
+    return {"token_ids": tuple(ids) if ids else None,
+            "logprobs": tuple(logprobs) if ids and logprobs and len(logprobs) == len(ids) else None}
 
 
 def by_task(items: list[Scored]) -> dict[str, list[Scored]]:
