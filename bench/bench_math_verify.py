@@ -13,11 +13,14 @@ a subprocess so that a hang cannot stall the bench.
 What it does not do: tune either verifier, or measure parse-cache effects separately (each
 verifier sees every case once; both keep their own internal caches).
 
-Run: `python bench/bench_math_verify.py` (needs the `bench` extra: math-verify).
+Run: `python bench/bench_math_verify.py [--sets both|peer|first-wave] [--no-adversarial]` (needs the
+`bench` extra: math-verify). The peer-derived set is also split by source (ported from Math-Verify,
+ported from NeMo-Skills, our own issue-14/attack cases), same run.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -91,9 +94,21 @@ def run_math_verify(cases: list[dict]) -> tuple[list[bool | None], float]:
     return results, time.perf_counter() - started
 
 
+def _source_groups(cases: list[dict]) -> dict[str, list[int]]:
+    groups: dict[str, list[int]] = {}
+    for index, case in enumerate(cases):
+        source = case.get("source", "")
+        group = ("ported: Math-Verify tests/" if source.startswith("Math-Verify")
+                 else "ported: NeMo-Skills tests/" if source.startswith("NeMo-Skills")
+                 else "ours: issue 14 classes, attacks, fixed misses" if source else "")
+        if group:
+            groups.setdefault(group, []).append(index)
+    return groups
+
+
 def score(cases: list[dict], results: list[bool | None]) -> dict:
     right = sum(r == c["expected"] for c, r in zip(cases, results))
-    return {"accuracy": right / len(cases),
+    return {"accuracy": right / max(len(cases), 1),
             "false_pos": sum(r is True and not c["expected"] for c, r in zip(cases, results)),
             "false_neg": sum(r is False and c["expected"] for c, r in zip(cases, results)),
             "errors": sum(r is None for r in results)}
@@ -125,9 +140,17 @@ def adversarial_math_verify() -> list[tuple[float, str]]:
     return rows
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sets", choices=("both", "peer", "first-wave"), default="both",
+                        help="which labelled set(s) to run (default: both, peer-derived first)")
+    parser.add_argument("--no-adversarial", action="store_true", help="skip the 1 s power-tower/factorial inputs")
+    args = parser.parse_args(argv)
     for title, path in (("peer-derived set", PEER_CASES_PATH), ("first-wave labelled set", CASES_PATH)):
-        compare_on(title, load_cases(path))
+        if args.sets == "both" or (args.sets == "peer") == (path == PEER_CASES_PATH):
+            compare_on(title, load_cases(path))
+    if args.no_adversarial:
+        return
     print(f"\nadversarial inputs, limit {LIMIT_S:g}s (seconds for the check itself, outcome):")
     for (response, reference), mine, other in zip(ADVERSARIAL, adversarial_ours(), adversarial_math_verify()):
         print(f"  {response + ' vs ' + reference:<42} ours {mine[0]:5.2f}s {mine[1]:<8} "
@@ -146,6 +169,14 @@ def compare_on(title: str, cases: list[dict]) -> None:
     for name, s, rate in rows:
         print(f"{name:<26}{s['accuracy']:>9.3f}{s['false_pos']:>8}{s['false_neg']:>8}{s['errors']:>8}{rate:>10.0f}")
     print(f"{'selfplay, 2-worker batch':<26}{'':>33}{len(cases) / batch_s:>10.0f}")
+    groups = _source_groups(cases)
+    if len(groups) > 1:  # the same run, split by where the cases come from (the ported part is the peer's own)
+        print(f"\n{'by source':<44}{'cases':>6}{'ours acc':>10}{'ours false+':>12}{'m-v acc':>9}{'m-v false+':>11}")
+        for group, indexes in groups.items():
+            part = [cases[i] for i in indexes]
+            mine, other = score(part, [ours[i] for i in indexes]), score(part, [theirs[i] for i in indexes])
+            print(f"{group:<44}{len(part):>6}{mine['accuracy']:>10.3f}{mine['false_pos']:>12}"
+                  f"{other['accuracy']:>9.3f}{other['false_pos']:>11}")
     (ours_score, ours_rate), (theirs_score, theirs_rate) = [(s, r) for _, s, r in rows]
     print(f"\nratios ours/math-verify: accuracy x{ours_score['accuracy'] / theirs_score['accuracy']:.3f}, "
           f"checks/s x{ours_rate / theirs_rate:.1f} (batch x{len(cases) / batch_s / theirs_rate:.1f})")

@@ -63,7 +63,7 @@ _REPEATING = re.compile(r"(\d*)\.(\d*)\\overline\s*\{(\d+)\}")
 _TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|textnormal|textit|mathrm|mathbf|mbox|textrm|operatorname)\s*\{([^{}]*)\}")
 _ENDS_WITH_TEXT = re.compile(r"\\(?:text|textbf|textnormal|textit|mathrm|mathbf|mbox|textrm)\s*\{[^{}]*\}\s*$")
 _CHOICE_LABEL = re.compile(r"\(?([A-E])(?:\)|\.)\s+(?=\S)")
-_CHOICE_LABEL_INSIDE = re.compile(r"(?<![\w\\])\(?[A-E](?:\)|\.)(?:\s|$)|\b(?:or|and)\b", re.IGNORECASE)
+_CHOICE_LABEL_INSIDE = re.compile(r"(?<![\w\\])\(?[A-E](?![\w])|\b(?:or|and|not)\b", re.IGNORECASE)
 _CHOICE_OR_WORDS = re.compile(r"[a-z]+(?: [a-z]+)*")
 
 
