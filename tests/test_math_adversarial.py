@@ -29,6 +29,26 @@ FALSE_POSITIVES = [  # (response, reference): each must FAIL
     ("There are no 7", "7"),
     ("it's not equal to 7", "7"),
     ("$5$ not $7$", "7"),
+    # hedges and value words found by attacking our own extraction (session 2)
+    ("The final answer is $7$ or 8.", "7"),
+    ('Final Answer: "7" or "8"', "7"),
+    ("Final answer: $5$ $6$", "5"),
+    ("Answer: $5$ (or $6$)", "5"),
+    (r"\boxed{5}. The final answer is not $5$.", "5"),
+    (r"\boxed{5} " * 20 + r"\boxed{6}", "5"),
+    (r"\boxed{5 \text{ or more}}", "5"),
+    (r"\boxed{5 \text{ thousand}}", "5"),
+    ("Final answer: 3 dozen", "3"),
+    ("So it is 5 thousand", "5"),
+    ("It could be 5 or 6", "6"),
+    ("It is somewhere from 5 to 6", "6"),
+    # comparison holes
+    (r"\boxed{(2,1)}", r"\emptyset"),
+    (r"\boxed{(y, x) = (1, 2)}", r"(x, y) = (1, 2)"),
+    (r"\boxed{\pi + 10^{-90}}", r"\pi"),
+    (r"\boxed{\text{A}\text{B}}", "A"),
+    (r"\boxed{1,1,2}", "1, 2, 2"),
+    (r"\boxed{y = 5}", "AB = 5"),
 ]
 MISSES = [  # (response, reference): each must PASS
     (r"\boxed{10000}", r"10,\!000"),
@@ -51,6 +71,19 @@ MISSES = [  # (response, reference): each must PASS
     (r"\boxed{(0,1) \cup (1, 2) \cup (3,4)}", r"(0,1)\cup(1,2)\cup(3,4)"),
     (r"\boxed{[1,2] \cup \{5\}}", r"[1,2]\cup\{5\}"),
     (r"\boxed{(1,100)}", "(1, 100)"),
+    # peer misses fixed in session 2
+    ("so the number is 10 which is 1,000.99m²", "1000.99"),
+    (r"$0.04 \cdot 10000 = \boxed{400}$. Final Answer: The final answer is $10,808$.", "10808"),
+    (r"We get $d = \frac{90}{n}$. Therefore there are 12 sequences.", "12"),
+    (r'The final answer is \"$12 $ and $13 $\".', "12, 13"),
+    (r"\boxed{4, 5}", "AB=4,CD=5"),
+    (r"$(5,2),(7,2)$", "p=5,q=2;p=7,q=2"),
+    ("$e$", r"$\text{e}$"),
+    ("$(0,1)$", "$0<f(x)<1$"),
+    (r"$\boxed{1,2}$", r"\boxed{1} papers and \boxed{2} bins"),
+    ("$0$", r"$1 = \zzz = x = 0$"),
+    (r"\boxed{(y, x) = (2, 1)}", r"(x, y) = (1, 2)"),
+    ("C. x = 42", "C"),
 ]
 
 
