@@ -60,6 +60,8 @@ def _in_reference_order(answer: Parsed, names: tuple[str, ...]) -> Parsed | None
 def values_equal(a: Any, b: Any) -> bool:
     """Structural equality of two sympy values (no decimal or percent rules)."""
     if _is_collection(a) or _is_collection(b):
+        if _is_other_set(a) or _is_other_set(b):  # `\\{\\emptyset\\}` is not `\\emptyset`, `\\{[0, 1]\\}` not `[0, 1]`
+            return _sets_equal(_as_set(a), _as_set(b))
         return _collections_equal(_items(a), _items(b))
     if _is_sequence(a) or _is_sequence(b):
         if _is_pair_vs_interval(a, b):
@@ -119,6 +121,10 @@ def _is_scalar(value: Any) -> bool:
 
 def _is_collection(value: Any) -> bool:
     return isinstance(value, (sympy.FiniteSet, AnswerList))
+
+
+def _is_other_set(value: Any) -> bool:
+    return isinstance(value, sympy.Set) and not isinstance(value, sympy.FiniteSet)
 
 
 def _is_sequence(value: Any) -> bool:
