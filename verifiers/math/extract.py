@@ -104,7 +104,10 @@ def _final_answer_after_boxes(response: str) -> str:
         pass
     if last is None or last.start() < max(response.rfind(command) for command in BOX_COMMANDS):
         return ""
-    return _text_after_last(_FINAL_ANSWER, response)
+    stated = _text_after_last(_FINAL_ANSWER, response)
+    if stated is NEGATED or stated is HEDGED or re.search(r"[0-9$\\]", stated):
+        return stated
+    return ""  # "Final answer: see the box above" points back at the boxes
 
 
 def find_boxed(text: str) -> list[str]:
