@@ -213,7 +213,11 @@ class _Parser:
         value = self.atom()
         while self.peek() == "!":
             self.take()
-            value = sympy.factorial(value, evaluate=False)
+            if self.peek() == "!":  # `5!!` is the double factorial 15, not (5!)!
+                self.take()
+                value = sympy.factorial2(value, evaluate=False)
+            else:
+                value = sympy.factorial(value, evaluate=False)
         return value
 
     def atom(self) -> sympy.Basic:
