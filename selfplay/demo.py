@@ -1,18 +1,23 @@
-"""`selfplay demo`: a tiny model teaches itself 2-digit addition on this CPU, against a control arm.
+"""`selfplay demo`: a tiny model teaches itself 2-digit addition on this CPU, arm against arm.
 
 What it is for: the first thing a newcomer runs. It builds `tiny-llama` from config (random init,
 no download), cold-starts it with SFT on a small seed set of worked examples, then runs rounds of
 self-improvement with the `local` backend (sample K per training task, verify with
-`verifiers.math`, keep the survivors, SFT). The control arm starts from the same cold-start
-checkpoint and spends the same number of optimizer steps per round on the seed set alone. Both
-arms are evaluated on the same held-out tasks every round. Deterministic for a given `--seed`.
-What it does not do: anything the loop does not (it is two `selfplay run` configs and a table).
+`verifiers.math`, keep the survivors, train). The arms (`--arms`, default `sft,control`) differ only
+in how a round learns: `sft` (rejection sampling), `dpo` and `grpo` (`[train] algorithm`, each with
+its own defaults), `majority` (pseudo-labels: SFT on the maj@K answer, no reference), and `control`
+(the same optimizer steps per round on the seed set alone). Every arm starts from the same
+cold-start checkpoint (trained once, copied) and is evaluated on the same held-out tasks every
+round; `demo.json` and the report put them side by side with samples, optimizer steps, wall time
+and cost per arm. Deterministic for a given `--seed`.
+What it does not do: anything the loop does not (each arm is one `selfplay run` config).
 """
 
 from __future__ import annotations
 
 import html
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +26,41 @@ from selfplay.report import html_page, markdown, plot
 from selfplay.run_config import RunConfig
 from selfplay.store import RunStore
 from selfplay.store.export import write_json
+
+
+ARMS = ("sft", "dpo", "grpo", "majority", "control")
+DEFAULT_ARMS = ("sft", "control")
+ARM_LABELS = {"sft": "rejection-sampling SFT", "dpo": "DPO", "grpo": "GRPO", "majority": "majority pseudo-labels (SFT)",
+              "control": "control (seed set only)"}
+
+
+def arm_dir(arm: str) -> str:
+    """The arm's run directory under the demo's --out (the SFT arm keeps its historical name)."""
+    return "self_improve" if arm == "sft" else arm
+
+
+def parse_arms(text: str) -> tuple[str, ...]:
+    """`--arms sft,dpo,control` -> the arms in the demo's order; ValueError naming an unknown or repeated arm."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in ARMS]
+    if unknown or not names or len(set(names)) != len(names):
+        problem = f"unknown arm(s) {', '.join(unknown)}" if unknown else "empty or repeated arm names"
+        raise ValueError(f"--arms {text!r}: {problem}; choose from {','.join(ARMS)} (comma-separated, each once)")
+    return tuple(name for name in ARMS if name in names)
+
+
+def arm_config(seed: int, arm: str, rounds: int = 4, control_steps: list[int] | None = None,
+               quick: bool = False) -> RunConfig:
+    """The demo's loop for one arm: `demo_config` with only the arm's own keys changed (algorithm or rule)."""
+    values = demo_config(seed, "control" if arm == "control" else "self_improve", rounds, control_steps,
+                         quick).model_dump(mode="json", exclude_unset=True)
+    if arm in ("dpo", "grpo"):  # the algorithm's own defaults (selfplay.jobs.phases.train_config); no SFT-only keys
+        values["train"]["algorithm"] = arm
+        values["select"] = {}
+        values["train"].pop("replay_seed", None)
+    elif arm == "majority":
+        values["select"]["rule"] = "majority"
+    return RunConfig.model_validate(values)
 
 
 def demo_config(seed: int, arm: str = "self_improve", rounds: int = 4, control_steps: list[int] | None = None,
@@ -48,36 +88,123 @@ def demo_config(seed: int, arm: str = "self_improve", rounds: int = 4, control_s
 
 
 async def run_demo(out: str | Path, *, seed: int = 0, rounds: int = 4, quick: bool = False,
-                   progress: Any = None) -> dict[str, Any]:
+                   progress: Any = None, arms: tuple[str, ...] = DEFAULT_ARMS) -> dict[str, Any]:
+    """Run every arm (the first one trains the cold start, the others copy it); write demo.json and the report."""
     out = Path(out)
-    improve_dir, control_dir = out / "self_improve", out / "control"
-    improve = await RunJob(demo_config(seed, "self_improve", rounds, quick=quick), improve_dir,
-                           title="demo: self-improvement", progress=progress).run()
-    steps = [int(r.get("train", {}).get("steps", 0) or 0) for r in improve[1:]]
-    _share_cold_start(improve_dir, control_dir, improve[0])
-    control = await RunJob(demo_config(seed, "control", rounds, control_steps=steps, quick=quick), control_dir,
-                           title="demo: control (seed set only)", progress=progress).run()
-    result = {"seed": seed, "cold_start": improve[0]["eval_pass@1"],
-              "self_improve": [r["eval_pass@1"] for r in improve[1:]],
-              "control": [r["eval_pass@1"] for r in control[1:]],
-              "self_improve_pass@k": [r["eval_pass@k"] for r in improve],
-              "control_pass@k": [r["eval_pass@k"] for r in control],
-              "train_steps_per_round": steps,
-              "seconds": round(sum(r.get("seconds", 0) for r in improve + control[1:]), 1)}
+    learners = [arm for arm in arms if arm != "control"]
+    runs: dict[str, list[dict[str, Any]]] = {}
+    walls: dict[str, float] = {}
+    first = None
+    for arm in learners + (["control"] if "control" in arms else []):
+        steps = None
+        if arm == "control" and learners:  # the control spends the steps of the SFT arm (else of the first arm)
+            steps = train_steps(runs["sft" if "sft" in runs else learners[0]])
+        config = arm_config(seed, arm, rounds, control_steps=steps, quick=quick)
+        if first is not None:
+            _share_cold_start(out / arm_dir(first), out / arm_dir(arm), runs[first][0], config.loop.arm)
+        started = time.monotonic()
+        runs[arm] = await RunJob(config, out / arm_dir(arm), title=f"demo: {ARM_LABELS[arm]}", progress=progress).run()
+        walls[arm] = round(time.monotonic() - started, 1)
+        first = first or arm
+    result = demo_result(seed, runs, walls)
     write_json(result, out / "demo.json")
-    _write_demo_report(out, improve, control)
-    return {"result": result, "self_improve": improve, "control": control}
+    _write_demo_report(out, runs, result)
+    return {"result": result, "arms": runs, "self_improve": runs.get("sft", []), "control": runs.get("control", [])}
 
 
-def _share_cold_start(improve_dir: Path, control_dir: Path, round0: dict[str, Any]) -> None:
-    """Both arms start from the same cold-start checkpoint (copied, not retrained)."""
-    target = control_dir / "checkpoints" / "round-0"
+def train_steps(rounds: list[dict[str, Any]]) -> list[int]:
+    """Optimizer steps of rounds 1..R (a rejected round still spent its steps)."""
+    return [int((r.get("train") or {}).get("steps", 0) or 0) for r in rounds[1:]]
+
+
+def arm_summary(rounds: list[dict[str, Any]], wall_s: float) -> dict[str, Any]:
+    """One arm's figures: pass@1/pass@K per round, samples and optimizer steps per round, cost, wall time, $/point."""
+    cold, final = rounds[0]["eval_pass@1"], rounds[-1]["eval_pass@1"]
+    cost = round(sum(r.get("cost_usd", 0.0) or 0.0 for r in rounds[1:]), 8)  # the ledger: sampling + evaluation
+    gain = (final - cold) * 100
+    return {"pass@1": [r["eval_pass@1"] for r in rounds[1:]], "pass@k": [r["eval_pass@k"] for r in rounds[1:]],
+            "samples_per_round": [int(r.get("samples", 0) or 0) for r in rounds[1:]],
+            "steps_per_round": train_steps(rounds),
+            "rejected_rounds": [r["round"] for r in rounds if r.get("rejected")],
+            "cost_usd": cost, "seconds": round(sum(r.get("seconds", 0) for r in rounds[1:]), 1), "wall_s": wall_s,
+            "points_gained": round(gain, 1), "usd_per_point": float(f"{cost / gain:.3g}") if gain > 0 else None}
+
+
+def demo_result(seed: int, runs: dict[str, list[dict[str, Any]]], walls: dict[str, float]) -> dict[str, Any]:
+    """demo.json: `{"cold_start", "arms": {arm: [pass@1 per round]}, "control": [...]}`, per-arm figures, and the
+    keys of the two-arm demo (`self_improve` = the SFT arm) for readers of earlier versions."""
+    first = next(iter(runs.values()))
+    summaries = {arm: arm_summary(rounds, walls.get(arm, 0.0)) for arm, rounds in runs.items()}
+    result: dict[str, Any] = {"seed": seed, "cold_start": first[0]["eval_pass@1"],
+                              "cold_start_seconds": first[0].get("seconds", 0),
+                              "arms": {arm: s["pass@1"] for arm, s in summaries.items() if arm != "control"},
+                              "per_arm": summaries}
+    if "control" in runs:
+        result["control"] = summaries["control"]["pass@1"]
+        result["control_pass@k"] = [r["eval_pass@k"] for r in runs["control"]]
+    if "sft" in runs:
+        result["self_improve"] = summaries["sft"]["pass@1"]
+        result["self_improve_pass@k"] = [r["eval_pass@k"] for r in runs["sft"]]
+        result["train_steps_per_round"] = summaries["sft"]["steps_per_round"]
+    result["seconds"] = round(first[0].get("seconds", 0) + sum(s["seconds"] for s in summaries.values()), 1)
+    return result
+
+
+def _share_cold_start(source_dir: Path, target_dir: Path, round0: dict[str, Any], arm: str) -> None:
+    """Every arm starts from the same cold-start checkpoint (copied, not retrained)."""
+    target = target_dir / "checkpoints" / "round-0"
     if not (target / "config.json").is_file():
-        shutil.copytree(improve_dir / "checkpoints" / "round-0", target, dirs_exist_ok=True)
-    with RunStore(control_dir) as store:
+        shutil.copytree(source_dir / "checkpoints" / "round-0", target, dirs_exist_ok=True)
+    with RunStore(target_dir) as store:
         if not any(r["round"] == 0 and r["phase"] == DONE for r in store.get_rounds()):
             store.put_round(0, DONE, {**{k: v for k, v in round0.items() if k not in ("round", "phase")},
-                                      "arm": "control", "checkpoint": str(target)})
+                                      "arm": arm, "checkpoint": str(target)})
+
+
+def demo_table(outcome: dict[str, Any]) -> str:
+    """The two-arm table for `sft,control` (as it always was), else one pass@1 column per arm plus a summary."""
+    runs = outcome["arms"]
+    if tuple(runs) == DEFAULT_ARMS:
+        return comparison_table(runs["sft"], runs["control"])
+    return arms_table(runs, outcome["result"])
+
+
+def demo_summary_line(result: dict[str, Any]) -> str:
+    """`cold start 0.072 -> self-improvement 0.940 vs control 0.219 (held-out pass@1)`, one `arm final` per arm."""
+    finals = [f"{'self-improvement' if arm == 'sft' else arm} {values[-1]:.3f}"
+              for arm, values in result["arms"].items() if values]
+    control = f" vs control {result['control'][-1]:.3f}" if result.get("control") else ""
+    return f"cold start {result['cold_start']:.3f} -> {', '.join(finals) or 'no arm'}{control} (held-out pass@1)"
+
+
+def arms_table(runs: dict[str, list[dict[str, Any]]], result: dict[str, Any]) -> str:
+    """pass@1 per round, one column per arm; then samples and optimizer steps per round, gain, wall time, cost."""
+    names, summaries = list(runs), result["per_arm"]
+    head = f"{'round':>5} | " + " ".join(f"{name + ' pass@1':>15}" for name in names)
+    lines = [head, "-" * len(head)]
+    for i, record in enumerate(next(iter(runs.values()))):
+        cells = []
+        for name in names:
+            r = runs[name][i] if i < len(runs[name]) else {}
+            mark = "*" if r.get("rejected") else " "
+            cells.append(f"{r.get('eval_pass@1', float('nan')):>14.3f}{mark}")
+        lines.append(f"{record['round']:>5} | " + " ".join(cells))
+    lines += ["", f"{'arm':>8} | {'samples/round':>13} {'steps/round':>15} {'gain (pts)':>10} {'wall s':>7} "
+                  f"{'cost USD':>9} {'USD/point':>10}"]
+    for name in names:
+        s = summaries[name]
+        per_point = f"{s['usd_per_point']:.2e}" if s["usd_per_point"] is not None else "-"
+        lines.append(f"{name:>8} | {_per_round(s['samples_per_round']):>13} {_per_round(s['steps_per_round']):>15} "
+                     f"{s['points_gained']:>+10.1f} {s['wall_s']:>7.0f} {s['cost_usd']:>9.5f} {per_point:>10}")
+    lines.append(f"wall s of {names[0]} includes the shared cold start ({result['cold_start_seconds']:.0f} s); "
+                 "cost USD: the ledger's sampling and evaluation compute of rounds 1..R")
+    if any(s["rejected_rounds"] for s in summaries.values()):
+        lines.append("* round rejected by the guards: the previous kept policy's pass@1 is shown")
+    return "\n".join(lines)
+
+
+def _per_round(values: list[int]) -> str:
+    return str(values[0]) if values and len(set(values)) == 1 else "/".join(map(str, values)) or "-"
 
 
 def comparison_table(improve: list[dict[str, Any]], control: list[dict[str, Any]]) -> str:
@@ -92,16 +219,16 @@ def comparison_table(improve: list[dict[str, Any]], control: list[dict[str, Any]
     return "\n".join(lines)
 
 
-def _write_demo_report(out: Path, improve: list[dict[str, Any]], control: list[dict[str, Any]]) -> None:
-    table = comparison_table(improve, control)
-    md = ["# selfplay demo", "", "```", table, "```", "", markdown(improve, "self-improvement arm"), "",
-          markdown(control, "control arm (same steps on the seed set)")]
+def _write_demo_report(out: Path, runs: dict[str, list[dict[str, Any]]], result: dict[str, Any]) -> None:
+    table = demo_table({"arms": runs, "result": result})
+    md = ["# selfplay demo", "", "```", table, "```", ""]
+    md += [markdown(rounds, f"{ARM_LABELS[arm]} arm") + "\n" for arm, rounds in runs.items()]
     (out / "report.md").write_text("\n".join(md))
-    both = [{"round": a["round"], "self_improve": a["eval_pass@1"], "control": b["eval_pass@1"]}
-            for a, b in zip(improve, control)]
-    image = plot(both, [("self_improve", "self-improvement"), ("control", "control (seed set only)")],
-                  "held-out pass@1")
-    page = html_page(improve, "selfplay demo: self-improvement arm").replace(
-        "<body>", f"<body><h1>selfplay demo</h1><img alt='pass@1 of both arms' src='data:image/png;base64,{image}'>"
+    first = next(iter(runs.values()))
+    points = [{"round": r["round"], **{arm: rows[i]["eval_pass@1"] for arm, rows in runs.items() if i < len(rows)}}
+              for i, r in enumerate(first)]
+    image = plot(points, [(arm, ARM_LABELS[arm]) for arm in runs], "held-out pass@1")
+    page = html_page(first, f"selfplay demo: {ARM_LABELS[next(iter(runs))]} arm").replace(
+        "<body>", f"<body><h1>selfplay demo</h1><img alt='pass@1 of every arm' src='data:image/png;base64,{image}'>"
                   f"<pre>{html.escape(table)}</pre>", 1)
     (out / "report.html").write_text(page)

@@ -179,7 +179,7 @@ class RunConfig(Section):
 # The [model] keys `selfplay run` reads: the policy runs in this process (selfplay.policy.LocalPolicy).
 MODEL_KEYS_USED = {"name", "backend", "path"}
 # [train] settings that only one algorithm reads.
-ALGORITHM_SETTINGS = {"beta": "dpo", "kl_coef": "grpo", "clip_eps": "grpo", "clip_eps_high": "grpo",
+ALGORITHM_SETTINGS = {"beta": "dpo", "rpo_alpha": "dpo", "kl_coef": "grpo", "clip_eps": "grpo", "clip_eps_high": "grpo",
                       "normalize_std": "grpo", "drop_zero_advantage": "grpo"}
 # Pinned on resume: what is generated, verified, selected, trained and evaluated. Not pinned: the
 # budget, concurrency, display, threads, monitors and the number of rounds (raise it to continue a run).

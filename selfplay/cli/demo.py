@@ -21,6 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", default="runs/demo", help="directory of the two arms' runs (re-run to resume)")
     parser.add_argument("--rounds", type=int, default=4, help="self-improvement rounds per arm")
     parser.add_argument("--quick", action="store_true", help="a seconds-long smoke run (tests): tiny sizes")
+    parser.add_argument("--arms", default="sft,control",
+                        help="comma-separated arms, each from the same cold start: sft, dpo, grpo, majority, control")
     parser.add_argument("--no-progress", action="store_true", help="no live display")
     parser.add_argument("--serve", action="store_true", help="the self-improvement arm samples from a `selfplay "
                         "serve` process this command starts and stops (a LoRA adapter per round; selfplay.demo_serve)")
@@ -31,15 +33,18 @@ def run(args: argparse.Namespace) -> int:
     if args.serve:
         from selfplay.demo_serve import run_cli
         return run_cli(args)
-    from selfplay.demo import comparison_table, run_demo
+    from selfplay.demo import demo_summary_line, demo_table, parse_arms, run_demo
+    from selfplay.errors import UserError
 
+    try:
+        arms = parse_arms(args.arms)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
     started = time.monotonic()
     with PhaseProgress(enabled=progress_enabled() and not args.no_progress) as progress:
         outcome = asyncio.run(run_demo(args.out, seed=args.seed, rounds=args.rounds, quick=args.quick,
-                                       progress=progress))
-    print(comparison_table(outcome["self_improve"], outcome["control"]))
-    result = outcome["result"]
-    print(f"cold start {result['cold_start']:.3f} -> self-improvement {result['self_improve'][-1]:.3f} "
-          f"vs control {result['control'][-1]:.3f} (held-out pass@1), {time.monotonic() - started:.0f} s")
+                                       progress=progress, arms=arms))
+    print(demo_table(outcome))
+    print(f"{demo_summary_line(outcome['result'])}, {time.monotonic() - started:.0f} s")
     print(f"report: {args.out}/report.md, {args.out}/report.html; figures: {args.out}/demo.json")
     return 0

@@ -140,13 +140,13 @@ def _as_passed(candidate: Scored) -> Scored:
     return replace(candidate, passed=True, score=1.0)
 
 
-# Per-algorithm defaults: DPO at a lower lr than SFT with an RPO NLL term on chosen (likelihood displacement), GRPO
+# Per-algorithm defaults: DPO at SFT's (shared) lr with an RPO NLL term on chosen (likelihood displacement), GRPO
 # one pass over each round's samples (near on-policy, low clip fraction); both cap steps at a few passes over the
 # round's rows, so a collapsed round trains little. They replace the shared `[train] settings` (which the SFT cold
 # start also uses); a user sets DPO/GRPO keys in `settings.dpo` / `settings.grpo`, which win over both.
 ALGORITHMS = ("sft", "dpo", "grpo")
 ALGORITHM_DEFAULTS: dict[str, dict[str, Any]] = {
-    "dpo": {"lr": 3e-4, "beta": 0.5, "rpo_alpha": 1.0, "max_epochs": 2.0},
+    "dpo": {"rpo_alpha": 1.0, "max_epochs": 10.0},  # the shared lr, beta 0.1; docs/trainer.md "DPO" has the numbers
     "grpo": {"lr": 1e-4, "max_epochs": 1.0, "clip_eps": 0.2},
 }
 
