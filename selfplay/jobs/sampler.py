@@ -113,24 +113,11 @@ class TaskSampler:
         """Every task of the group sampled to the end, in lock-step waves (`on_wave()` after each stored wave)."""
         stored = {t.id: self._stored(t) for t in tasks}
         outcomes = [TaskOutcome(t.id) for t in tasks]
-        while True:
-            wave = [(task, out, n) for task, out in zip(tasks, outcomes)
-                    if not out.budget_refused and (n := self.plan(out.sampled, out.passed)) > 0]
-            if not wave:
-                break
+        while wave := [(task, out, n) for task, out in zip(tasks, outcomes)
+                       if not out.budget_refused and (n := self.plan(out.sampled, out.passed)) > 0]:
             batches = [[stored[t.id].get(i) for i in range(out.sampled, out.sampled + n)] for t, out, n in wave]
-            whole = [all(c is not None and c.get("error") is None for c in batch) for batch in batches]
-            if not all(whole):
-                drawn = await asyncio.gather(*(self._draw(t, out.sampled, n) for t, out, n in wave))
-                records = [r for batch, _ in drawn for r in batch]
-                if records:
-                    self.store.put_candidates(self.round, records)  # the wave in one write
-                for (task, out, _), (batch, refused), was_whole in zip(wave, drawn, whole):
-                    stored[task.id].update((c["sample_index"], c) for c in batch)
-                    out.budget_refused = refused
-                    if not was_whole and not refused:
-                        out.new_candidates += sum(1 for c in batch if c.get("error") is None)
-                batches = [batch for batch, _ in drawn]
+            if not all(_whole(batch) for batch in batches):
+                batches = await self._draw_wave(wave, batches, stored)
                 if on_wave:
                     on_wave()
             live = [(w, batch) for w, batch in zip(wave, batches) if not w[1].budget_refused]
@@ -142,6 +129,20 @@ class TaskSampler:
         for task, out in zip(tasks, outcomes):
             out.stored = [stored[task.id][i] for i in sorted(stored[task.id])]
         return outcomes
+
+    async def _draw_wave(self, wave: list, batches: list[list], stored: dict[str, dict[int, dict[str, Any]]]
+                         ) -> list[list[dict[str, Any]]]:
+        """Draw every batch of the wave (the whole ones again too: same batch shapes), store them in one write."""
+        drawn = await asyncio.gather(*(self._draw(t, out.sampled, n) for t, out, n in wave))
+        records = [r for batch, _ in drawn for r in batch]
+        if records:
+            self.store.put_candidates(self.round, records)
+        for (task, out, _), (batch, refused), before in zip(wave, drawn, batches):
+            stored[task.id].update((c["sample_index"], c) for c in batch)
+            out.budget_refused = refused
+            if not refused and not _whole(before):
+                out.new_candidates += sum(1 for c in batch if c.get("error") is None)
+        return [batch for batch, _ in drawn]
 
     def _stored(self, task: Task) -> dict[int, dict[str, Any]]:
         if not (self.replay or self.store.had_candidates):  # a fresh run has nothing to replay: skip the look-up
@@ -179,6 +180,11 @@ class TaskSampler:
             return CheckResult(passed=verdict.passed, reason=verdict.reason, error=verdict.error)
 
         return feedback_check
+
+
+def _whole(batch: list[dict[str, Any] | None]) -> bool:
+    """A stored batch that needs no request: every sample there and without error."""
+    return all(c is not None and c.get("error") is None for c in batch)
 
 
 def candidate_record(trajectory: Any, task: Task, round_: int, label: str | None = None) -> dict[str, Any]:
