@@ -24,7 +24,7 @@ from selfplay.datasets import preference_row, rl_row, sft_row
 from selfplay.jobs.phases import scored
 from tests.tiny_model import chat_ids, tiny_pair, use_one_thread
 from trainer.data import DataError, validate_groups, validate_sft
-from trainer.encode import encode_prompt_completion, encode_sft, group_sampled
+from trainer.encode import encode_pair, encode_prompt_completion, encode_sft, group_sampled
 
 use_one_thread()
 PROMPT = [{"role": "user", "content": "What is 12+30?"}]
@@ -183,3 +183,16 @@ def test_bad_token_keys_in_rl_rows_name_the_row(change, message):
     row = {"prompt": "p", "completions": ["a", "b", "c"], "rewards": [1, 0, 0], **change}
     with pytest.raises(DataError, match=message):
         validate_groups([row], source="rows.jsonl")
+
+
+def test_a_preference_row_encodes_chosen_and_rejected_as_sampled():
+    _, tokenizer = tiny_pair()
+    ids, text = _not_round_tripping(tokenizer)
+    row = {"prompt": PROMPT, "chosen": [{"role": "assistant", "content": text}],
+           "rejected": [{"role": "assistant", "content": "41"}], "chosen_token_ids": ids,
+           "rejected_token_ids": list(b"41")}  # length-cut: no eos was sampled
+    chosen, rejected = encode_pair(tokenizer, row, 256)
+    prompt_ids = chat_ids(tokenizer, PROMPT)
+    assert chosen.ids == prompt_ids + ids and rejected.ids == prompt_ids + list(b"41")
+    plain_chosen, _ = encode_pair(tokenizer, {k: v for k, v in row.items() if not k.endswith("_token_ids")}, 256)
+    assert plain_chosen.ids != chosen.ids and not plain_chosen.extra.get("sampled")

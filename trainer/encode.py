@@ -139,6 +139,13 @@ def encode_prompt_completion(tokenizer, prompt, completion, max_length: int, tok
     return Encoded(ids[:max_length], mask[:max_length], {"truncated": len(ids) > max_length})
 
 
+def encode_pair(tokenizer, row: dict, max_length: int) -> tuple[Encoded, Encoded]:
+    """A preference row's chosen and rejected sequences, each on its sampled ids when the row carries them."""
+    chosen, rejected = (encode_prompt_completion(tokenizer, row["prompt"], row[key], max_length,
+                                                 token_ids=row.get(f"{key}_token_ids")) for key in ("chosen", "rejected"))
+    return chosen, rejected
+
+
 def group_sampled(row: dict, j: int) -> tuple[list[int] | None, list[float] | None]:
     """The sampled ids and log-probs of completion `j` of an RL-group row (None, None where it has none)."""
     ids, logprobs = row.get("completion_token_ids") or [], row.get("completion_logprobs") or []
