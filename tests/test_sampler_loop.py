@@ -186,3 +186,38 @@ def test_selfplay_run_with_feedback_and_adaptive_k_on_the_local_policy(tmp_path)
     for r in feedback:
         assert tokenizer.decode(r["completion_token_ids"], skip_special_tokens=True).startswith(r["messages"][-1]["content"])
         assert len(r["completion_logprobs"]) == len(r["completion_token_ids"])
+
+
+def test_a_run_killed_between_waves_resumes_to_the_same_candidates_without_redrawing(tmp_path, monkeypatch):
+    options = {"max_rounds": 1}
+    with RunStore(tmp_path / "whole") as store:
+        whole_llm = ScriptedLLM(right)
+        assert sample(store, whole_llm, "self_refine", options, ADAPTIVE)
+        uninterrupted = list(store.iter_candidates(1))
+
+    class Killed(Exception):
+        pass
+
+    waves = []
+
+    def crash_after_second_wave(name: str) -> None:
+        waves.append(name)
+        if len(waves) == 2:
+            raise Killed(name)  # the wave is stored; the process "dies" before the next one is planned
+
+    killed_llm = ScriptedLLM(right)
+    with monkeypatch.context() as patch:
+        patch.setattr(phases, "crash_point", crash_after_second_wave)
+        with RunStore(tmp_path / "resumed") as store:
+            try:
+                sample(store, killed_llm, "self_refine", options, ADAPTIVE)
+            except Killed:
+                pass
+            stored_at_kill = len(list(store.iter_candidates(1)))
+    assert waves == ["round1:self_refine:chunk"] * 2 and 0 < stored_at_kill < len(uninterrupted)
+    resumed_llm = ScriptedLLM(right)
+    with RunStore(tmp_path / "resumed") as store:
+        assert sample(store, resumed_llm, "self_refine", options, ADAPTIVE)
+        resumed = list(store.iter_candidates(1))
+    assert resumed == uninterrupted
+    assert killed_llm.requests + resumed_llm.requests == whole_llm.requests  # the stored waves were not redrawn
