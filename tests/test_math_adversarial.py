@@ -120,3 +120,12 @@ def test_fuzz_never_raises_and_never_errors_on_a_good_reference():
         result = check(response, "(-\\infty, 1) \\cup (2, 3]")  # must return, never raise
         assert result["error"] is None and isinstance(result["passed"], bool)
         check("\\boxed{3}", response)  # an arbitrary reference: may be bad_reference, must not raise
+
+
+@pytest.mark.parametrize("response, reference", [("\\boxed{\ud800}", "5"), ("Final answer: 5\udfff", "5"),
+                                                 ("\\boxed{\x1b[31m5}", "5"), ("5", "\ud800")])
+def test_verdict_text_is_always_valid_printable_utf8(response, reference):
+    verdict = verify(response, reference, timeout=10.0)
+    text = verdict.model_dump_json()  # lone surrogates from the response must not make this raise
+    assert verdict.passed is False and "\x1b" not in text
+    text.encode("utf-8")

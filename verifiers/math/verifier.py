@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import threading
 from typing import Any
 
@@ -26,6 +27,7 @@ DEFAULT_TIMEOUT_S = 5.0
 _CHECK_TARGET = "verifiers.math.check:check"
 _WARMUP_TARGET = "verifiers.math.check:warm_up"
 _shared_pool: WorkerPool | None = None
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _shared_pool_lock = threading.Lock()
 
 
@@ -91,8 +93,22 @@ def _as_text(value: Any) -> str:
 
 
 def _to_verdict(result: dict[str, Any]) -> Verdict:
+    reason, details = printable(result["reason"]), printable(result["details"])
     if result["error"]:
-        return Verdict.broken(result["error"], reason=result["reason"], **result["details"])
+        return Verdict.broken(result["error"], reason=reason, **details)
     if result["passed"]:
-        return Verdict.ok(result["reason"], **result["details"])
-    return Verdict.wrong(result["reason"], **result["details"])
+        return Verdict.ok(reason, **details)
+    return Verdict.wrong(reason, **details)
+
+
+def printable(value: Any) -> Any:
+    """Verdict text is valid, printable UTF-8: lone surrogates and control characters from the
+    response (`"\\ud800"`, `"\\x1b[31m"`) are escaped, so `model_dump_json()` never raises."""
+    if isinstance(value, str):
+        text = value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    if isinstance(value, dict):
+        return {printable(k): printable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [printable(v) for v in value]
+    return value
