@@ -82,6 +82,8 @@ class TrainSection(Section):
     cold_start_epochs: int = Field(default=3, ge=0)
     cold_start_steps: int | None = Field(default=None, ge=1)   # overrides cold_start_epochs when set
     settings: dict[str, Any] = Field(default_factory=dict)   # trainer.config.TrainConfig fields
+    iterations: int | None = Field(default=None, ge=1)   # GRPO: sample -> update iterations per round (None: 10;
+                                                         # selfplay.jobs.online_rl)
 
 
 class EvalSection(Section):
@@ -296,6 +298,9 @@ def _check_train(config: RunConfig, fail) -> None:
         fail(["train", "settings", key], f"{error['msg']} (got {error.get('input')!r})")
     except (ValueError, TypeError) as exc:
         fail(["train", "settings"], str(exc))
+    if "iterations" in train.model_fields_set and train.algorithm != "grpo":
+        fail(["train", "iterations"], f"only GRPO rounds iterate sample -> update, but algorithm = "
+             f"{train.algorithm!r}; remove it")
     if "replay_seed" in train.model_fields_set and train.algorithm != "sft":
         fail(["train", "replay_seed"], f"only SFT rounds replay seed rows, but algorithm = {train.algorithm!r}; "
              f"remove it")

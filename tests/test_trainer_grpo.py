@@ -1,5 +1,7 @@
 """GRPO on the tiny model: rounds of (sample K per prompt -> reward -> train) raise the mean reward."""
 
+import math
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -55,3 +57,31 @@ def test_groups_with_equal_rewards_carry_no_signal_and_are_dropped():
     assert stats["groups_trained"] == 1 and len(seqs) == 2 and seqs[0].extra["adv"] > 0 > seqs[1].extra["adv"]
     model, _ = load_model("micro-llama")
     assert train_grpo(model, tokenizer, rows[:1], TrainConfig())["steps"] == 0
+
+
+def test_optimizer_carry_continues_one_adamw_across_calls():
+    model, tokenizer = load_model("micro-llama")
+    rows = [{"prompt": f"p{i}", "completions": ["x", "yy"], "rewards": [1.0, 0.0]} for i in range(4)]
+    config = TrainConfig(lr=1e-3, batch_size=4, max_steps=2, progress="off")
+    carry: dict = {}
+    train_grpo(model, tokenizer, rows, config, optimizer_carry=carry)
+    first = {k: v["step"].item() for k, v in carry["state"]["state"].items()}
+    before = [p.detach().clone() for p in model.parameters()]
+    train_grpo(model, tokenizer, rows, config, optimizer_carry=carry)
+    second = {k: v["step"].item() for k, v in carry["state"]["state"].items()}
+    assert set(first.values()) == {2.0} and set(second.values()) == {4.0}  # the moments continue, not restart
+    # the carried state ended at lr 0 (cosine); the second call trains at its own lr again
+    assert any(not torch.equal(a, b.detach()) for a, b in zip(before, model.parameters()))
+
+
+def test_policy_shift_against_hand_computed_values():
+    from trainer.encode import Encoded
+    from trainer.grpo import policy_shift
+
+    seq = Encoded(ids=[5, 6, 7, 8], mask=[0, 0, 1, 1])  # targets ids[1:]; trained: the last two
+    before = torch.tensor([-9.0, -1.0, -2.0])  # the prompt position's value is masked out
+    after = torch.tensor([-9.0, -0.5, -3.0])
+    out = policy_shift([seq], [before], [after])
+    kl = ((math.exp(0.5) - 0.5 - 1) + (math.exp(-1.0) + 1.0 - 1)) / 2
+    assert out["kl_to_sampler"] == pytest.approx(kl)
+    assert out["entropy"] == pytest.approx(1.5) and out["logp_delta"] == pytest.approx(-0.25)

@@ -41,7 +41,7 @@ def test_algorithm_defaults_replace_shared_settings_and_own_keys_win():
     assert sft.lr == 1e-3 and sft.max_epochs is None  # the cold start / SFT rounds: as configured
     # DPO keeps the shared (SFT) lr: with the RPO term it is stable there (docs/trainer.md, DPO)
     assert (dpo.lr, dpo.beta, dpo.rpo_alpha, dpo.max_epochs, dpo.batch_size) == (1e-3, 0.1, 1.0, 10.0, 64)
-    assert grpo.lr == 5e-5 and grpo.max_epochs == 1.0 and grpo.max_steps == 100
+    assert grpo.lr == 5e-5 and grpo.max_epochs == 4.0 and not grpo.normalize_std and grpo.max_steps == 100
     with pytest.raises(ValueError, match="settings.dpo"):
         train_config("dpo", {"dpo": 3})
 

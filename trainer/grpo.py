@@ -25,22 +25,44 @@ from trainer.sft import _pad_id
 
 
 def encode_groups(tokenizer, rows: list[dict], config: TrainConfig) -> tuple[list, dict]:
-    """One sequence per completion with its group advantage in `extra["adv"]`; drops no-signal groups if asked."""
+    """One sequence per completion with its group advantage in `extra["adv"]`; drops no-signal groups if asked.
+
+    A row may carry what the sampler produced (see `selfplay.datasets.rl_row`): `completion_token_ids` (trained as
+    sampled instead of re-encoding the text) and `completion_logprobs` (their log-probs under the sampling policy:
+    then the "old" policy of the PPO ratio)."""
     seqs, kept_groups, rewards_all = [], 0, []
     for row in rows:
         rewards = torch.tensor([row["rewards"]], dtype=torch.float32)
         rewards_all.extend(row["rewards"])
         advantages = group_advantages(rewards, config.normalize_std)[0]
+        advantages = torch.where(advantages < 0, advantages * config.negative_advantage_scale, advantages)
         if config.drop_zero_advantage and bool((advantages == 0).all()) and not config.kl_coef:
             continue
         kept_groups += 1
-        for completion, adv in zip(row["completions"], advantages.tolist()):
-            seq = encode_prompt_completion(tokenizer, row["prompt"], completion, config.max_length)
+        sampled_ids = row.get("completion_token_ids") or [None] * len(row["completions"])
+        sampled_logps = row.get("completion_logprobs") or [None] * len(row["completions"])
+        for completion, adv, ids, logps in zip(row["completions"], advantages.tolist(), sampled_ids, sampled_logps):
+            if ids:  # trainer.encode: the ids as sampled (when they decode to the text), their log-probs kept
+                seq = encode_prompt_completion(tokenizer, row["prompt"], completion, config.max_length, ids, logps)
+            else:
+                seq = encode_prompt_completion(tokenizer, row["prompt"], completion, config.max_length)
+            if seq.extra.get("logprobs") is not None:
+                seq.extra["sampler_logps"] = _aligned_logprobs(seq)
             if sum(seq.mask):
                 seq.extra["adv"] = adv
                 seqs.append(seq)
     stats = {"groups": len(rows), "groups_trained": kept_groups, "reward_mean": sum(rewards_all) / len(rewards_all)}
     return seqs, stats
+
+
+def _aligned_logprobs(seq) -> torch.Tensor:
+    """The sampler's log-probs of the sampled ids laid out like `frozen_token_logps` (aligned to ids[1:], 0 elsewhere)."""
+    aligned = torch.zeros(len(seq.ids) - 1)
+    start = seq.extra["tail_start"]
+    for i, value in enumerate(seq.extra["logprobs"]):
+        if 0 <= start + i - 1 < len(aligned):
+            aligned[start + i - 1] = float(value)
+    return aligned
 
 
 def grpo_collate(seqs, pad_id: int) -> dict:
@@ -73,11 +95,12 @@ def make_grpo_step_loss(config: TrainConfig):
 
 
 def train_grpo(model, tokenizer, rows: list[dict], config: TrainConfig | None = None, ref_model=None,
-               out_dir: str | None = None, source: str = "<rows>") -> dict:
+               out_dir: str | None = None, source: str = "<rows>", optimizer_carry: dict | None = None) -> dict:
     """One GRPO round on `rows` (samples of the current policy), training `model` in place; returns metrics.
 
     The KL reference (only computed when config.kl_coef > 0) is `ref_model`, else the LoRA base (adapters off),
     else the policy at the start of this call. Pass the same `ref_model` every round to anchor to the original model.
+    `optimizer_carry`: see `trainer.loop.train_loop` (one AdamW across the iterations of an online round).
     """
     from trainer.loop import make_accelerator
 
@@ -89,14 +112,32 @@ def train_grpo(model, tokenizer, rows: list[dict], config: TrainConfig | None = 
     accelerator = make_accelerator(config)
     pad_id = _pad_id(tokenizer)
     model.to(accelerator.device)
-    for seq, old in zip(seqs, frozen_token_logps(model, seqs, pad_id, config.batch_size, accelerator)):
-        seq.extra["old"] = old
+    start = frozen_token_logps(model, seqs, pad_id, config.batch_size, accelerator)
+    for seq, logps in zip(seqs, start):  # the ratio's "old" policy: the sampler's log-probs when given
+        seq.extra["old"] = seq.extra.get("sampler_logps", logps)
     if config.kl_coef:
         _attach_reference(model, ref_model, seqs, pad_id, config, accelerator)
     collate = partial(grpo_collate, pad_id=pad_id)
     metrics = train_loop(model, seqs, [len(s) for s in seqs], collate, make_grpo_step_loss(config), config, out_dir,
-                         name="grpo", accelerator=accelerator)
-    return {**metrics, **stats, "sequences": len(seqs)}
+                         name="grpo", accelerator=accelerator, optimizer_carry=optimizer_carry)
+    end = frozen_token_logps(model, seqs, pad_id, config.batch_size, accelerator)
+    return {**metrics, **stats, **policy_shift(seqs, start, end), "sequences": len(seqs)}
+
+
+def policy_shift(seqs, start: list, end: list) -> dict:
+    """How far the call moved the policy on its own samples, per completion token: `kl_to_sampler` (k3 estimate of
+    KL(start || end), samples drawn from start), `entropy` (mean -log p of the sampled tokens under the policy at the
+    start: at temperature 1, an estimate of its entropy), and `logp_delta` (mean change of those log-probs)."""
+    kl = ent = delta = units = 0.0
+    for seq, before, after in zip(seqs, start, end):
+        mask = torch.tensor(seq.mask[1:len(before) + 1], dtype=torch.float32)
+        log_ratio = after - before
+        kl += float(((torch.exp(log_ratio) - log_ratio - 1) * mask).sum())
+        ent += float((-before * mask).sum())
+        delta += float((log_ratio * mask).sum())
+        units += float(mask.sum())
+    units = max(units, 1.0)
+    return {"kl_to_sampler": kl / units, "entropy": ent / units, "logp_delta": delta / units}
 
 
 def _attach_reference(model, ref_model, seqs, pad_id: int, config, accelerator) -> None:

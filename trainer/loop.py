@@ -119,18 +119,23 @@ def preserved_rng():
 
 
 def train_loop(model, examples: list, lengths: list[int], collate: Callable, step_loss: Callable, config,
-               out_dir: str | None = None, name: str = "train", accelerator=None) -> dict:
+               out_dir: str | None = None, name: str = "train", accelerator=None,
+               optimizer_carry: dict | None = None) -> dict:
     """Train `model` in place on `examples`; return summary metrics.
 
     `collate(list_of_examples) -> batch dict` must put the batch's unit count (a python int) under "units" and its
     token count under "tokens"; `step_loss(model, batch) -> StepLoss`. Global RNGs are seeded from config.seed
-    inside and restored for the caller afterwards.
+    inside and restored for the caller afterwards. `optimizer_carry` (in/out, a dict the caller keeps): the AdamW
+    state under "state" is loaded before the first step and written back after the last, so calls on successive
+    batches of samples (online RL iterations) continue one optimizer instead of restarting its moments each call.
     """
     with preserved_rng():
-        return _train_loop(model, examples, lengths, collate, step_loss, config, out_dir, name, accelerator)
+        return _train_loop(model, examples, lengths, collate, step_loss, config, out_dir, name, accelerator,
+                           optimizer_carry)
 
 
-def _train_loop(model, examples, lengths, collate, step_loss, config, out_dir, name, accelerator) -> dict:
+def _train_loop(model, examples, lengths, collate, step_loss, config, out_dir, name, accelerator,
+                optimizer_carry=None) -> dict:
     from accelerate.utils import set_seed
     from torch.utils.data import DataLoader
 
@@ -143,6 +148,10 @@ def _train_loop(model, examples, lengths, collate, step_loss, config, out_dir, n
     loader = DataLoader(examples, batch_sampler=sampler, collate_fn=collate)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, betas=config.adam_betas, weight_decay=config.weight_decay)
+    if optimizer_carry and optimizer_carry.get("state"):
+        optimizer.load_state_dict(optimizer_carry["state"])
+        for group in optimizer.param_groups:  # this call's lr and schedule, the carried moments
+            group["lr"] = group["initial_lr"] = config.lr
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
 
     batches_per_epoch = len(loader)
@@ -193,6 +202,8 @@ def _train_loop(model, examples, lengths, collate, step_loss, config, out_dir, n
     progress.close()
     # drop accelerate's mixed-precision forward wrapper, so repeated rounds do not stack wrappers on the caller's model
     accelerator.unwrap_model(model, keep_fp32_wrapper=False).eval()
+    if optimizer_carry is not None:
+        optimizer_carry["state"] = optimizer.state_dict()
     run_sums.merge(window_sums)
     last = {k: v for k, v in last_record.items() if k not in ("step", "total_steps", "eta_s", "loss")}
     summary = {**last, "steps": position.step, "final_loss": last_record.get("loss"),

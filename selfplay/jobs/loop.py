@@ -180,6 +180,11 @@ class _Round:
     async def _improve(self, round_: int) -> dict[str, Any]:
         if self.cfg.loop.arm == "control":
             return await self._train_control(round_)
+        # --- GRPO: on-policy iterations inside the round (sample -> update -> sample); see selfplay.jobs.online_rl
+        if self.cfg.train.algorithm == "grpo":
+            from selfplay.jobs import online_rl
+            return await online_rl.improve(self, round_)
+        # --- end GRPO hook
         gen = self.cfg.generate
         pool = self._round_tasks(round_)
         llm = await self._llm()

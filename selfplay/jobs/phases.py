@@ -147,7 +147,8 @@ def _as_passed(candidate: Scored) -> Scored:
 ALGORITHMS = ("sft", "dpo", "grpo")
 ALGORITHM_DEFAULTS: dict[str, dict[str, Any]] = {
     "dpo": {"rpo_alpha": 1.0, "max_epochs": 10.0},  # the shared lr, beta 0.1; docs/trainer.md "DPO" has the numbers
-    "grpo": {"lr": 1e-4, "max_epochs": 1.0, "clip_eps": 0.2},
+    # GRPO: rounds of on-policy iterations (selfplay.jobs.online_rl, one AdamW per round); docs/trainer.md "GRPO"
+    "grpo": {"lr": 1e-4, "normalize_std": False, "max_epochs": 4.0, "clip_eps": 0.2},
 }
 
 

@@ -1,0 +1,219 @@
+"""On-policy GRPO inside a round: sample -> verify -> update in small iterations, resumable after `kill -9`.
+
+What it is for: `[train] algorithm = "grpo"` rounds of `selfplay run`. The round's task pool is split into
+`[train] iterations` slices; each iteration samples K answers per task of its slice with the CURRENT weights (the
+policy's in-memory model, reloaded into the local backend), verifies them, builds groups with advantages, and takes
+its share of the round's optimizer steps. The policy that learns is at most one iteration's steps away from the one
+that sampled, so the ratio stays near 1 and the clip rarely binds; the round spends the samples and steps an offline
+round would (K per task of the pool; `max_steps` split between iterations). Durable per iteration: its samples and
+verdicts go to the run store (its slice's tasks, disjoint from every other iteration's and from the eval label), then
+its weights and the metrics of iterations 0..I to `checkpoints/round-R.iter-I` (written beside, then renamed),
+before the next iteration samples; a resumed run loads the newest complete iteration and equals an uninterrupted run.
+What it does not do: the GRPO math (`trainer.grpo`), or the round's evaluation and guards (`selfplay.jobs.loop`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from agents.llm.types import BudgetExceeded
+from selfplay.crashpoints import crash_point
+from selfplay.errors import UserError
+from selfplay.export import round_candidate_ids, write_round_rows
+from selfplay import monitors
+from selfplay.jobs import phases
+from selfplay.policy import LocalPolicy
+from selfplay.verify import verify_candidates
+
+DEFAULT_ITERATIONS = 10
+METRICS_FILE = "online_rl.json"
+OPTIMIZER_FILE = "optimizer.pt"
+# trainer metrics kept per iteration (the means over its steps)
+ITERATION_KEYS = ("steps", "clip_fraction", "kl", "kl_to_sampler", "entropy", "logp_delta", "grad_norm", "train_loss",
+                  "groups_trained", "sequences")
+
+
+def iterations_of(config: Any) -> int:
+    return config.train.iterations or DEFAULT_ITERATIONS
+
+
+def task_slices(pool: list, iterations: int) -> list[list]:
+    """`iterations` consecutive slices of the pool, sizes differing by at most one (fewer when the pool is small)."""
+    n = max(1, min(iterations, len(pool)))
+    return [pool[i * len(pool) // n:(i + 1) * len(pool) // n] for i in range(n)]
+
+
+def step_shares(total: int | None, iterations: int) -> list[int | None]:
+    """The round's `max_steps` split between iterations (they sum to it); None: each iteration one pass (epochs)."""
+    if total is None:
+        return [None] * iterations
+    return [total * (i + 1) // iterations - total * i // iterations for i in range(iterations)]
+
+
+def iteration_dir(policy: Any, round_: int, iteration: int) -> Path:
+    return policy.checkpoint(round_).with_name(f"round-{round_}.iter-{iteration}")
+
+
+async def improve(ctx: Any, round_: int) -> dict[str, Any]:
+    """One GRPO round for the loop's `_Round` context; returns the round record's improve fields."""
+    from selfplay.jobs.loop import _generation_stats
+
+    cfg, gen = ctx.cfg, ctx.cfg.generate
+    pool = ctx._round_tasks(round_)
+    slices = task_slices(pool, iterations_of(cfg))
+    if len(slices) > 1 and not isinstance(ctx.policy, LocalPolicy):
+        raise UserError("[train] iterations: on-policy GRPO samples each iteration with the weights as they train, "
+                        "which needs [policy] mode = \"local\"; set [train] iterations = 1 to sample once per round "
+                        "from the served policy")
+    shares = step_shares(phases.train_config("grpo", cfg.train.settings).max_steps, len(slices))
+    carry: dict[str, Any] = {}  # one AdamW for the round's iterations (trainer.loop.train_loop's optimizer_carry)
+    history = _resume(ctx.policy, round_, carry)
+    if ctx.policy.has_checkpoint(round_):
+        ctx.policy.load_round(round_)
+    else:
+        for i in range(len(history), len(slices)):
+            history.append(await _iteration(ctx, round_, i, len(slices), slices[i], shares[i], history, carry))
+        crash_point(f"round{round_}:trained")
+        ctx.policy.save(round_)
+    # the round as a whole, from the store: every iteration's candidates (their verdicts are reused, not re-run)
+    records = [r for r in ctx.store.iter_candidates(round_) if r["workflow"] == gen.workflow]
+    verdicts = await verify_candidates(ctx.store, round_, records, ctx.tasks.by_id, gen.verifier,
+                                       concurrency=gen.verify_concurrency, executor=ctx.executor,
+                                       check=_model_check(ctx, round_))
+    items = phases.scored(records, verdicts)
+    rows, selection = phases.training_rows(items, cfg.select, "grpo", ctx.tasks.eval_prompts)
+    audit = monitors.audit(monitors.accepted_items(items, cfg.select, "grpo"),
+                           {t.id: t.answer for t in ctx.tasks.train}, cfg.monitors.audit_fraction,
+                           gen.seed + round_, cfg.monitors.audit_threshold)
+    if audit["alarm"]:
+        ctx.job.say(f"round {round_} verifier audit alarm: {audit['disagreement_rate']:.0%} of audited rows "
+                    "fail the independent check (reward hacking?)")
+    write_round_rows(ctx.job.dir, round_, rows, round_candidate_ids(rows, items, round_, gen.workflow))
+    train = {**_round_train(history), "iterations": len(history)}
+    return {**_generation_stats(records, items), "selection": selection, "audit": audit, "train": train,
+            "online_rl": history}
+
+
+async def _iteration(ctx: Any, round_: int, i: int, n: int, tasks: list, steps: int | None,
+                     history: list[dict[str, Any]], carry: dict[str, Any]) -> dict[str, Any]:
+    """Sample the slice with the current weights, verify, train its share of steps, save; returns its metrics."""
+    gen = ctx.cfg.generate
+    llm = await ctx._llm()  # policy.serve(): the backend now serves the weights as they are after iteration i-1
+    ok = await phases.sample_chunked(
+        llm, ctx.store, round_, tasks, label=gen.workflow, workflow=gen.workflow, k=gen.k,
+        params_for=lambda t: ctx._params(t, gen.max_tokens, gen.temperature, round_), system_prompt=gen.system_prompt,
+        options=gen.workflow_options, chunk_size=ctx._chunk(max(gen.k, gen.batch or gen.k)),
+        check_for=ctx._feedback_check, adaptive=gen, verifier=gen.verifier, executor=ctx.executor,
+        verify_concurrency=gen.verify_concurrency,
+        on_chunk=ctx.job.phase(f"round {round_} iteration {i + 1}/{n} generate x{gen.k}", len(tasks)))
+    if not ok:
+        raise ctx.ledger.refusal or BudgetExceeded("budget refused a request", cap="usd")
+    ids = {t.id for t in tasks}
+    records = [r for r in ctx.store.iter_candidates(round_) if r["workflow"] == gen.workflow and r["task_id"] in ids]
+    crash_point(f"round{round_}:iter{i}:generated")
+    verdicts = await verify_candidates(ctx.store, round_, records, ctx.tasks.by_id, gen.verifier,
+                                       concurrency=gen.verify_concurrency, executor=ctx.executor,
+                                       check=_model_check(ctx, round_))
+    items = phases.scored(records, verdicts)
+    rows, _ = phases.training_rows(items, ctx.cfg.select, "grpo", ctx.tasks.eval_prompts)
+    metrics: dict[str, Any] = {"steps": 0}
+    if rows and steps != 0:
+        ctx.job.phase(f"round {round_} iteration {i + 1}/{n} train on {len(rows)} groups", 1)
+        metrics = train_iteration(ctx.policy, rows, ctx.cfg.train.settings,
+                                  str(ctx.job.dir / "rounds" / str(round_) / "train" / f"iter-{i}"),
+                                  steps=steps, seed=gen.seed + 1000 * round_ + i, carry=carry)
+    crash_point(f"round{round_}:iter{i}:trained")
+    tokens = [r["usage"]["completion_tokens"] for r in records if r.get("error") is None]
+    entry = {"iteration": i, "tasks": len(tasks), "samples": len(records), "groups": len(rows),
+             "reward_mean": sum(c.score for c in items) / len(items) if items else 0.0,
+             "length": sum(tokens) / len(tokens) if tokens else 0.0,
+             **{k: metrics[k] for k in ITERATION_KEYS if k in metrics}}
+    _save_iteration(ctx.policy, round_, i, [*history, entry], carry)
+    return entry
+
+
+def train_iteration(policy: Any, rows: list[dict[str, Any]], settings: dict[str, Any], out_dir: str, *,
+                    steps: int | None, seed: int, carry: dict[str, Any]) -> dict[str, Any]:
+    """GRPO on one iteration's groups, continuing the round's AdamW (its moments are in `carry`)."""
+    from trainer.grpo import train_grpo
+
+    config = phases.train_config("grpo", settings, max_steps=steps, seed=seed)
+    if config.kl_coef and "reference" not in carry:  # the KL anchor: the cold start (round 0), loaded once a round
+        from trainer.models import load_model
+        carry["reference"] = load_model(str(policy.checkpoint(0)), seed=policy.seed)[0].eval()
+    if carry.get("state"):  # the warmup belongs to the round's first steps, not to every iteration's
+        config = config.replace(warmup_steps=0, warmup_ratio=0.0)
+    policy.model.train()
+    metrics = train_grpo(policy.model, policy.tokenizer, rows, config, ref_model=carry.get("reference"),
+                         out_dir=out_dir, optimizer_carry=carry)
+    policy.model.eval()
+    return metrics
+
+
+def _model_check(ctx: Any, round_: int) -> Any:
+    """The loop's model check for this round (the PRM's, with verifier = "prm"), else None (rule-based)."""
+    prm = getattr(ctx, "prm", None)
+    return prm.check(round_) if prm else None
+
+
+def _round_train(history: list[dict[str, Any]]) -> dict[str, Any]:
+    """The round's train summary: steps summed, the other metrics step-weighted over iterations."""
+    steps = sum(h.get("steps", 0) for h in history)
+    out: dict[str, Any] = {"steps": steps, "groups": sum(h["groups"] for h in history)}
+    for key in ("clip_fraction", "kl", "kl_to_sampler", "entropy", "grad_norm", "reward_mean"):
+        weighted = [(h[key], h.get("steps", 0) if key != "reward_mean" else h["samples"]) for h in history
+                    if h.get(key) is not None]
+        total = sum(w for _, w in weighted)
+        if total:
+            out[key] = sum(v * w for v, w in weighted) / total
+    if "train_loss" in (history[-1] if history else {}):
+        out["final_loss"] = history[-1]["train_loss"]
+    return out
+
+
+def _save_iteration(policy: Any, round_: int, i: int, history: list[dict[str, Any]], carry: dict[str, Any]) -> None:
+    """Weights, optimizer state and the metrics so far, written beside and renamed (a half-written iteration never
+    counts)."""
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    from trainer.models import save_model
+
+    hf_logging.disable_progress_bar()
+    final = iteration_dir(policy, round_, i)
+    partial = final.with_name(final.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    save_model(policy.model, policy.tokenizer, str(partial))
+    if carry.get("state"):
+        torch.save(carry["state"], partial / OPTIMIZER_FILE)
+    (partial / METRICS_FILE).write_text(json.dumps(history, indent=1))
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(partial, final)
+    crash_point(f"round{round_}:iter{i}:saved")
+    if i:  # resuming needs only the newest complete iteration
+        shutil.rmtree(iteration_dir(policy, round_, i - 1), ignore_errors=True)
+
+
+def _resume(policy: Any, round_: int, carry: dict[str, Any]) -> list[dict[str, Any]]:
+    """The metrics of the iterations already done; loads the newest one's weights into the policy and its optimizer
+    state into `carry`."""
+    pattern = re.compile(rf"round-{round_}\.iter-(\d+)")
+    root = policy.checkpoint(round_).parent
+    done = sorted(int(m.group(1)) for p in (root.iterdir() if root.is_dir() else [])
+                  if (m := pattern.fullmatch(p.name)) and (p / METRICS_FILE).is_file())
+    if not done:
+        return []
+    newest = iteration_dir(policy, round_, done[-1])
+    if not policy.has_checkpoint(round_):
+        from trainer.models import load_model
+
+        policy.model, policy.tokenizer = load_model(str(newest), seed=policy.seed)
+        if (newest / OPTIMIZER_FILE).is_file():
+            import torch
+            carry["state"] = torch.load(newest / OPTIMIZER_FILE, weights_only=True)
+    return json.loads((newest / METRICS_FILE).read_text())
