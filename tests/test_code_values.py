@@ -210,6 +210,7 @@ def test_string_with_many_commas_is_not_mistaken_for_many_elements():
 @pytest.fixture(scope="module")
 def pool():
     p = SandboxPool(SandboxConfig(size=1))
+    verify("def f():\n    return 1\n", ["assert f() == 1"], pool=p)  # started before anything is timed
     yield p
     p.close()
 
@@ -233,5 +234,5 @@ def test_hostile_reply_through_verify_is_a_failed_test(pool, payload):
     start = time.perf_counter()
     v = verify(program, ["assert f() == {1, 2}", "assert set(f()) == {1}"], timeout=5.0, pool=pool)
     assert v.error is None and not v.passed, v
-    assert time.perf_counter() - start < 3.0
+    assert time.perf_counter() - start - v.details["duration_s"] < 1.0  # the parent's share: decoding, judging
     assert sum(r["passed"] for r in v.details["tests"]) == 0

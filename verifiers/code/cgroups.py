@@ -4,7 +4,7 @@ What it is for: `JobCgroups.create(name, cpus=1.0, max_tasks=34)` runs in the tr
 per worker. It makes a child cgroup of our own cgroup in each hierarchy that offers what we need:
 cgroup v2 where its controllers can be enabled for our children, else the v1 `cpu` / `pids`
 hierarchies; it writes the CPU quota (cpu.max, or cpu.cfs_quota_us/cfs_period_us) and the task cap
-(pids.max), sets the memory cap of all the job's processes together before each job (`set_memory`:
+(pids.max), a CPU weight that keeps this process's nice value (cpu.weight / cpu.shares), sets the memory cap of all the job's processes together before each job (`set_memory`:
 memory.max, or memory.limit_in_bytes), and opens the files the worker needs: `cgroup.procs` of each (a job child writes "0"
 there, still root and before any candidate code, so the job and all its descendants are inside;
 a v1 `cpu` cgroup is instead entered once by the worker's mostly idle template process, since moving
@@ -21,6 +21,7 @@ Only the standard library is used.
 from __future__ import annotations
 
 import os
+import signal
 import time
 
 PERIOD_US = 100_000
@@ -81,7 +82,8 @@ class JobCgroups:
             self.kill_fd = os.open(os.path.join(path, "cgroup.kill"), os.O_WRONLY | os.O_CLOEXEC)
             self.report["kill"] = "cgroup v2 cgroup.kill"
         got = []
-        if "cpu" in enabled and self._limit(path, {"cpu.max": f"{int(cpus * PERIOD_US)} {PERIOD_US}"}):
+        if "cpu" in enabled and self._limit(path, {"cpu.max": f"{int(cpus * PERIOD_US)} {PERIOD_US}",
+                                                   "cpu.weight": str(max(1, round(100 * _nice_factor())))}):
             self.report["cpu"] = f"cgroup v2 cpu.max ({cpus:g} CPU per job)"
             got.append("cpu")
         if "pids" in enabled and self._limit(path, {"pids.max": str(max_tasks)}):
@@ -103,7 +105,8 @@ class JobCgroups:
         if path is None:
             return
         if controller == "cpu":
-            ok = self._limit(path, {"cpu.cfs_period_us": str(PERIOD_US), "cpu.cfs_quota_us": str(int(cpus * PERIOD_US))})
+            ok = self._limit(path, {"cpu.cfs_period_us": str(PERIOD_US), "cpu.cfs_quota_us": str(int(cpus * PERIOD_US)),
+                                    "cpu.shares": str(max(2, round(1024 * _nice_factor())))})
             self.report["cpu"] = f"cgroup v1 cpu.cfs_quota_us ({cpus:g} CPU per job)" if ok else None
         elif controller == "memory":
             ok = os.path.exists(os.path.join(path, "memory.limit_in_bytes"))
@@ -163,24 +166,43 @@ class JobCgroups:
     def fds(self) -> list[int]:
         return self.join_fds + self.enter_fds + ([self.kill_fd] if self.kill_fd is not None else [])
 
-    def close(self) -> None:
-        """Close our files and remove the (by now empty) directories; never raises."""
+    def close(self, wait_s: float = 5.0) -> None:
+        """Close our files, SIGKILL what is still inside (only this worker's zygote and jobs ever are:
+        the zygote's PID-1 child dies a moment after the stub the caller waited for), and remove the
+        directories; never raises."""
         for fd in self.fds():
             try:
                 os.close(fd)
             except OSError:
                 pass
         self.join_fds, self.enter_fds, self.kill_fd = [], [], None
+        deadline = time.monotonic() + wait_s
         for path in reversed(self.dirs):
-            for _ in range(20):  # the kernel may need a moment to drop the last exited task
+            while True:
+                for pid in _read(os.path.join(path, "cgroup.procs")).split():
+                    try:
+                        os.kill(int(pid), signal.SIGKILL)
+                    except (OSError, ValueError):
+                        pass
                 try:
                     os.rmdir(path)
                     break
                 except FileNotFoundError:
                     break
                 except OSError:
+                    if time.monotonic() > deadline:
+                        break
                     time.sleep(0.01)
         self.dirs = []
+
+
+def _nice_factor() -> float:
+    """Our own nice value as a CPU weight factor (the kernel's 1.25 per step): a group's weight replaces
+    its members' nice values, so without this a niced verifier's jobs would stop being niced."""
+    try:
+        return 1.25 ** -os.getpriority(os.PRIO_PROCESS, 0)
+    except OSError:
+        return 1.0
 
 
 _swept: set[str] = set()
