@@ -4,7 +4,10 @@ What it is for: `train_dpo(model, tokenizer, rows, config, ref_model=None)` trai
 loss of `trainer.losses.dpo_loss`; chosen and rejected go through the model in one concatenated forward. Reference
 log-probs come from `ref_model` (frozen) when given, else from the policy with LoRA adapters disabled, else from the
 policy before its first update; all are computed once up front, so no second copy stays in memory while training.
-Metrics: implicit chosen/rejected rewards, margin, accuracy. `run_dpo` is the file-based entry point.
+With `rpo_alpha` > 0 (RPO) the per-token NLL of the chosen completions is added, which keeps their log-probs
+rising (without it, the loop's rounds raise the margin while the chosen answers lose ~3 nats per round:
+docs/trainer.md, "DPO in the loop"). Metrics: implicit chosen/rejected rewards, margin, accuracy,
+`chosen_logp_delta`, `nll/chosen`. `run_dpo` is the file-based entry point.
 What it does not do: IPO/hinge variants, or sampling new pairs (that is the rest of the engine).
 """
 
