@@ -268,6 +268,13 @@ def run_dir_produced(run_dir: str | Path) -> bool:
     return False
 
 
+def _section_default(config: BaseModel, section: str) -> dict[str, Any] | None:
+    """A section that a run written before it existed did not record: that run used its defaults."""
+    field = type(config).model_fields.get(section)
+    default = field.get_default(call_default_factory=True) if field is not None else None
+    return default.model_dump(mode="json") if isinstance(default, BaseModel) else None
+
+
 def check_resume(config: BaseModel, run_dir: str | Path, pinned: dict[str, tuple[str, ...]]) -> None:
     """Refuse to resume `run_dir` with a config whose `pinned` keys differ from its `config.json`.
 
@@ -284,8 +291,9 @@ def check_resume(config: BaseModel, run_dir: str | Path, pinned: dict[str, tuple
         raise UserError(f"{previous_path}: unreadable ({exc}); choose another --out") from exc
     current = config.model_dump(mode="json")
     for section, keys in pinned.items():
+        before = previous[section] if section in previous else _section_default(config, section)
         for key in keys:
-            old, new = (previous.get(section) or {}).get(key), (current.get(section) or {}).get(key)
+            old, new = (before or {}).get(key), (current.get(section) or {}).get(key)
             if old != new:
                 raise UserError(f"{run_dir} holds a run with {section}.{key} = {old!r}, but this config says {new!r}; "
                                 f"{section}.{key} decides what the run's results mean, so resume with the same value "

@@ -230,8 +230,8 @@ def check_run_config(config: RunConfig, source: str) -> None:
         fail(["model", key], f"has no effect in `selfplay run` (it loads the policy from [model] path or name and "
              f"runs it in this process); remove it{hint}")
     if config.prices:
-        fail(["prices"], "has no effect in `selfplay run` (the loop's policy is local: its compute is priced by "
-             "[local] hourly_usd x measured time); remove [prices]")
+        fail(["prices"], "has no effect in `selfplay run` (the loop's policy is priced by the hour: [local] "
+             "hourly_usd x measured time, or [policy] hourly_usd for a served one); remove [prices]")
     _check_tasks(config.tasks, fail)
     _check_train(config, fail)
     _check_generate(config.generate, fail, served=config.policy.mode == "served")

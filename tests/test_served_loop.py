@@ -210,3 +210,74 @@ def test_config_errors_name_the_key_and_the_fix(tmp_path, base):
     result = selfplay("run", str(config), "--out", str(tmp_path / "o"), "--no-progress")
     assert result.returncode == 1 and "127.0.0.1:9/v1/models" in result.stderr, result.stderr
     assert not (tmp_path / "o" / "checkpoints").exists()
+
+
+RESTART = '''
+import os, signal, subprocess, sys, time
+port, pidfile, log, checkpoint = sys.argv[1:5]
+if os.path.exists(pidfile):
+    old = int(open(pidfile).read())
+    try:
+        os.kill(old, signal.SIGTERM)
+        while True:
+            os.kill(old, 0)
+            time.sleep(0.1)
+    except ProcessLookupError:
+        pass
+proc = subprocess.Popen([sys.executable, "-m", "selfplay", "serve", "--model", checkpoint, "--port", port,
+                         "--served-model-name", "base", "--threads", "1"], stdout=open(log, "a"),
+                        stderr=subprocess.STDOUT, start_new_session=True)
+open(pidfile, "w").write(str(proc.pid))
+'''
+
+
+def test_restart_mode_restarts_the_server_on_each_round_checkpoint(tmp_path, base):
+    import os
+    import signal
+    import socket
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    script, pidfile, log = tmp_path / "restart.py", tmp_path / "serve.pid", tmp_path / "serve.log"
+    script.write_text(RESTART)
+    config = write_config(tmp_path, base, f"http://127.0.0.1:{port}/v1", rounds=1)
+    text = config.read_text().replace(", lora = true, lora_r = 8, lora_alpha = 16", "").replace(
+        'base_model = "base"', f'base_model = "base"\npublish = "restart"\nrestart_command = "{sys.executable} '
+                               f'{script} {port} {pidfile} {log} {{checkpoint}}"\nhealth_timeout_s = 120')
+    config.write_text(text)
+    out = tmp_path / "out"
+    try:
+        result = selfplay("run", str(config), "--out", str(out), "--no-progress")
+        assert result.returncode == 0, result.stderr + log.read_text()
+        rounds = rounds_of(out)
+        assert [r["round"] for r in rounds] == [0, 1] and rounds[1]["samples"] == 12 * 4
+        served = log.read_text().count("listening on")
+        assert served == 2  # round 0 for its eval and round 1's generation, round 1 for its eval
+        with sqlite3.connect(out / "run.db") as db:
+            keys = {json.loads(b)["model"] for (b,) in db.execute("SELECT body FROM candidates")}
+        assert {adapter_round(k) for k in keys} == {0, 1}  # records and cache keys name the round's weights
+    finally:
+        if pidfile.exists():
+            try:
+                os.kill(int(pidfile.read_text()), signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+
+def test_a_run_written_before_policy_existed_resumes_local_and_refuses_a_switch_to_served(tmp_path):
+    from selfplay.config import check_resume
+    from selfplay.run_config import PINNED, RunConfig
+    from selfplay.store import RunStore
+
+    local = {"model": {"name": "micro-llama", "backend": "local"}, "tasks": {"builtin": "addition"}}
+    before = RunConfig.model_validate(local).model_dump(mode="json")
+    del before["policy"]  # config.json of a run from before [policy]
+    (tmp_path / "config.json").write_text(json.dumps(before))
+    with RunStore(tmp_path) as store:
+        store.put_round(0, "done", {})
+    check_resume(RunConfig.model_validate(local), tmp_path, PINNED)  # its defaults: mode = "local"
+    served = {**local, "policy": {"mode": "served", "url": "http://127.0.0.1:9/v1", "base_model": "b"}}
+    with pytest.raises(UserError, match="policy.mode = 'local', but this config says 'served'"):
+        check_resume(RunConfig.model_validate(served), tmp_path, PINNED)
