@@ -26,7 +26,7 @@ from sympy.core.function import AppliedUndef
 from sympy.core.relational import Equality, Relational
 
 from verifiers.math.numeric import DEFAULT_REL_TOL, decimal_matches, decimals_match, scalars_equal
-from verifiers.math.parse import Decimal, Parsed
+from verifiers.math.parse import Decimal, Parsed, RatioChain
 from verifiers.math.textparse import AnswerList
 
 MAX_MATCHING_ITEMS = 12
@@ -163,6 +163,8 @@ def _sequence_items(value: Any) -> list[Any]:
 
 
 def _sequences_equal(a: Any, b: Any) -> bool:
+    if isinstance(a, RatioChain) != isinstance(b, RatioChain):
+        return False  # `2:4:6` is the ratio 1:2:3, not the triple (1, 2, 3)
     if isinstance(a, sympy.MatrixBase) and isinstance(b, sympy.MatrixBase):
         if a.shape != b.shape:
             return False

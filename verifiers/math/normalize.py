@@ -59,6 +59,7 @@ _TRAILING_TEXT_UNIT = re.compile(r"(?<=[\d}).\s])\s*\\(?:text|mbox|mathrm|textrm
 _TRAILING_WORD_UNITS = re.compile(r"(?<=[\d)])\s*((?:\s*[a-zA-Z]{2,}\.?)+)(?:\s*\^\s*\d)?\s*$")
 _WRAPPED_NUMBER = re.compile(r"\\(?:text|textbf|textnormal|mathrm|mathbf|mbox)\s*\{([^{}a-zA-Z\\]*)\}")
 _UPRIGHT_CONSTANT = re.compile(r"\\(?:text|textrm|mathrm|rm|operatorname)\s*\{\s*([ei])\s*\}")  # upright e, i (ISO)
+_ELLIPSIS = re.compile(r"\\(?:l|c|mathellipsis)?dots(?![a-zA-Z])|\.\.\.|…")
 _REPEATING = re.compile(r"(\d*)\.(\d*)\\overline\s*\{(\d+)\}")
 _TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|textnormal|textit|mathrm|mathbf|mbox|textrm|operatorname)\s*\{([^{}]*)\}")
 _ENDS_WITH_TEXT = re.compile(r"\\(?:text|textbf|textnormal|textit|mathrm|mathbf|mbox|textrm)\s*\{[^{}]*\}\s*$")
@@ -88,6 +89,7 @@ def normalize_answer(raw: str) -> Normalized:
     text = _UPRIGHT_CONSTANT.sub(r"\1", text)
     text = _REPEATING.sub(_repeating_decimal_as_fraction, text)
     text = _DEGREES.sub("", text)
+    text = _ELLIPSIS.sub("D_{dots}", text)  # `1, 2, \\ldots, n`: an opaque item, equal only to another ellipsis
     text = _DOLLAR.sub("", text)
     text, percent = _strip_percent(text)
     text = strip_units(text)

@@ -70,6 +70,9 @@ def parse_answer(raw: str) -> Parsed:
     words = text_answer(normalized.text) or time_of_day(normalized.text)
     if words is not None:
         return Parsed(source=normalized.text, words=words, names=normalized.names)
+    chain = ratio_chain(normalized.text)
+    if chain is not None:
+        return Parsed(source=normalized.text, value=clean_value(chain), names=normalized.names)
     variants = [to_sympy(v) for v in expand_plus_minus(normalized.text)]
     value = variants[0] if len(variants) == 1 else sympy.FiniteSet(*_flatten_sets(variants))
     return Parsed(source=normalized.text, value=clean_value(value),
@@ -101,6 +104,23 @@ def to_sympy(text: str) -> Any:
     except Exception as exc:
         raise ParseError(f"unreadable LaTeX: {str(exc).splitlines()[0][:80] if str(exc) else type(exc).__name__}") \
             from None
+
+
+class RatioChain(sympy.Tuple):
+    """A ratio of three or more parts, scaled: equal only to another ratio chain, never to a tuple."""
+
+
+def ratio_chain(text: str) -> sympy.Tuple | None:
+    """`1:2:3` (three or more parts) -> the tuple scaled to a first nonzero part of 1, so `2:4:6` equals it
+    and `1:6` (a two-part ratio, a number) does not; None when `text` is not such a chain."""
+    parts = text.split(":")
+    if len(parts) < 3 or not all(p.strip() for p in parts) or re.search(r"[=<>,;{}\[\]]", text):
+        return None
+    values = [to_sympy(part.strip()) for part in parts]
+    scale = next((v for v in values if isinstance(v, sympy.Expr) and v != 0), None)
+    if scale is None or not all(isinstance(v, sympy.Expr) for v in values):
+        raise ParseError("not a ratio")
+    return RatioChain(*(v / scale for v in values))
 
 
 def bracketed_items(text: str) -> tuple[str, list[str], str] | None:
