@@ -98,7 +98,8 @@ def _source_groups(cases: list[dict]) -> dict[str, list[int]]:
     groups: dict[str, list[int]] = {}
     for index, case in enumerate(cases):
         source = case.get("source", "")
-        group = ("ported: Math-Verify tests/" if source.startswith("Math-Verify")
+        group = ("ported: Math-Verify tests/" if source.startswith("Math-Verify tests")
+                 else "ported: Math-Verify issues (reported FPs)" if source.startswith("Math-Verify issue")
                  else "ported: NeMo-Skills tests/" if source.startswith("NeMo-Skills")
                  else "ours: issue 14 classes, attacks, fixed misses" if source else "")
         if group:
