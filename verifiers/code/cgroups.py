@@ -4,7 +4,7 @@ What it is for: `JobCgroups.create(name, cpus=1.0, max_tasks=34)` runs in the tr
 per worker. It makes a child cgroup of our own cgroup in each hierarchy that offers what we need:
 cgroup v2 where its controllers can be enabled for our children, else the v1 `cpu` / `pids`
 hierarchies; it writes the CPU quota (cpu.max, or cpu.cfs_quota_us/cfs_period_us) and the task cap
-(pids.max), a CPU weight that keeps this process's nice value (cpu.weight / cpu.shares), sets the memory cap of all the job's processes together before each job (`set_memory`:
+(pids.max), sets the memory cap of all the job's processes together before each job (`set_memory`:
 memory.max, or memory.limit_in_bytes), and opens the files the worker needs: `cgroup.procs` of each (a job child writes "0"
 there, still root and before any candidate code, so the job and all its descendants are inside;
 a v1 `cpu` cgroup is instead entered once by the worker's mostly idle template process, since moving
@@ -12,6 +12,11 @@ a task into one costs about 4 ms on this kernel, and each job is then born insid
 v2's `cgroup.kill` (the zygote writes "1" there when a job ends or times out). A worker runs one job
 at a time, so its cgroups hold one job at a time: each job gets the whole quota, and its processes
 share it however many it forks. `report` says what was obtained and `warnings` names what was not.
+
+The cgroups keep the default CPU weight: a group's weight replaces its members' nice values, so the
+jobs of a niced verifier compete as nice 0 (still capped at `cpus` each). Lowering the weight to
+match the nice value was tried and made short jobs 3-4x slower on a busy host (a group woken for a
+few milliseconds gets only a fraction of its weight), so it is not done.
 
 What it does NOT do: change the cgroup of this process or of anything but our own job children, or
 raise: every refusal is a warning (and RLIMIT_CPU / RLIMIT_AS per process still apply).
@@ -82,8 +87,7 @@ class JobCgroups:
             self.kill_fd = os.open(os.path.join(path, "cgroup.kill"), os.O_WRONLY | os.O_CLOEXEC)
             self.report["kill"] = "cgroup v2 cgroup.kill"
         got = []
-        if "cpu" in enabled and self._limit(path, {"cpu.max": f"{int(cpus * PERIOD_US)} {PERIOD_US}",
-                                                   "cpu.weight": str(max(1, round(100 * _nice_factor())))}):
+        if "cpu" in enabled and self._limit(path, {"cpu.max": f"{int(cpus * PERIOD_US)} {PERIOD_US}"}):
             self.report["cpu"] = f"cgroup v2 cpu.max ({cpus:g} CPU per job)"
             got.append("cpu")
         if "pids" in enabled and self._limit(path, {"pids.max": str(max_tasks)}):
@@ -105,8 +109,7 @@ class JobCgroups:
         if path is None:
             return
         if controller == "cpu":
-            ok = self._limit(path, {"cpu.cfs_period_us": str(PERIOD_US), "cpu.cfs_quota_us": str(int(cpus * PERIOD_US)),
-                                    "cpu.shares": str(max(2, round(1024 * _nice_factor())))})
+            ok = self._limit(path, {"cpu.cfs_period_us": str(PERIOD_US), "cpu.cfs_quota_us": str(int(cpus * PERIOD_US))})
             self.report["cpu"] = f"cgroup v1 cpu.cfs_quota_us ({cpus:g} CPU per job)" if ok else None
         elif controller == "memory":
             ok = os.path.exists(os.path.join(path, "memory.limit_in_bytes"))
@@ -194,15 +197,6 @@ class JobCgroups:
                         break
                     time.sleep(0.01)
         self.dirs = []
-
-
-def _nice_factor() -> float:
-    """Our own nice value as a CPU weight factor (the kernel's 1.25 per step): a group's weight replaces
-    its members' nice values, so without this a niced verifier's jobs would stop being niced."""
-    try:
-        return 1.25 ** -os.getpriority(os.PRIO_PROCESS, 0)
-    except OSError:
-        return 1.0
 
 
 _swept: set[str] = set()
