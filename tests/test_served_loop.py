@@ -133,10 +133,13 @@ def test_kill_mid_generation_and_mid_publish_then_resume_pays_nothing_twice(tmp_
     for crash_at in ("round1:direct:chunk", "round1:published", "round2:direct:chunk"):
         killed = selfplay("run", str(config), "--out", str(out), "--no-progress", crash_at=crash_at)
         assert killed.returncode == -9, (crash_at, killed.stderr)
+    with sqlite3.connect(out / "run.db") as db:  # as if killed after the replies were paid, before they were stored
+        lost = db.execute("DELETE FROM candidates WHERE round = 2").rowcount
+    assert lost > 0
     stored = replies(out)
     resumed = selfplay("run", str(config), "--out", str(out), "--no-progress")
     assert resumed.returncode == 0, resumed.stderr
-    assert paid_twice(out) == []
+    assert paid_twice(out) == []  # the lost candidates came back from the request cache (keys name the adapter)
     assert replies(out) > stored
     rounds = rounds_of(out)
     assert [r["round"] for r in rounds] == [0, 1, 2]
