@@ -90,8 +90,10 @@ def test_cgroups_are_removed_with_the_pool():
     assert not any(os.path.exists(d) for d in dirs)
 
 
-def test_without_cgroups_the_verdict_says_so_and_children_still_die():
-    p = SandboxPool(SandboxConfig(size=2, max_procs=16, cgroups=False))
+@pytest.mark.parametrize("namespaces", [("net", "pid", "mount", "ipc", "uts"), ()])
+def test_without_cgroups_the_verdict_says_so_and_children_still_die(namespaces):
+    """Killed by the PID namespace's kill(-1), or, without one, by uid."""
+    p = SandboxPool(SandboxConfig(size=2, max_procs=16, cgroups=False, namespaces=namespaces))
     try:
         verdicts, _ = spinner_next_to_honest(p)
         assert [v.passed for v in verdicts] == [False, True, False, True], [v.reason for v in verdicts]

@@ -67,6 +67,11 @@ def set_up(config: dict, keep_fds: tuple[int, int]) -> dict:
     namespaces = isolation.enter_namespaces(tuple(config["namespaces"]))
     if namespaces.get("pid"):
         _become_pid_one(keep_fds)
+    else:  # orphans of a job are re-parented to us, not to the host's init: we kill and reap them
+        try:
+            isolation.prctl(isolation.PR_SET_CHILD_SUBREAPER, 1)
+        except OSError:
+            warnings.append("not a child subreaper: a job's orphaned processes are reaped by the host's init")
     filesystem = _private_filesystem(config, namespaces, warnings)
     for name in PRELOAD:
         __import__(name)
