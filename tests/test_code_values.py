@@ -177,6 +177,12 @@ HOSTILE = {
 }
 
 
+def _timed(fn, *args):
+    start = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - start
+
+
 @pytest.mark.parametrize("name", sorted(HOSTILE))
 def test_hostile_reply_is_refused_in_milliseconds(name):
     text = HOSTILE[name]
@@ -186,10 +192,9 @@ def test_hostile_reply_is_refused_in_milliseconds(name):
     refused = problem is not None or all(outcome == "error" for outcome, _ in results.values())
     if name.startswith("colliding"):  # within the caps: decoded in O(n log n), no hashing
         assert results[0][0] == "value" and len(results[0][1]) == 60_000
-        start = time.perf_counter()
-        json.loads(text)
-        parse_only = time.perf_counter() - start  # the same machine, now: this load, this CPU
-        assert elapsed < 10 * parse_only + 0.1, (elapsed, parse_only)  # a real set/dict: minutes
+        elapsed = min(elapsed, *(_timed(parse_results, text, 4, False) for _ in range(2)))  # best of 3: load
+        parse_only = min(_timed(json.loads, text) for _ in range(3))  # the same machine, now: this CPU
+        assert elapsed < 20 * parse_only + 0.2, (elapsed, parse_only)  # a real set/dict: minutes
     else:
         assert refused, (problem, results)
         assert elapsed < 0.3, elapsed  # milliseconds, with slack for a loaded machine
