@@ -3,8 +3,11 @@
 What it is for: the function the time-limited worker calls. It returns a plain dict (cheap to
 pickle) that `verifiers.math.verifier` turns into a `Verdict`:
   {"passed": bool, "reason": str, "error": str | None, "details": {...}}.
-A reference that cannot be parsed is a verifier error (`error="bad_reference"`), never a wrong
-answer; an answer that cannot be found or parsed is a wrong answer. Several different boxed answers
+A reference is read as an answer, else as a solution (its stated final answer) or a chain
+`1 = \\zzz = 0` (its last side); one that still cannot be parsed is a verifier error
+(`error="bad_reference"`), never a wrong answer. A reference that names its values (`AB=4, CD=5`)
+also accepts the bare values, unless the answer itself has an equation. An answer that cannot
+be found or parsed is a wrong answer. Several different boxed answers
 pass only if every one of them equals the reference (otherwise: "hedge").
 
 What it does not do: enforce time limits (the worker does), or run in the caller's process in

@@ -3,10 +3,14 @@
 What it is for: the dispatch between answer shapes, each with its own rule:
   - text answers ("(B)", "yes"): equal lower-case words; a text reference never equals math;
   - several answers (a bare list "2, 3", "x=2 or x=3", `\\pm`, a set `\\{2, 3\\}`): order-free,
-    same count, one-to-one matching, so a subset or superset (a hedge) fails;
+    same count, one-to-one matching, so a subset or superset (a hedge) fails; a reference list
+    with a repeat (`1, 2, 2`) counts multiplicity; a set of sets is never the set (`{∅}` ≠ `∅`);
   - tuples (ordered) and matrices (same shape); a tuple also equals a one-row/column matrix;
+    tuple assignments compare by name (`(y, x) = (2, 1)` is `(x, y) = (1, 2)`); a ratio chain
+    (`1:2:3`, see `parse.RatioChain`) equals only another ratio chain;
   - intervals and unions: endpoints equal and open/closed ends equal; `(a, b)` read as a tuple
-    also equals the open interval (a, b); a one-variable inequality equals its solution set;
+    also equals the open interval (a, b) (a reversed pair never the empty set); a one-variable
+    inequality, or a chain bounding one name (`0 < f(x) < 1`), equals its solution set;
   - equations: `x = 5` equals `5`; two assignments must name the same variable; other
     equations are equal when `lhs - rhs` of one is a nonzero constant times the other's;
   - inequalities: same strictness and `lhs - rhs` a positive constant multiple (x > 2 == 2 < x);
