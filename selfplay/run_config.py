@@ -345,6 +345,10 @@ def _check_policy(config: RunConfig, fail) -> None:
         for key in sorted(policy.model_fields_set - {"mode"}):
             fail(["policy", key], "has no effect with mode = \"local\"; set mode = \"served\" or remove it")
         return
+    base = config.model.path or config.model.name
+    if policy.publish == "lora" and not Path(base).is_dir():
+        fail(["model", "path"], f"a LoRA policy trains adapters over the weights its server serves, so they must "
+             f"be the same files: set path to the base model's directory (the one the server loads), not {base!r}")
     if policy.mode == "colocated":
         for key in sorted(policy.model_fields_set & {"url", "base_model", "publish", "restart_command",
                                                      "api_key_env", "timeout_s", "max_attempts", "health_timeout_s"}):

@@ -284,3 +284,10 @@ def test_a_run_written_before_policy_existed_resumes_local_and_refuses_a_switch_
     served = {**local, "policy": {"mode": "served", "url": "http://127.0.0.1:9/v1", "base_model": "b"}}
     with pytest.raises(UserError, match="policy.mode = 'local', but this config says 'served'"):
         check_resume(RunConfig.model_validate(served), tmp_path, PINNED)
+
+
+def test_a_lora_policy_needs_the_base_as_a_directory(tmp_path, base):
+    config = write_config(tmp_path, base, "http://127.0.0.1:9/v1", rounds=1)
+    config.write_text(config.read_text().replace(f'path = "{base}"\n', ""))
+    with pytest.raises(UserError, match=r"\[model\] path: a LoRA policy trains adapters over the weights"):
+        load_run_config(config)
