@@ -320,9 +320,6 @@ def _check_generate(gen: LoopGenerate, fail, served: bool = False) -> None:
         options = validate_options(gen.workflow, gen.workflow_options)
     except ValueError as exc:
         fail(["generate", "workflow"], str(exc))
-    if gen.workflow == "tool_use":
-        fail(["generate", "workflow"], "tool_use needs a code sandbox tool, which `selfplay run` does not provide; "
-             "use direct, self_refine or feedback")
     if getattr(options, "critic_model", None):
         fail(["generate", "workflow_options"], "critic_model: `selfplay run` has one in-process policy, so the "
              "policy critiques itself; remove critic_model")

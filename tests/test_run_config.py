@@ -174,10 +174,8 @@ def test_select_keys_the_algorithm_does_not_read_are_refused(tmp_path, capsys):
     assert "only DPO reads it" in refused(capsys, tmp_path, path)
 
 
-def test_workflows_the_loop_cannot_run_are_refused_at_load(tmp_path, capsys):
+def test_unknown_workflows_are_refused_at_load(tmp_path, capsys):  # every known one runs (selfplay.jobs.sampler)
     path = tmp_path / "run.toml"
-    path.write_text(BASE.replace("max_tokens = 8", 'max_tokens = 8\nworkflow = "tool_use"'))
-    assert "tool_use" in refused(capsys, tmp_path, path)
     path.write_text(BASE.replace("max_tokens = 8", 'max_tokens = 8\nworkflow = "nope"'))
     assert "unknown workflow" in refused(capsys, tmp_path, path)
 

@@ -221,3 +221,45 @@ def test_a_run_killed_between_waves_resumes_to_the_same_candidates_without_redra
         resumed = list(store.iter_candidates(1))
     assert resumed == uninterrupted
     assert killed_llm.requests + resumed_llm.requests == whole_llm.requests  # the stored waves were not redrawn
+
+
+class CodingLLM(ScriptedLLM):
+    """A fake policy (not a model): first writes a python block that prints a+b, then answers from its output."""
+
+    async def chat(self, messages, params: SamplingParams, *, tools=None, sample_offset=0) -> ChatResult:
+        self.requests += 1
+        last = messages[-1]["content"]
+        seen = re.search(r"```output\n(-?\d+)", last)
+        if seen:
+            text = f"Final answer: \\boxed{{{seen.group(1)}}}"
+        else:
+            a, b = (int(x) for x in re.search(r"What is (\d+)\+(\d+)\?", last).groups())
+            text = f"```python\nprint({a} + {b})\n```"
+        choices = [Choice(index=j, message={"role": "assistant", "content": text}, finish_reason="stop",
+                          token_ids=list(text.encode()) + [2]) for j in range(params.n)]
+        return ChatResult(model=self.model, choices=choices, usage=Usage(prompt_tokens=7, completion_tokens=9))
+
+
+def test_tool_use_runs_in_the_loop_with_the_code_sandbox(tmp_path):
+    """The loop's sampling gets the sandbox tool for `tool_use` (as `selfplay generate` does): the code runs."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    llm = CodingLLM(right)
+    tasks = TASKS[:2]
+
+    async def go() -> bool:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            return await phases.sample_chunked(
+                llm, store, 1, tasks, label="tool_use", workflow="tool_use", k=2,
+                params_for=lambda t: SamplingParams(max_tokens=32, seed=seed_of(t)), options={"mode": "fenced"},
+                executor=pool)
+
+    with RunStore(tmp_path) as store:
+        assert asyncio.run(go())
+        records = list(store.iter_candidates(1))
+    assert len(records) == 4
+    for r in records:
+        task = next(t for t in tasks if t.id == r["task_id"])
+        assert r["tool_calls"] == 1 and r["tool_errors"] == 0, r
+        assert r["final_answer"] == f"Final answer: \\boxed{{{task.answer}}}"  # the sandbox printed the sum
+        assert r["completion_token_ids"] == list(r["final_answer"].encode()) + [2]

@@ -35,7 +35,7 @@ from selfplay.backends import check_reachable, price_table
 from selfplay.config import GenerateConfig, run_dir_produced
 from selfplay.errors import UserError
 from selfplay.executors import open_executor
-from selfplay.jobs.sampler import TaskOutcome, TaskSampler
+from selfplay.jobs.sampler import TaskOutcome, TaskSampler, sandbox_tool
 from selfplay.jobs.summary import CandidateTally, generate_summary
 from selfplay.progress import JobProgress, progress_enabled
 from selfplay.store import RunStore
@@ -198,13 +198,7 @@ class GenerateJob:
         return None
 
     def _tool(self, executor) -> Any:
-        if self.config.generate.workflow != "tool_use":
-            return None
-        from verifiers.code import run_python
-
-        async def run_code(code: str):
-            return await asyncio.get_running_loop().run_in_executor(executor, lambda: run_python(code, timeout=10.0))
-        return run_code
+        return sandbox_tool(executor) if self.config.generate.workflow == "tool_use" else None
 
     async def _generate(self, tasks: list[Task], sampler: TaskSampler, ledger: BudgetLedger) -> JobState:
         gen = self.config.generate

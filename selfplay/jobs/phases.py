@@ -41,10 +41,12 @@ async def sample_chunked(llm: Any, store: RunStore, round_: int, tasks: list[Tas
     sampler). `adaptive` (an object with `k_max` / `stop_after_verified` / `batch` / `low_pass_rate`, e.g. the
     loop's `[generate]`) with `verifier` turns on adaptive K: each wave is verified on `executor` as it lands
     (`check`: a model check such as the PRM's, for a verifier that is not rule-based).
-    `workflow_kwargs`: `tool`, `critic_llm`. Returns False when the budget refused a request.
+    `workflow_kwargs`: `tool` (default for `tool_use`: the code sandbox on `executor`), `critic_llm`. Returns False when the budget refused a request.
     """
-    from selfplay.jobs.sampler import TaskSampler, is_adaptive
+    from selfplay.jobs.sampler import TaskSampler, is_adaptive, sandbox_tool
 
+    if workflow == "tool_use" and "tool" not in workflow_kwargs:  # the code sandbox, on the job's executor
+        workflow_kwargs["tool"] = sandbox_tool(executor)
     adaptive_on = adaptive is not None and is_adaptive(adaptive)
     spec = SimpleNamespace(workflow=workflow, k=k, system_prompt=system_prompt, workflow_options=options or {},
                            verifier=verifier, verify_concurrency=verify_concurrency,

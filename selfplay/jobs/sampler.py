@@ -182,6 +182,15 @@ class TaskSampler:
         return feedback_check
 
 
+def sandbox_tool(executor: Executor | None) -> Callable[[str], Any]:
+    """The `tool_use` workflow's tool in both jobs: the code sandbox (`verifiers.code.run_python`) on `executor`."""
+    from verifiers.code import run_python
+
+    async def run_code(code: str):
+        return await asyncio.get_running_loop().run_in_executor(executor, lambda: run_python(code, timeout=10.0))
+    return run_code
+
+
 def _whole(batch: list[dict[str, Any] | None]) -> bool:
     """A stored batch that needs no request: every sample there and without error."""
     return all(c is not None and c.get("error") is None for c in batch)
