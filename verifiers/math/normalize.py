@@ -54,7 +54,7 @@ _FRAC_DIGIT_BRACE = re.compile(r"\\[dtc]?frac\s*(\d)\s*\{")
 _FRAC_BRACE_DIGIT = re.compile(r"\\[dtc]?frac\s*(\{[^{}]*\})\s*(\d)")
 _FRAC_VARIANTS = re.compile(r"\\[dtc]frac(?![a-zA-Z])")
 _SQRT_SHORT = re.compile(r"\\sqrt\s*([0-9a-zA-Z])")
-_TRAILING_TEXT_UNIT = re.compile(r"(?<=[\d}).\s])\s*\\(?:text|mbox|mathrm|textrm|textbf|textnormal|textit|mathbf)\{\s*[a-zA-Z][a-zA-Z .]*\}"
+_TRAILING_TEXT_UNIT = re.compile(r"(?<=[\d}).\s])\s*\\(?:text|mbox|mathrm|textrm|textbf|textnormal|textit|mathbf)\{\s*[a-zA-Z][a-zA-Z ./-]*(?:\^\{?\d\}?)?\}"
                                  r"(?:\s*\^\s*\{?\d\}?)?\s*$")
 _TRAILING_WORD_UNITS = re.compile(r"(?<=[\d)])\s*((?:\s*[a-zA-Z]{2,}\.?)+)(?:\s*\^\s*\d)?\s*$")
 _WRAPPED_NUMBER = re.compile(r"\\(?:text|textbf|textnormal|mathrm|mathbf|mbox)\s*\{([^{}a-zA-Z\\]*)\}")
