@@ -10,7 +10,9 @@ still wants one, all at once, and stores the wave in ONE write. A wave already s
 reused; otherwise the whole wave is drawn again, which costs only the requests that were not paid
 (the rest are cache hits) and, with the local backend (no cache; the group's requests form one
 batch), recomputes every batch with the same shapes as an uninterrupted run, so a resumed loop
-equals an uninterrupted one. Every wave is stored, and verified, before the next one is planned.
+equals an uninterrupted one (exactly for `direct`; the later turns of multi-turn workflows batch as they
+arrive, so there the samples match up to the float noise of batch shapes, as between two uninterrupted
+runs). Every wave is stored, and verified, before the next one is planned.
 Records carry the sampled token ids of the last assistant turn (`completion_token_ids`) and their
 sampling log-probs (`completion_logprobs`) when the backend returned them (see
 `agents.workflows.trajectory`).
