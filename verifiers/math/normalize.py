@@ -1,7 +1,7 @@
 """Clean an extracted answer string before parsing.
 
 What it is for: make equivalent spellings of one answer look alike, as strings: math delimiters,
-`\\left`/`\\right`, LaTeX spacing, `\\dfrac`/`\\tfrac`, TeX shorthand (`\\frac32`, `\\sqrt2`), degree
+`\\left`/`\\right`, invisible `\\phantom{...}`, LaTeX spacing, `\\dfrac`/`\\tfrac`, TeX shorthand (`\\frac32`, `\\sqrt2`), degree
 signs, dollar signs, upright constants (`\\text{e}`, `\\mathrm{i}` are e and i), trailing units (`5 \\text{ cm}^2`, `12 apples`), thousands separators
 (`1,000`, `1{,}000`, `1\\,000`, MATH's `10,\\!000`, `1 000`; plain commas only when the
 whole answer is one number, so `(1,100)` stays a pair), `x \\in [a, b]` -> `[a, b]`,
@@ -44,6 +44,7 @@ _SET_MEMBERSHIP = re.compile(r"^[a-zA-Z]\s*(?:\\in(?![a-zA-Z])|∈)\s*")
 _FUNCTION_DEFINITION = re.compile(r"^[a-zA-Z](?:_\{?\w+\}?)?\s*\(\s*[a-zA-Z](?:\s*,\s*[a-zA-Z])*\s*\)\s*=(?!=)\s*")
 _TIME_OF_DAY = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?(?:\s*([ap])\.?m\.?)?", re.IGNORECASE)
 _SPACING = re.compile(r"(?<!\\)\\[,;:! ]|\\q?quad\b|~|\\displaystyle|\\textstyle|\\mathrm\{\s*\}")
+_PHANTOM = re.compile(r"\\[hv]?phantom\s*\{[^{}]*\}")
 _LEFT_RIGHT = re.compile(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|big|Big)(?![a-zA-Z])\s*")
 _DEGREES = re.compile(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|°|\\degree|\^\s*\{\s*\\text\{\s*o\s*\}\s*\}"
                       r"|\\text\{\s*degrees?\s*\}|\s+degrees?\b")
@@ -82,6 +83,7 @@ def normalize_answer(raw: str) -> Normalized:
     text = strip_math_delimiters(raw)
     text = re.sub(r"(?<!\\)\\+\s*$", "", text)  # a trailing `\\` or `\\\\` (line break) is not part of the answer
     text = _LEFT_RIGHT.sub("", text)
+    text = _PHANTOM.sub("", text)  # invisible: `\\phantom{5}` shows nothing, so it states nothing
     text = _DIGIT_GROUP_SPACES.sub("", text)
     text = _SPACING.sub(" ", text)
     text = fix_tex_shorthand(text)
