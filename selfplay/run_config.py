@@ -78,7 +78,7 @@ class SelectSection(Section):
 
 class TrainSection(Section):
     algorithm: Literal["sft", "dpo", "grpo"] = "sft"
-    replay_seed: bool = True          # SFT: keep the cold-start rows in every round's data
+    replay_seed: bool = True          # SFT: keep the cold-start rows in every round's data (GRPO: anchor rows)
     cold_start_epochs: int = Field(default=3, ge=0)
     cold_start_steps: int | None = Field(default=None, ge=1)   # overrides cold_start_epochs when set
     settings: dict[str, Any] = Field(default_factory=dict)   # trainer.config.TrainConfig fields
@@ -182,7 +182,8 @@ class RunConfig(Section):
 MODEL_KEYS_USED = {"name", "backend", "path"}
 # [train] settings that only one algorithm reads.
 ALGORITHM_SETTINGS = {"beta": "dpo", "rpo_alpha": "dpo", "kl_coef": "grpo", "clip_eps": "grpo", "clip_eps_high": "grpo",
-                      "normalize_std": "grpo", "drop_zero_advantage": "grpo"}
+                      "normalize_std": "grpo", "drop_zero_advantage": "grpo", "negative_advantage_scale": "grpo",
+                      "anchor_coef": "grpo"}
 # Pinned on resume: what is generated, verified, selected, trained and evaluated. Not pinned: the
 # budget, concurrency, display, threads, monitors and the number of rounds (raise it to continue a run).
 PINNED = {"model": ("name", "backend", "path"),
@@ -301,9 +302,9 @@ def _check_train(config: RunConfig, fail) -> None:
     if "iterations" in train.model_fields_set and train.algorithm != "grpo":
         fail(["train", "iterations"], f"only GRPO rounds iterate sample -> update, but algorithm = "
              f"{train.algorithm!r}; remove it")
-    if "replay_seed" in train.model_fields_set and train.algorithm != "sft":
-        fail(["train", "replay_seed"], f"only SFT rounds replay seed rows, but algorithm = {train.algorithm!r}; "
-             f"remove it")
+    if "replay_seed" in train.model_fields_set and train.algorithm not in ("sft", "grpo"):  # GRPO: anchor rows
+        fail(["train", "replay_seed"], f"only SFT and GRPO rounds replay seed rows, but algorithm = "
+             f"{train.algorithm!r}; remove it")
     if config.tasks.builtin is None and config.tasks.seed_sft is None:
         for key in ("cold_start_epochs", "cold_start_steps"):
             if key in train.model_fields_set:

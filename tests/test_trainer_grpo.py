@@ -85,3 +85,24 @@ def test_policy_shift_against_hand_computed_values():
     kl = ((math.exp(0.5) - 0.5 - 1) + (math.exp(-1.0) + 1.0 - 1)) / 2
     assert out["kl_to_sampler"] == pytest.approx(kl)
     assert out["entropy"] == pytest.approx(1.5) and out["logp_delta"] == pytest.approx(-0.25)
+
+
+def test_anchor_rows_add_an_nll_term_that_raises_their_log_probs():
+    from trainer.encode import encode_sft
+    from trainer.logps import frozen_token_logps
+    from trainer.sft import _pad_id
+
+    rows = [{"prompt": f"p{i}", "completions": ["x", "yy"], "rewards": [1.0, 0.0]} for i in range(4)]
+    anchors = [{"messages": [{"role": "user", "content": f"s{i}"}, {"role": "assistant", "content": "zzz"}]}
+               for i in range(8)]
+    gains = {}
+    for coef in (0.0, 1.0):
+        torch.manual_seed(0)
+        model, tokenizer = load_model("micro-llama")
+        seqs = encode_sft(tokenizer, anchors, 64)
+        before = sum(float(x.sum()) for x in frozen_token_logps(model, seqs, _pad_id(tokenizer), 8))
+        metrics = train_grpo(model, tokenizer, rows, TrainConfig(lr=3e-3, batch_size=16, epochs=3, anchor_coef=coef,
+                                                                 progress="off"), anchor_rows=anchors)
+        gains[coef] = sum(float(x.sum()) for x in frozen_token_logps(model, seqs, _pad_id(tokenizer), 8)) - before
+        assert metrics["anchor_sequences"] == (8 if coef else 0) and metrics["sequences"] == 8
+    assert gains[1.0] > gains[0.0] + 1.0, gains

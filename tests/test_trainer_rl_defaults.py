@@ -42,6 +42,7 @@ def test_algorithm_defaults_replace_shared_settings_and_own_keys_win():
     # DPO keeps the shared (SFT) lr: with the RPO term it is stable there (docs/trainer.md, DPO)
     assert (dpo.lr, dpo.beta, dpo.rpo_alpha, dpo.max_epochs, dpo.batch_size) == (1e-3, 0.1, 1.0, 10.0, 64)
     assert grpo.lr == 5e-5 and grpo.max_epochs == 4.0 and not grpo.normalize_std and grpo.max_steps == 100
+    assert grpo.anchor_coef == 1.0 and grpo.min_lr_ratio == 1.0 and grpo.warmup_steps == 10
     with pytest.raises(ValueError, match="settings.dpo"):
         train_config("dpo", {"dpo": 3})
 

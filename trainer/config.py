@@ -54,6 +54,8 @@ class TrainConfig:
     normalize_std: bool = True          # GRPO advantages divided by the group std (False: Dr. GRPO style)
     drop_zero_advantage: bool = True    # skip groups whose rewards are all equal (no signal; saves compute)
     negative_advantage_scale: float = 1.0  # multiplies advantages < 0 (0: learn from the group's successes only)
+    anchor_coef: float = 0.0            # GRPO: weight of a per-token NLL on `anchor_rows` (e.g. the seed SFT rows;
+                                        # PPO-ptx style), mixed into the same batches
     # output
     save_steps: int = 0                 # checkpoint every N steps and at the end (0: none); the model is always saved
     save_total_limit: int = 2           # checkpoints kept (oldest removed)

@@ -72,6 +72,7 @@ def grpo_collate(seqs, pad_id: int) -> dict:
     if "ref" in seqs[0].extra:
         batch["ref_logps"] = stack_aligned([s.extra["ref"] for s in seqs], width)
     batch["advantages"] = torch.tensor([[s.extra["adv"]] for s in seqs])
+    batch["anchor"] = torch.tensor([[bool(s.extra.get("anchor"))] for s in seqs])
     batch["units"] = int((batch["labels"][:, 1:] != -100).sum())
     batch["tokens"] = sum(len(s) for s in seqs)
     return batch
@@ -82,9 +83,12 @@ def make_grpo_step_loss(config: TrainConfig):
         logps = completion_token_logps(model, batch)
         mask = (batch["labels"][:, 1:] != -100).to(logps.dtype)
         ref = batch.get("ref_logps")
-        per_token = grpo_token_losses(logps, batch["old_logps"], batch["advantages"], ref, config.kl_coef,
+        # anchor rows: ratio against the current log-probs (always 1, never clipped), so their gradient is
+        # anchor_coef * grad log p: a per-token NLL term, mixed into the GRPO batch
+        old = torch.where(batch["anchor"], logps.detach(), batch["old_logps"])
+        per_token = grpo_token_losses(logps, old, batch["advantages"], ref, config.kl_coef,
                                       config.clip_eps, config.clip_eps_high)
-        ratio = torch.exp(logps.detach() - batch["old_logps"])
+        ratio = torch.exp(logps.detach() - old)
         high = config.clip_eps if config.clip_eps_high is None else config.clip_eps_high
         clipped = ((ratio < 1 - config.clip_eps) | (ratio > 1 + high)).float()
         metrics = {"clip_fraction": (clipped * mask).sum()}
@@ -95,18 +99,28 @@ def make_grpo_step_loss(config: TrainConfig):
 
 
 def train_grpo(model, tokenizer, rows: list[dict], config: TrainConfig | None = None, ref_model=None,
-               out_dir: str | None = None, source: str = "<rows>", optimizer_carry: dict | None = None) -> dict:
+               out_dir: str | None = None, source: str = "<rows>", optimizer_carry: dict | None = None,
+               anchor_rows: list[dict] | None = None) -> dict:
     """One GRPO round on `rows` (samples of the current policy), training `model` in place; returns metrics.
 
     The KL reference (only computed when config.kl_coef > 0) is `ref_model`, else the LoRA base (adapters off),
     else the policy at the start of this call. Pass the same `ref_model` every round to anchor to the original model.
     `optimizer_carry`: see `trainer.loop.train_loop` (one AdamW across the iterations of an online round).
+    `anchor_rows` (SFT rows, with `config.anchor_coef` > 0): trained with a per-token NLL of weight anchor_coef in
+    the same batches (the policy-gradient of a fixed answer at ratio 1), like PPO-ptx's pretraining mix.
     """
     from trainer.loop import make_accelerator
 
     config = config or TrainConfig()
     validate_groups(rows, source)
     seqs, stats = encode_groups(tokenizer, rows, config)
+    n_samples = len(seqs)
+    if seqs and anchor_rows and config.anchor_coef:
+        from trainer.encode import encode_sft
+        for seq in encode_sft(tokenizer, anchor_rows, config.max_length):
+            if sum(seq.mask):
+                seq.extra.update(adv=config.anchor_coef, anchor=True)
+                seqs.append(seq)
     if not seqs:  # every group had equal rewards: nothing to learn this round, which is a result, not an error
         return {"steps": 0, **stats}
     accelerator = make_accelerator(config)
@@ -121,7 +135,8 @@ def train_grpo(model, tokenizer, rows: list[dict], config: TrainConfig | None = 
     metrics = train_loop(model, seqs, [len(s) for s in seqs], collate, make_grpo_step_loss(config), config, out_dir,
                          name="grpo", accelerator=accelerator, optimizer_carry=optimizer_carry)
     end = frozen_token_logps(model, seqs, pad_id, config.batch_size, accelerator)
-    return {**metrics, **stats, **policy_shift(seqs, start, end), "sequences": len(seqs)}
+    shift = policy_shift(seqs[:n_samples], start[:n_samples], end[:n_samples])  # on the samples, not the anchors
+    return {**metrics, **stats, **shift, "sequences": n_samples, "anchor_sequences": len(seqs) - n_samples}
 
 
 def policy_shift(seqs, start: list, end: list) -> dict:

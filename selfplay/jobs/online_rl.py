@@ -35,7 +35,7 @@ METRICS_FILE = "online_rl.json"
 OPTIMIZER_FILE = "optimizer.pt"
 # trainer metrics kept per iteration (the means over its steps)
 ITERATION_KEYS = ("steps", "clip_fraction", "kl", "kl_to_sampler", "entropy", "logp_delta", "grad_norm", "train_loss",
-                  "groups_trained", "sequences")
+                  "groups_trained", "sequences", "anchor_sequences")
 
 
 def iterations_of(config: Any) -> int:
@@ -126,7 +126,8 @@ async def _iteration(ctx: Any, round_: int, i: int, n: int, tasks: list, steps: 
         ctx.job.phase(f"round {round_} iteration {i + 1}/{n} train on {len(rows)} groups", 1)
         metrics = train_iteration(ctx.policy, rows, ctx.cfg.train.settings,
                                   str(ctx.job.dir / "rounds" / str(round_) / "train" / f"iter-{i}"),
-                                  steps=steps, seed=gen.seed + 1000 * round_ + i, carry=carry)
+                                  steps=steps, seed=gen.seed + 1000 * round_ + i, carry=carry,
+                                  anchor_rows=ctx.tasks.seed_rows if ctx.cfg.train.replay_seed else None)
     crash_point(f"round{round_}:iter{i}:trained")
     tokens = [r["usage"]["completion_tokens"] for r in records if r.get("error") is None]
     entry = {"iteration": i, "tasks": len(tasks), "samples": len(records), "groups": len(rows),
@@ -138,8 +139,10 @@ async def _iteration(ctx: Any, round_: int, i: int, n: int, tasks: list, steps: 
 
 
 def train_iteration(policy: Any, rows: list[dict[str, Any]], settings: dict[str, Any], out_dir: str, *,
-                    steps: int | None, seed: int, carry: dict[str, Any]) -> dict[str, Any]:
-    """GRPO on one iteration's groups, continuing the round's AdamW (its moments are in `carry`)."""
+                    steps: int | None, seed: int, carry: dict[str, Any],
+                    anchor_rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """GRPO on one iteration's groups, continuing the round's AdamW (its moments are in `carry`); with
+    `anchor_rows` (the seed rows, `[train] replay_seed`) and `anchor_coef` > 0, a per-token NLL on them too."""
     from trainer.grpo import train_grpo
 
     config = phases.train_config("grpo", settings, max_steps=steps, seed=seed)
@@ -150,7 +153,7 @@ def train_iteration(policy: Any, rows: list[dict[str, Any]], settings: dict[str,
         config = config.replace(warmup_steps=0, warmup_ratio=0.0)
     policy.model.train()
     metrics = train_grpo(policy.model, policy.tokenizer, rows, config, ref_model=carry.get("reference"),
-                         out_dir=out_dir, optimizer_carry=carry)
+                         out_dir=out_dir, optimizer_carry=carry, anchor_rows=anchor_rows)
     policy.model.eval()
     return metrics
 

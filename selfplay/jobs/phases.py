@@ -149,8 +149,10 @@ def _as_passed(candidate: Scored) -> Scored:
 ALGORITHMS = ("sft", "dpo", "grpo")
 ALGORITHM_DEFAULTS: dict[str, dict[str, Any]] = {
     "dpo": {"rpo_alpha": 1.0, "max_epochs": 10.0},  # the shared lr, beta 0.1; docs/trainer.md "DPO" has the numbers
-    # GRPO: rounds of on-policy iterations (selfplay.jobs.online_rl, one AdamW per round); docs/trainer.md "GRPO"
-    "grpo": {"lr": 1e-4, "normalize_std": False, "max_epochs": 4.0, "clip_eps": 0.2},
+    # GRPO: rounds of on-policy iterations (selfplay.jobs.online_rl, one AdamW per round), Dr.GRPO advantages, the
+    # seed rows as an NLL anchor (without it SFT's lr collapses the policy onto its own outputs); docs/trainer.md "GRPO"
+    "grpo": {"lr": 1e-3, "normalize_std": False, "max_epochs": 4.0, "warmup_steps": 10, "min_lr_ratio": 1.0,
+             "anchor_coef": 1.0, "clip_eps": 0.2},
 }
 
 
