@@ -266,35 +266,50 @@ def _ends_sentence(math: str) -> bool:
 
 
 def _fallback(response: str) -> Extraction:
+    """Tier 5: the whole response if it is an answer, else the last math or standalone number."""
     text = response.strip()
     if not text:
         return Extraction((), "none")
-    if len(text) <= SHORT_RESPONSE_CHARS and "\n" not in text and _SHORT_FORMULA.fullmatch(text):
-        return Extraction((strip_math_delimiters(text),), "whole_response")
-    if len(text) <= 40 and _FEW_WORDS.fullmatch(strip_math_delimiters(text)):
-        return Extraction((strip_math_delimiters(text),), "whole_response")  # a one-to-three-word answer
+    whole = _whole_response_answer(text)
+    if whole:
+        return Extraction((whole,), "whole_response")
     last_paragraph = re.split(r"\n\s*\n", text)[-1]
-    candidates = [(m.end(), m.start(), strip_math_delimiters(next(g for g in m.groups() if g is not None)), "last_math")
-                  for m in _INLINE_MATH.finditer(last_paragraph)]
-    line_start = last_paragraph.rfind("\n") + 1
     masked = _INLINE_MATH.sub(lambda m: " " * len(m.group()), last_paragraph)  # numbers outside math only
-    candidates += [(line_start + m.end(), line_start + m.start(), m.group("num").rstrip(","), "last_number")
-                   for m in _NUMBER.finditer(masked[line_start:])]
+    candidates = _last_candidates(last_paragraph, masked)
     if not candidates:
         return Extraction((), "none")
-    last_math = max((c for c in candidates if c[3] == "last_math"), default=None)
-    if last_math is not None and not _ends_sentence(last_paragraph[last_math[1]:last_math[0]]):
-        # a number after the last math counts only in a later sentence ("$x=5$, 2 more than 3")
-        candidates = [c for c in candidates if c[3] == "last_math"
-                      or _SENTENCE_END.search(masked, last_math[0], c[1]) or c[1] < last_math[0]]
     _, start, answer, source = max(candidates)  # whichever ends last: "$d = 90/n$. ... there are 12 sequences"
     if source == "last_number":
-        window = max(0, start - LIST_WINDOW_CHARS)
-        listed = _LIST_BEFORE.search(masked, window, start)  # "it could be 5 or 6", "the divisors are 1, 2 and 3"
+        listed = _LIST_BEFORE.search(masked, max(0, start - LIST_WINDOW_CHARS), start)
         if listed and re.search(r"\bto\b", listed.group()):
             return Extraction((), "hedged")  # "from 5 to 6" is a range, not an answer
-        if listed:
-            start, answer = listed.start(), re.sub(_GLUED_UNIT_AFTER, "", masked[listed.start():start]) + answer
+        if listed:  # "it could be 5 or 6", "the divisors are 1, 2 and 3": the list
+            start, answer = listed.start(), _GLUED_UNIT_AFTER.sub("", masked[listed.start():start]) + answer
     if _NEGATED_BEFORE.search(last_paragraph[:start]):
         return Extraction((), "negated")  # "it is 5, not 7": 7 is what the response rules out
     return Extraction((answer,), source)
+
+
+def _whole_response_answer(text: str) -> str:
+    """A response that is only a formula (up to 300 characters) or one to three words, else ""."""
+    if len(text) <= SHORT_RESPONSE_CHARS and "\n" not in text and _SHORT_FORMULA.fullmatch(text):
+        return strip_math_delimiters(text)
+    if len(text) <= 40 and _FEW_WORDS.fullmatch(strip_math_delimiters(text)):
+        return strip_math_delimiters(text)
+    return ""
+
+
+def _last_candidates(paragraph: str, masked: str) -> list[tuple[int, int, str, str]]:
+    """(end, start, answer, source) for every inline math of `paragraph` and every standalone
+    number of its last line outside math; a number after the last math counts only in a later
+    sentence ("$x=5$, 2 more than 3" keeps `x=5`)."""
+    candidates = [(m.end(), m.start(), strip_math_delimiters(next(g for g in m.groups() if g is not None)),
+                   "last_math") for m in _INLINE_MATH.finditer(paragraph)]
+    line_start = paragraph.rfind("\n") + 1
+    candidates += [(line_start + m.end(), line_start + m.start(), m.group("num").rstrip(","), "last_number")
+                   for m in _NUMBER.finditer(masked[line_start:])]
+    last_math = max((c for c in candidates if c[3] == "last_math"), default=None)
+    if last_math is None or _ends_sentence(paragraph[last_math[1]:last_math[0]]):
+        return candidates
+    return [c for c in candidates if c[3] == "last_math" or c[1] < last_math[0]
+            or _SENTENCE_END.search(masked, last_math[0], c[1])]
