@@ -3,12 +3,16 @@ The real demo's targets are shown by `make demo` (see README), not asserted here
 
 import json
 
+import pytest
+
 from tests.test_cli_run import selfplay
 
 
+@pytest.mark.timeout(900)
 def test_demo_quick_runs_both_arms_and_writes_its_figures(tmp_path):
     out = tmp_path / "demo"
-    result = selfplay("demo", "--quick", "--rounds", "1", "--seed", "3", "--out", str(out), "--no-progress")
+    result = selfplay("demo", "--quick", "--rounds", "1", "--seed", "3", "--out", str(out), "--no-progress",
+                      timeout=900)  # under a minute on an idle 2-core machine; minutes when 8 jobs share it
     assert result.returncode == 0, result.stderr
     figures = json.loads((out / "demo.json").read_text())
     assert set(figures) >= {"cold_start", "self_improve", "control"}
