@@ -106,3 +106,18 @@ def test_anchor_rows_add_an_nll_term_that_raises_their_log_probs():
         gains[coef] = sum(float(x.sum()) for x in frozen_token_logps(model, seqs, _pad_id(tokenizer), 8)) - before
         assert metrics["anchor_sequences"] == (8 if coef else 0) and metrics["sequences"] == 8
     assert gains[1.0] > gains[0.0] + 1.0, gains
+
+
+def test_sampled_ids_and_sampler_log_probs_are_used_as_the_old_policy():
+    _, tokenizer = load_model("micro-llama")
+    ids = tokenizer("ab", add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    logps = [-0.1 * (i + 1) for i in range(len(ids))]
+    rows = [{"prompt": [{"role": "user", "content": "q"}], "completions": ["ab", "c"], "rewards": [1.0, 0.0],
+             "completion_token_ids": [ids, None], "completion_logprobs": [logps, None]}]
+    seqs, _ = encode_groups(tokenizer, rows, TrainConfig())
+    sampled, text = seqs
+    assert sampled.ids[-len(ids):] == ids and "sampler_logps" not in text.extra  # the second one: re-encoded text
+    aligned = sampled.extra["sampler_logps"]
+    trained = [t for t in range(len(sampled.ids) - 1) if sampled.mask[t + 1]]  # aligned position t predicts t + 1
+    assert [round(float(aligned[t]), 6) for t in trained] == [round(v, 6) for v in logps]
+    assert all(float(aligned[t]) == 0.0 for t in range(len(aligned)) if t not in trained)
