@@ -189,14 +189,16 @@ def arms_table(runs: dict[str, list[dict[str, Any]]], result: dict[str, Any]) ->
             mark = "*" if r.get("rejected") else " "
             cells.append(f"{r.get('eval_pass@1', float('nan')):>14.3f}{mark}")
         lines.append(f"{record['round']:>5} | " + " ".join(cells))
-    lines += ["", f"{'arm':>8} | {'samples/round':>13} {'steps/round':>15} {'gain (pts)':>10} {'wall s':>7} "
-                  f"{'cost USD':>9} {'USD/point':>10}"]
+    lines += ["", f"{'arm':>8} | {'samples/round':>13} {'steps/round':>15} {'gain (pts)':>10} {'round s':>7} "
+                  f"{'wall s':>7} {'cost USD':>9} {'USD/point':>10}"]
     for name in names:
         s = summaries[name]
         per_point = f"{s['usd_per_point']:.2e}" if s["usd_per_point"] is not None else "-"
         lines.append(f"{name:>8} | {_per_round(s['samples_per_round']):>13} {_per_round(s['steps_per_round']):>15} "
-                     f"{s['points_gained']:>+10.1f} {s['wall_s']:>7.0f} {s['cost_usd']:>9.5f} {per_point:>10}")
-    lines.append(f"wall s of {names[0]} includes the shared cold start ({result['cold_start_seconds']:.0f} s); "
+                     f"{s['points_gained']:>+10.1f} {s['seconds']:>7.0f} {s['wall_s']:>7.0f} {s['cost_usd']:>9.5f} "
+                     f"{per_point:>10}")
+    lines.append(f"round s: rounds 1..R as recorded (resume-safe); wall s: this invocation (a resumed arm: only what "
+                 f"it redid), {names[0]}'s with the shared cold start ({result['cold_start_seconds']:.0f} s); "
                  "cost USD: the ledger's sampling and evaluation compute of rounds 1..R")
     if any(s["rejected_rounds"] for s in summaries.values()):
         lines.append("* round rejected by the guards: the previous kept policy's pass@1 is shown")
