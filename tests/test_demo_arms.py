@@ -48,6 +48,9 @@ def test_unknown_arm_is_one_clear_message(tmp_path):
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "--arms" in result.stderr and "ppo" in result.stderr and "sft,dpo,grpo,majority,control" in result.stderr
     assert not (tmp_path / "d").exists()
+    served = selfplay("demo", "--quick", "--serve", "--arms", "sft,dpo", "--out", str(tmp_path / "s"), "--no-progress")
+    assert served.returncode != 0 and "--serve runs the sft and control arms only" in served.stderr
+    assert not (tmp_path / "s").exists()
 
 
 def test_arm_configs_change_only_the_arms_own_keys():

@@ -1,7 +1,7 @@
-"""`selfplay demo [--seed S] [--out DIR]`: a tiny model teaches itself addition, beside a control arm.
+"""`selfplay demo [--seed S] [--out DIR] [--arms sft,dpo,grpo,majority,control]`: a tiny model teaches itself addition.
 
 What it is for: running `selfplay.demo` with a live display, then printing the per-round table of
-both arms and where the report and `demo.json` are. Re-running the same command resumes.
+the arms (default `sft,control`) and where the report and `demo.json` are. Re-running the same command resumes.
 What it does not do: the work (see `selfplay.demo`).
 """
 
@@ -30,16 +30,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.serve:
-        from selfplay.demo_serve import run_cli
-        return run_cli(args)
-    from selfplay.demo import demo_summary_line, demo_table, parse_arms, run_demo
+    from selfplay.demo import DEFAULT_ARMS, demo_summary_line, demo_table, parse_arms, run_demo
     from selfplay.errors import UserError
 
     try:
         arms = parse_arms(args.arms)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
+    if args.serve:
+        if arms != DEFAULT_ARMS:
+            raise UserError(f"--serve runs the sft and control arms only; drop --arms {args.arms} or --serve")
+        from selfplay.demo_serve import run_cli
+        return run_cli(args)
     started = time.monotonic()
     with PhaseProgress(enabled=progress_enabled() and not args.no_progress) as progress:
         outcome = asyncio.run(run_demo(args.out, seed=args.seed, rounds=args.rounds, quick=args.quick,
