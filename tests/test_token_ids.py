@@ -196,3 +196,16 @@ def test_a_preference_row_encodes_chosen_and_rejected_as_sampled():
     assert chosen.ids == prompt_ids + ids and rejected.ids == prompt_ids + list(b"41")
     plain_chosen, _ = encode_pair(tokenizer, {k: v for k, v in row.items() if not k.endswith("_token_ids")}, 256)
     assert plain_chosen.ids != chosen.ids and not plain_chosen.extra.get("sampled")
+
+
+def test_dpo_trains_each_pair_on_its_sampled_ids():
+    from trainer.dpo import encode_pairs
+
+    _, tokenizer = tiny_pair()
+    ids, text = _not_round_tripping(tokenizer)
+    row = {"prompt": PROMPT, "chosen": [{"role": "assistant", "content": text}],
+           "rejected": [{"role": "assistant", "content": "41"}], "chosen_token_ids": ids,
+           "rejected_token_ids": list(b"41")}
+    [(chosen, rejected)] = encode_pairs(tokenizer, [row], 256)
+    prompt_ids = chat_ids(tokenizer, PROMPT)
+    assert chosen.ids == prompt_ids + ids and rejected.ids == prompt_ids + list(b"41")

@@ -19,7 +19,7 @@ import torch
 
 from trainer.config import TrainConfig
 from trainer.data import load_dataset_file, validate_preference
-from trainer.encode import Encoded, encode_prompt_completion, pad_batch
+from trainer.encode import Encoded, encode_pair, pad_batch
 from trainer.logps import completion_token_logps, frozen_token_logps
 from trainer.loop import StepLoss, train_loop
 from trainer.losses import dpo_loss, dpo_rewards
@@ -28,8 +28,8 @@ from trainer.sft import _pad_id
 
 
 def encode_pairs(tokenizer, rows: list[dict], max_length: int) -> list[tuple[Encoded, Encoded]]:
-    return [(encode_prompt_completion(tokenizer, row["prompt"], row["chosen"], max_length),
-             encode_prompt_completion(tokenizer, row["prompt"], row["rejected"], max_length)) for row in rows]
+    """Each pair's chosen and rejected sequences, on their sampled token ids when the row carries them."""
+    return [encode_pair(tokenizer, row, max_length) for row in rows]
 
 
 def preference_logps(model, tokenizer, rows: list[dict], max_length: int = 1024, batch_size: int = 16,
