@@ -6,6 +6,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
+# Test files run on TEST_WORKERS processes (pytest-xdist, one file per worker at a time): ~9 min on 2 cores.
+TEST_WORKERS ?= 2
 
 .PHONY: venv test demo bench clean
 
@@ -21,7 +23,7 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 venv: $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=15 tests
 
 demo: $(STAMP)
 	$(BIN)/selfplay demo --out runs/demo
