@@ -187,16 +187,7 @@ class _Round:
         # --- end GRPO hook
         gen = self.cfg.generate
         pool = self._round_tasks(round_)
-        llm = await self._llm()
-        ok = await phases.sample_chunked(
-            llm, self.store, round_, pool, label=gen.workflow, workflow=gen.workflow, k=gen.k,
-            params_for=lambda t: self._params(t, gen.max_tokens, gen.temperature, round_), system_prompt=gen.system_prompt,
-            options=gen.workflow_options, chunk_size=self._chunk(max(gen.k, gen.batch or gen.k)),
-            check_for=self._feedback_check, adaptive=gen, verifier=gen.verifier, executor=self.executor,
-            verify_concurrency=gen.verify_concurrency,
-            on_chunk=self.job.phase(f"round {round_} generate x{gen.k}", len(pool)))
-        if not ok:
-            raise self.ledger.refusal or BudgetExceeded("budget refused a request", cap="usd")
+        await self.sample_training(round_, pool, f"round {round_} generate x{gen.k}")
         records = [r for r in self.store.iter_candidates(round_) if r["workflow"] == gen.workflow]
         crash_point(f"round{round_}:generated")
         verdicts = await verify_candidates(self.store, round_, records, self.tasks.by_id, gen.verifier,
@@ -284,6 +275,20 @@ class _Round:
         self.job.say(f"round {round_} rejected, round {record['kept_round']}'s policy kept: "
                      + "; ".join(record["reasons"]))
         return record
+
+    async def sample_training(self, round_: int, tasks: list, description: str) -> None:
+        """Sample K per task of `tasks` with the policy as it is now (the round's workflow, adaptive K, verification
+        as sampled), stored in the run store; a budget refusal raises. Used by SFT/DPO rounds and GRPO's slices."""
+        gen = self.cfg.generate
+        llm = await self._llm()
+        ok = await phases.sample_chunked(
+            llm, self.store, round_, tasks, label=gen.workflow, workflow=gen.workflow, k=gen.k,
+            params_for=lambda t: self._params(t, gen.max_tokens, gen.temperature, round_), system_prompt=gen.system_prompt,
+            options=gen.workflow_options, chunk_size=self._chunk(max(gen.k, gen.batch or gen.k)),
+            check_for=self._feedback_check, adaptive=gen, verifier=gen.verifier, executor=self.executor,
+            verify_concurrency=gen.verify_concurrency, on_chunk=self.job.phase(description, len(tasks)))
+        if not ok:
+            raise self.ledger.refusal or BudgetExceeded("budget refused a request", cap="usd")
 
     # --- helpers ---------------------------------------------------------------------------------
     async def _llm(self) -> MeteredLLM:

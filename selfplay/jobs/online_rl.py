@@ -21,7 +21,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from agents.llm.types import BudgetExceeded
 from selfplay.crashpoints import crash_point
 from selfplay.errors import UserError
 from selfplay.export import round_candidate_ids, write_round_rows
@@ -103,16 +102,8 @@ async def _iteration(ctx: Any, round_: int, i: int, n: int, tasks: list, steps: 
                      history: list[dict[str, Any]], carry: dict[str, Any]) -> dict[str, Any]:
     """Sample the slice with the current weights, verify, train its share of steps, save; returns its metrics."""
     gen = ctx.cfg.generate
-    llm = await ctx._llm()  # policy.serve(): the backend now serves the weights as they are after iteration i-1
-    ok = await phases.sample_chunked(
-        llm, ctx.store, round_, tasks, label=gen.workflow, workflow=gen.workflow, k=gen.k,
-        params_for=lambda t: ctx._params(t, gen.max_tokens, gen.temperature, round_), system_prompt=gen.system_prompt,
-        options=gen.workflow_options, chunk_size=ctx._chunk(max(gen.k, gen.batch or gen.k)),
-        check_for=ctx._feedback_check, adaptive=gen, verifier=gen.verifier, executor=ctx.executor,
-        verify_concurrency=gen.verify_concurrency,
-        on_chunk=ctx.job.phase(f"round {round_} iteration {i + 1}/{n} generate x{gen.k}", len(tasks)))
-    if not ok:
-        raise ctx.ledger.refusal or BudgetExceeded("budget refused a request", cap="usd")
+    # policy.serve() inside: the backend now serves the weights as they are after iteration i-1
+    await ctx.sample_training(round_, tasks, f"round {round_} iteration {i + 1}/{n} generate x{gen.k}")
     ids = {t.id for t in tasks}
     records = [r for r in ctx.store.iter_candidates(round_) if r["workflow"] == gen.workflow and r["task_id"] in ids]
     crash_point(f"round{round_}:iter{i}:generated")
