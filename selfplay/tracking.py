@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from selfplay.errors import UserError
+from selfplay.core.errors import UserError
 
 PACKAGES = {"tensorboard": "tensorboardX (or tensorboard)", "wandb": "wandb", "trackio": "trackio",
             "mlflow": "mlflow", "aim": "aim", "comet_ml": "comet_ml", "clearml": "clearml", "dvclive": "dvclive",

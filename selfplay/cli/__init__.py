@@ -1,7 +1,7 @@
 """The `selfplay` command line: one subcommand per module in this package.
 
 Each command module exposes `register(subparsers)`, which adds its parser and sets `func(args) -> int`.
-Errors the user can fix (`selfplay.errors.UserError`) print one clear message and exit 1; a budget stop
+Errors the user can fix (`selfplay.core.errors.UserError`) print one clear message and exit 1; a budget stop
 exits 3. This module does no work of its own.
 """
 
@@ -13,7 +13,7 @@ import sys
 
 from pydantic import ValidationError
 
-from selfplay.errors import EXIT_USER_ERROR, BudgetStop, UserError
+from selfplay.core.errors import EXIT_USER_ERROR, BudgetStop, UserError
 
 # Packages of the optional extras: a command needing one that is absent is listed as unavailable.
 OPTIONAL_PACKAGES = {"torch", "transformers", "peft", "accelerate", "tokenizers", "safetensors", "ray", "vllm"}

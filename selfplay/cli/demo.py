@@ -1,8 +1,8 @@
 """`selfplay demo [--seed S] [--out DIR] [--arms sft,dpo,grpo,majority,control]`: a tiny model teaches itself addition.
 
-What it is for: running `selfplay.demo` with a live display, then printing the per-round table of
+What it is for: running `selfplay.jobs.demo` with a live display, then printing the per-round table of
 the arms (default `sft,control`) and where the report and `demo.json` are. Re-running the same command resumes.
-What it does not do: the work (see `selfplay.demo`).
+What it does not do: the work (see `selfplay.jobs.demo`).
 """
 
 from __future__ import annotations
@@ -25,13 +25,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="comma-separated arms, each from the same cold start: sft, dpo, grpo, majority, control")
     parser.add_argument("--no-progress", action="store_true", help="no live display")
     parser.add_argument("--serve", action="store_true", help="the self-improvement arm samples from a `selfplay "
-                        "serve` process this command starts and stops (a LoRA adapter per round; selfplay.demo_serve)")
+                        "serve` process this command starts and stops (a LoRA adapter per round; selfplay.jobs.demo_serve)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from selfplay.demo import DEFAULT_ARMS, demo_summary_line, demo_table, parse_arms, run_demo
-    from selfplay.errors import UserError
+    from selfplay.jobs.demo import DEFAULT_ARMS, demo_summary_line, demo_table, parse_arms, run_demo
+    from selfplay.core.errors import UserError
 
     try:
         arms = parse_arms(args.arms)
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     if args.serve:
         if arms != DEFAULT_ARMS:
             raise UserError(f"--serve runs the sft and control arms only; drop --arms {args.arms} or --serve")
-        from selfplay.demo_serve import run_cli
+        from selfplay.jobs.demo_serve import run_cli
         return run_cli(args)
     started = time.monotonic()
     with PhaseProgress(enabled=progress_enabled() and not args.no_progress) as progress:

@@ -2,7 +2,7 @@
 
 What it is for: turning what `selfplay generate` or `selfplay run` verified into a training file (JSONL or Parquet,
 by the suffix of FILE) that `datasets.load_dataset("json"/"parquet", data_files=FILE)` and TRL's trainers load.
-What it does not do: the selection itself (see `selfplay.export`), or change the run directory (it only reads it).
+What it does not do: the selection itself (see `selfplay.pipeline.export`), or change the run directory (it only reads it).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from selfplay.export import export_run
+    from selfplay.pipeline.export import export_run
 
     result = export_run(args.run_dir, args.format, args.out, min_score=args.min_score, max_pairs=args.max_pairs)
     print(f"{result['rows']} {result['format']} rows -> {result['path']}")

@@ -12,9 +12,9 @@ import asyncio
 import json
 import sys
 
-from selfplay.config import load_generate_config
+from selfplay.config.common import load_generate_config
 from selfplay.cli.job_args import add_job_arguments
-from selfplay.errors import EXIT_BUDGET
+from selfplay.core.errors import EXIT_BUDGET
 
 FLAG_KEYS = {"k": "generate.k", "concurrency": "generate.concurrency", "max_tokens": "generate.max_tokens",
              "temperature": "generate.temperature", "seed": "generate.seed", "tasks": "generate.tasks",

@@ -3,7 +3,7 @@
 What it does: loads the script (built-in arithmetic script when --script is omitted), validates flags,
 prints `selfplay mock-server listening on http://HOST:PORT/v1` on stdout once it accepts requests (with
 --port 0 the port is a free one, so read this line), and serves until SIGINT/SIGTERM, then exits 0.
-What it does NOT do: anything of the mock itself (see `selfplay.mock`, docs/mock-server.md).
+What it does NOT do: anything of the mock itself (see `selfplay.servers.mock`, docs/mock-server.md).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from selfplay.errors import UserError
+from selfplay.core.errors import UserError
 
 FAULT_FLAGS = {"429": "fault_429", "500": "fault_500", "timeout": "fault_timeout",
                "malformed": "fault_malformed", "truncate": "fault_truncate"}
@@ -42,7 +42,7 @@ def register(subparsers) -> None:
 
 def build_config(args: argparse.Namespace):
     """A MockConfig from parsed flags; UserError names the bad flag or script."""
-    from selfplay.mock import FaultRates, MockConfig, default_script, load_script
+    from selfplay.servers.mock import FaultRates, MockConfig, default_script, load_script
 
     script = load_script(args.script) if args.script else default_script()
     try:
@@ -64,7 +64,7 @@ def build_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from selfplay.mock.server import serve_forever
+    from selfplay.servers.mock.server import serve_forever
 
     config = build_config(args)
 

@@ -13,7 +13,7 @@ import json
 import sys
 
 from selfplay.cli.job_args import add_job_arguments
-from selfplay.errors import EXIT_BUDGET
+from selfplay.core.errors import EXIT_BUDGET
 
 SHOWN = ("stopped_reason", "candidates", "duplicates", "rows", "left_out", "steps", "positive_step_fraction", "requests",
          "cache_hits", "cost_usd")

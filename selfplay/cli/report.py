@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from selfplay.errors import UserError
+from selfplay.core.errors import UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import sqlite3
 
-    from selfplay.report import write_report
+    from selfplay.pipeline.report import write_report
 
     db = Path(args.run_dir) / "run.db"
     if not db.is_file():
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     import json
     rounds = [{"round": r, **json.loads(b)} for r, phase, b in rows if phase == "done"]
     if not rows:  # no rounds at all: a `selfplay generate` directory
-        from selfplay.report import write_generate_report
+        from selfplay.pipeline.report import write_generate_report
 
         report = write_generate_report(db, args.run_dir, args.title or f"selfplay generate {Path(args.run_dir).name}")
         totals = report["totals"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from selfplay.errors import UserError
+from selfplay.core.errors import UserError
 from selfplay.progress import PhaseProgress, progress_enabled
 
 
@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from selfplay.jobs.loop import RunJob
-    from selfplay.run_config import load_run_config
+    from selfplay.config.run import load_run_config
 
     if args.config_path and args.config_flag and args.config_path != args.config_flag:
         raise UserError(f"two configs given ({args.config_path} and --config {args.config_flag}); pass one")

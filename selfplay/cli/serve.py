@@ -5,7 +5,7 @@ built-in tiny name such as `tiny-llama`) into the in-process `local` backend, pr
 `selfplay serve listening on http://HOST:PORT/v1 (model NAME)` on stdout once it accepts requests (with
 --port 0 the port is a free one, so read this line), and serves `/v1/chat/completions`, `/v1/models` and
 `/health` until SIGINT / SIGTERM, then exits 0.
-What it does NOT do: download models, authenticate clients, or stream (see `selfplay.serve`).
+What it does NOT do: download models, authenticate clients, or stream (see `selfplay.servers.serve`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import argparse
 import os
 import sys
 
-from selfplay.errors import UserError
+from selfplay.core.errors import UserError
 
 DTYPES = ("float32", "bfloat16", "float16")
 
@@ -39,7 +39,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from selfplay.serve.server import serve_forever
+    from selfplay.servers.serve.server import serve_forever
 
     _check_flags(args)
     llm = load_backend(args)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from selfplay.errors import UserError
+from selfplay.core.errors import UserError
 
 # flag -> TrainConfig key
 FLAGS = {"epochs": int, "steps": int, "lr": float, "batch_size": int, "grad_accum": int, "max_length": int,

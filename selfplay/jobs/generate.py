@@ -13,7 +13,7 @@ While the workers run, the run store shares commits among its frequent writes
 With `[model] batch = true` the requests go through the provider's Batch API
 (`agents.llm.batch_backend`): settled at the batch price, batch ids kept in the run store so a
 killed job polls the same batches again. Where requests and checks run is the executor's business (`[executor] kind`: in this process, or
-over a Ray cluster; see `selfplay.executors`); the store, the ledger and the cache stay here either way.
+over a Ray cluster; see `selfplay.pipeline.executors`); the store, the ledger and the cache stay here either way.
 What it does not do: train (see `selfplay run`), or retry a failed request forever (a sample whose
 requests failed for good is recorded with its error kind; its batch is run again on the next resume).
 """
@@ -31,17 +31,17 @@ from typing import Any
 
 from agents.money.ledger import BudgetLedger, Caps
 from agents.workflows.registry import validate_options
-from selfplay.backends import check_reachable, price_table
-from selfplay.config import GenerateConfig, run_dir_produced
-from selfplay.errors import UserError
-from selfplay.executors import open_executor
-from selfplay.jobs.sampler import TaskOutcome, TaskSampler, sandbox_tool
-from selfplay.jobs.summary import CandidateTally, generate_summary
+from selfplay.pipeline.llm import check_reachable, price_table
+from selfplay.config.common import GenerateConfig, run_dir_produced
+from selfplay.core.errors import UserError
+from selfplay.pipeline.executors import open_executor
+from selfplay.pipeline.sample import TaskOutcome, TaskSampler, sandbox_tool
+from selfplay.pipeline.summary import CandidateTally, generate_summary
 from selfplay.progress import JobProgress, progress_enabled
-from selfplay.store import RunStore
-from selfplay.export import write_candidates
-from selfplay.store.export import write_json
-from selfplay.tasks import Task, load_tasks
+from selfplay.core.store import RunStore
+from selfplay.pipeline.export import write_candidates
+from selfplay.core.files import write_json
+from selfplay.tasks.task import Task, load_tasks
 
 ROUND = 0  # generate jobs write round 0; the loop (`selfplay run`) writes rounds 1..N
 # Settings that change what is generated: a resumed job must keep them (budget, concurrency may change).
@@ -94,8 +94,8 @@ def check_workflow(config: GenerateConfig) -> None:
     for name in ("judge", "prm"):
         if gen.verifier == name and getattr(config, name) is None:
             raise UserError(f"[generate] verifier = \"{name}\" needs a [{name}] section (see README: Verifiers)")
-    if gen.verifier is not None:  # math, code, judge, prm, auto (by Task.kind) or a composition (selfplay.verify)
-        from selfplay.verify import parse_verifier
+    if gen.verifier is not None:  # math, code, judge, prm, auto (by Task.kind) or a composition (selfplay.pipeline.verify)
+        from selfplay.pipeline.verify import parse_verifier
         try:
             parse_verifier(gen.verifier)
         except ValueError as exc:
@@ -149,7 +149,7 @@ class GenerateJob:
         finally:
             for backend in backends:
                 await backend.aclose()
-        store.commit()  # candidates.jsonl carries each candidate's verdict (selfplay.export reads the store)
+        store.commit()  # candidates.jsonl carries each candidate's verdict (selfplay.pipeline.export reads the store)
         write_candidates(self.run_dir, round_=ROUND, verifier=self.config.generate.verifier)
         write_json(summary, self.run_dir / "summary.json")
         return summary
@@ -171,11 +171,11 @@ class GenerateJob:
 
     def _model_check(self, prices, ledger, store, backends: list) -> Any:
         """The judge (its calls metered on the same ledger and cache) or the PRM, when configured as verifier."""
-        from selfplay.verify import judge_check, prm_check
+        from selfplay.pipeline.verify import judge_check, prm_check
 
         verifier = self.config.generate.verifier
         if verifier == "judge":
-            from selfplay.judge_adapter import AgentsJudgeLLM
+            from selfplay.pipeline.judge_adapter import AgentsJudgeLLM
             from verifiers.judge import PointwiseJudge
 
             section = self.config.judge

@@ -27,20 +27,20 @@ from agents.llm.types import BudgetExceeded, SamplingParams
 from agents.money.ledger import BudgetLedger, Caps
 from agents.workflows.common import CheckResult
 from agents.workflows.registry import spec
-from selfplay.crashpoints import crash_point
-from selfplay.errors import BudgetStop, UserError
-from selfplay.export import round_candidate_ids, write_candidates, write_round_rows
-from selfplay import guards, monitors
+from selfplay.core.crashpoints import crash_point
+from selfplay.core.errors import BudgetStop, UserError
+from selfplay.pipeline.export import round_candidate_ids, write_candidates, write_round_rows
+from selfplay.pipeline import guards, monitors
 from selfplay.jobs import phases
-from selfplay.jobs.loop_tasks import LoopTasks, load_loop_tasks
+from selfplay.tasks.loop import LoopTasks, load_loop_tasks
 from selfplay.policy import Policy, build_policy
-from selfplay.report import write_report
-from selfplay.config import check_resume, write_resolved
-from selfplay.run_config import PINNED, RunConfig
-from selfplay.store import RunStore
-from selfplay.store.export import write_json
+from selfplay.pipeline.report import write_report
+from selfplay.config.common import check_resume, write_resolved
+from selfplay.config.run import PINNED, RunConfig
+from selfplay.core.store import RunStore
+from selfplay.core.files import write_json
 from selfplay.tracking import open_tracker
-from selfplay.verify import get_check, run_check, verify_candidates
+from selfplay.pipeline.verify import get_check, run_check, verify_candidates
 
 DONE = "done"
 
@@ -97,7 +97,7 @@ class RunJob:
         rounds = [r for r in store.get_rounds() if r["phase"] == DONE]
         write_report(rounds, self.dir, self.title)
         write_json({"rounds": rounds}, self.dir / "rounds.json")
-        store.commit()  # every candidate with its verdicts, for readers without SQL (selfplay.export)
+        store.commit()  # every candidate with its verdicts, for readers without SQL (selfplay.pipeline.export)
         write_candidates(self.dir, verifier=self.config.generate.verifier)
         return rounds
 
@@ -257,7 +257,7 @@ class _Round:
                                                     self.cfg.generate.seed + round_)}
 
     def _guard(self, round_: int, record: dict[str, Any]) -> dict[str, Any]:
-        """selfplay.guards: reject the round and restore the last kept policy into its checkpoint slot."""
+        """selfplay.pipeline.guards: reject the round and restore the last kept policy into its checkpoint slot."""
         stored = [r for r in self.store.get_rounds() if r["round"] == round_ and r["phase"] == guards.GUARDED]
         if stored:  # resumed after the decision: the same record, restore again (idempotent)
             record = {k: v for k, v in stored[0].items() if k != "phase"}

@@ -21,13 +21,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from selfplay.crashpoints import crash_point
-from selfplay.errors import UserError
-from selfplay.export import round_candidate_ids, write_round_rows
-from selfplay import monitors
+from selfplay.core.crashpoints import crash_point
+from selfplay.core.errors import UserError
+from selfplay.pipeline.export import round_candidate_ids, write_round_rows
+from selfplay.pipeline import monitors
 from selfplay.jobs import phases
 from selfplay.policy import LocalPolicy
-from selfplay.verify import verify_candidates
+from selfplay.pipeline.verify import verify_candidates
 
 DEFAULT_ITERATIONS = 10
 METRICS_FILE = "online_rl.json"

@@ -14,12 +14,12 @@ from types import SimpleNamespace
 from typing import Any, Callable
 
 from agents.llm.types import SamplingParams
-from selfplay.datasets import preference_row, rl_row, sft_row
-from selfplay.metrics import maj_at_k, mean_pass_at_k
-from selfplay.crashpoints import crash_point
-from selfplay.select import Scored, best_of_k, contaminated, majority_label, preference_pairs, rejection_sample, rl_group
-from selfplay.store import RunStore
-from selfplay.tasks import Task
+from selfplay.pipeline.datasets import preference_row, rl_row, sft_row
+from selfplay.pipeline.metrics import maj_at_k, mean_pass_at_k
+from selfplay.core.crashpoints import crash_point
+from selfplay.pipeline.select import Scored, best_of_k, contaminated, majority_label, preference_pairs, rejection_sample, rl_group
+from selfplay.core.store import RunStore
+from selfplay.tasks.task import Task
 
 EVAL = "eval"
 
@@ -35,7 +35,7 @@ async def sample_chunked(llm: Any, store: RunStore, round_: int, tasks: list[Tas
                          check_for: Callable[[Task], Any] | None = None, adaptive: Any = None,
                          verifier: str | None = None, executor: Any = None, verify_concurrency: int = 2,
                          check: Any = None, **workflow_kwargs: Any) -> bool:
-    """K candidates per task under `label`, through the one sampler (`selfplay.jobs.sampler.TaskSampler`).
+    """K candidates per task under `label`, through the one sampler (`selfplay.pipeline.sample.TaskSampler`).
 
     Tasks go `chunk_size` at a time as one group of lock-step waves (each wave stored in one write; see the
     sampler). `adaptive` (an object with `k_max` / `stop_after_verified` / `batch` / `low_pass_rate`, e.g. the
@@ -43,7 +43,7 @@ async def sample_chunked(llm: Any, store: RunStore, round_: int, tasks: list[Tas
     (`check`: a model check such as the PRM's, for a verifier that is not rule-based).
     `workflow_kwargs`: `tool` (default for `tool_use`: the code sandbox on `executor`), `critic_llm`. Returns False when the budget refused a request.
     """
-    from selfplay.jobs.sampler import TaskSampler, is_adaptive, sandbox_tool
+    from selfplay.pipeline.sample import TaskSampler, is_adaptive, sandbox_tool
 
     if workflow == "tool_use" and "tool" not in workflow_kwargs:  # the code sandbox, on the job's executor
         workflow_kwargs["tool"] = sandbox_tool(executor)

@@ -26,18 +26,18 @@ from pydantic import Field
 
 from agents.llm.types import SamplingParams
 from agents.money.ledger import BudgetLedger, Caps
-from selfplay.backends import build_backend, build_metered, check_reachable, price_table
-from selfplay.config import BudgetSection, GenerateSection, ModelSection, Section, apply_overrides, read_toml, validate
-from selfplay.crashpoints import crash_point
-from selfplay.datasets import write_dataset
-from selfplay.errors import UserError
+from selfplay.pipeline.llm import build_backend, build_metered, check_reachable, price_table
+from selfplay.config.common import BudgetSection, GenerateSection, ModelSection, Section, apply_overrides, read_toml, validate
+from selfplay.core.crashpoints import crash_point
+from selfplay.pipeline.datasets import write_dataset
+from selfplay.core.errors import UserError
 from selfplay.jobs.generate import check_resume_compatible, task_seed
 from selfplay.jobs.prm_rollouts import (CONTINUE_EXTRA_BODY, ROUND, CandidateLabeller, ContinuingLocalBackend,
                                         RolloutSettings)
-from selfplay.jobs.sampler import TaskSampler
-from selfplay.store import RunStore
-from selfplay.store.export import write_json
-from selfplay.tasks import Task, load_tasks
+from selfplay.pipeline.sample import TaskSampler
+from selfplay.core.store import RunStore
+from selfplay.core.files import write_json
+from selfplay.tasks.task import Task, load_tasks
 
 CRASH_AFTER_CANDIDATE = "prm_label:candidate"   # SELFPLAY_CRASH_AT: after a candidate's rollouts are stored
 PINNED = {"model": ("name", "backend", "base_url"),

@@ -1,12 +1,12 @@
 """The PRM as the loop's verifier: its check per round, its relabel-and-retrain each round, its best-of-N.
 
 What it is for: `verifier = "prm"` in `selfplay run`, configured by the `[prm]` section
-(`selfplay.run_config.LoopPRMSection`, the `selfplay generate` PRMSection plus the loop's keys):
+(`selfplay.config.run.LoopPRMSection`, the `selfplay generate` PRMSection plus the loop's keys):
 - the check: round R's training candidates are verified by the PRM in force after round R-1 (the [prm] path,
   or with `retrain = "each_round"` run_dir/prm/round-(R-1)); its aggregated score is the verdict's score and
   pass = score >= pass_threshold (`verifiers.prm.model.ModelPRM`);
 - the held-out evaluation is by the tasks' reference answers (`REFERENCE`), never by the PRM the loop
-  selects with, so pass@1, the guards and the verifier audit (`selfplay.monitors.audit`, on the PRM-accepted
+  selects with, so pass@1, the guards and the verifier audit (`selfplay.pipeline.monitors.audit`, on the PRM-accepted
   rows) stay independent of it;
 - relabel and retrain (`retrain = "each_round"`): after round R's candidates are verified, each one is
   labelled by its task's reference answer with `verifiers.prm.labels` (the candidate is itself one completion
@@ -30,13 +30,13 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from selfplay.crashpoints import crash_point
-from selfplay.errors import UserError
+from selfplay.core.crashpoints import crash_point
+from selfplay.core.errors import UserError
 from selfplay.jobs import phases
-from selfplay.select import Scored
-from selfplay.store import RunStore
-from selfplay.tasks import Task
-from selfplay.verify import prm_check, verify_candidates
+from selfplay.pipeline.select import Scored
+from selfplay.core.store import RunStore
+from selfplay.tasks.task import Task
+from selfplay.pipeline.verify import prm_check, verify_candidates
 from verifiers.prm.labels import final_step_label, hard_label, prm_row
 from verifiers.prm.steps import split_steps
 from verifiers.verdict import Verdict
@@ -66,7 +66,7 @@ def prm_dir_problem(path: str) -> str | None:
 
 # ---- pure halves: labels and best-of-N ---------------------------------------------------------------------------
 def candidate_steps(record: dict[str, Any], separator: str | None) -> list[str]:
-    """The steps the PRM scores for a candidate (as `selfplay.verify.prm_check`: its own, else split)."""
+    """The steps the PRM scores for a candidate (as `selfplay.pipeline.verify.prm_check`: its own, else split)."""
     return list(record.get("steps") or split_steps(record.get("final_answer") or "", separator))
 
 

@@ -24,9 +24,9 @@ from typing import Any
 from agents.llm.local import LocalBackend
 from agents.llm.types import LLMError, Message, SamplingParams
 from agents.workflows.registry import budget_exhausted, run_workflow
-from selfplay.store import RunStore
-from selfplay.tasks import Task
-from selfplay.verify import check_math
+from selfplay.core.store import RunStore
+from selfplay.tasks.task import Task
+from selfplay.pipeline.verify import check_math
 from verifiers.prm.labels import prm_row, step_labels
 from verifiers.prm.steps import split_steps
 from verifiers.verdict import Verdict

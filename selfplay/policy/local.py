@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from selfplay.errors import UserError
+from selfplay.core.errors import UserError
 
 
 class LocalPolicy:

@@ -4,7 +4,7 @@ What it is for: `selfplay run` with `[policy] mode = "served"`. The trainer trai
 each round's weights are saved under `[policy] adapter_dir` (default `RUN/checkpoints`, a directory the server
 can read), then published:
   - `publish = "lora"`: `checkpoints/round-R/adapter` (peft) is loaded over vLLM's runtime LoRA API as
-    `PREFIX-R-DIGEST` (`selfplay.publish.LoraPublisher`; round R-2 unloaded); requests name it as `model`;
+    `PREFIX-R-DIGEST` (`selfplay.policy.publish.LoraPublisher`; round R-2 unloaded); requests name it as `model`;
   - `publish = "restart"`: `checkpoints/round-R` (a full checkpoint) is handed to `restart_command`
     (`{checkpoint}` replaced), and the loop waits for `/health`; requests name `base_model`.
 Sampling goes through the `openai` backend (retries, bounded concurrency) wrapped so that its cache key names
@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from selfplay.errors import UserError
+from selfplay.core.errors import UserError
 from selfplay.policy.local import _load
 
 ADAPTER = "adapter"
@@ -171,7 +171,7 @@ class ServedPolicy:
 
     def _lora_publisher(self) -> Any:
         if self._publisher is None:
-            from selfplay.publish import LoraPublisher
+            from selfplay.policy.publish import LoraPublisher
 
             self._publisher = LoraPublisher(self.cfg.url, self._api_key(), timeout_s=self.cfg.timeout_s,
                                             prefix=self.cfg.adapter_prefix)

@@ -1,0 +1,300 @@
+"""Typed job configs (TOML -> pydantic), flag overrides, and the resolved config written to the run dir.
+
+What it is for: one validated, serialisable config per job. Unknown keys are errors (a typo never
+silently does nothing); every error names the file, the key and what was expected.
+What it does not do: run anything. Jobs read these objects.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from selfplay.core.errors import UserError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSection(Section):
+    name: str
+    backend: Literal["openai", "local", "vllm"] = "openai"
+    base_url: str | None = None
+    api_key_env: str | None = None
+    timeout_s: float = Field(default=120.0, gt=0)
+    max_attempts: int = Field(default=6, ge=1)
+    supports_n: bool = True
+    stream: bool = False             # openai: send `stream: true` (for servers that only stream)
+    batch: bool = False              # openai: send requests through the Batch API (batch price; generate only)
+    batch_poll_s: float = Field(default=5.0, gt=0)       # batch mode: seconds between polls of a batch
+    batch_max_requests: int = Field(default=50_000, ge=1)  # batch mode: requests per batch (provider limit)
+    path: str | None = None          # local / vllm: a checkpoint directory (else `name` is a tiny config / path)
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+    hourly_usd: float | None = Field(default=None, ge=0)   # local / vllm: the hardware's price per hour
+    device: str | None = None        # local: "cpu", "cuda", ...
+    dtype: str | None = None         # local: "float32", "bfloat16", ...
+    enable_lora: bool = False        # vllm: serve LoRA adapters per round
+    engine_kwargs: dict[str, Any] = Field(default_factory=dict)  # vllm: extra `vllm.LLM(...)` arguments
+
+
+class SamplingSection(Section):
+    """What generate and the loop share: how K candidates per task are sampled and checked."""
+
+    k: int = Field(default=8, ge=1)
+    max_tokens: int = Field(default=512, ge=1)
+    temperature: float = Field(default=1.0, ge=0)
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    stop: list[str] = Field(default_factory=list)
+    seed: int = 0
+    concurrency: int = Field(default=64, ge=1)
+    system_prompt: str | None = None
+    workflow: str = "direct"
+    workflow_options: dict[str, Any] = Field(default_factory=dict)
+    verify_concurrency: int = Field(default=4, ge=1)
+
+
+class GenerateSection(SamplingSection):
+    tasks: str
+    verifier: str | None = None          # "math" | "code" | "judge" | "prm": verify each batch as it lands
+    k_max: int | None = Field(default=None, ge=1)            # adaptive K (needs a verifier)
+    stop_after_verified: int | None = Field(default=None, ge=1)
+    batch: int | None = Field(default=None, ge=1)
+    low_pass_rate: float = Field(default=0.5, gt=0, le=1)
+
+
+class JudgeSection(ModelSection):
+    """`verifier = "judge"`: an AI-feedback judge model (priced and budgeted like the policy) and its criteria."""
+
+    rubric: str | None = None
+    principles: list[str] = Field(default_factory=list)
+    pass_threshold: int = Field(default=7, ge=1, le=10)
+
+
+class PRMSection(Section):
+    """`verifier = "prm"`: a process reward model directory written by `selfplay train prm`."""
+
+    path: str
+    aggregation: Literal["min", "product", "last", "mean"] | None = None
+    pass_threshold: float = Field(default=0.5, ge=0, le=1)
+    step_separator: str | None = None
+
+
+class BudgetSection(Section):
+    usd: float | None = Field(default=None, ge=0)
+    tokens: int | None = Field(default=None, ge=0)
+    minutes: float | None = Field(default=None, ge=0)
+
+
+class ExecutorSection(Section):
+    """Where requests and checks run: in this process (`local`) or fanned out over a Ray cluster (`ray`)."""
+
+    kind: Literal["local", "ray"] = "local"
+    address: str | None = None           # ray.init(address=...): None starts a local Ray, "auto" joins one
+    workers: int = Field(default=2, ge=1)                 # Ray actors that hold the HTTP clients
+    endpoints: list[str] = Field(default_factory=list)    # more replicas of [model] base_url, balanced by load
+    worker_num_cpus: float = Field(default=0.25, ge=0)    # CPUs a worker actor reserves
+    verify_num_cpus: float = Field(default=1.0, gt=0)     # CPUs one verification (or tool) Ray task reserves
+    max_worker_losses: int = Field(default=3, ge=0)       # re-sends of one request whose worker died
+
+
+class GenerateConfig(Section):
+    model: ModelSection
+    critic: ModelSection | None = None   # self_refine's critic_model; defaults to [model] with that name
+    judge: JudgeSection | None = None    # verifier = "judge"
+    prm: PRMSection | None = None        # verifier = "prm"
+    generate: GenerateSection
+    budget: BudgetSection = Field(default_factory=BudgetSection)
+    prices: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    executor: ExecutorSection = Field(default_factory=ExecutorSection)
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file {path} does not exist")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 text ({exc.reason})") from exc
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `section.key=value` overrides (value parsed as a TOML value, else taken as a string)."""
+    for item in overrides:
+        if "=" not in item:
+            raise UserError(f"--set {item!r}: expected KEY=VALUE, e.g. --set generate.k=4")
+        dotted, raw = item.split("=", 1)
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        node = data
+        *parents, leaf = dotted.strip().split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise UserError(f"--set {item!r}: {part} is not a table")
+        node[leaf] = value
+    return data
+
+
+def validate(model: type[BaseModel], data: dict[str, Any], source: str) -> Any:
+    """`model` from `data`; a UserError naming the file, line (where the TOML gives one), key and fix."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        text = _text_of(source)
+        problems = [_problem(model, e, source, text) for e in exc.errors()[:5]]
+        raise UserError(problems[0] if len(problems) == 1 else
+                        "invalid config:\n  " + "\n  ".join(problems)) from exc
+
+
+def _problem(model: type[BaseModel], error: dict[str, Any], source: str, text: str | None) -> str:
+    loc = [str(p) for p in error["loc"]]
+    where = locate(source, text, loc)
+    key = ".".join(loc) or "(top)"
+    if error["type"] == "extra_forbidden":
+        return f"{where}: unknown key {key}{suggest(loc[-1], fields_at(model, loc[:-1]))}"
+    if error["type"] == "missing":
+        return f"{where}: missing key {key} (required)"
+    return f"{where}: {key}: {error['msg']}"
+
+
+def suggest(name: str, known: list[str]) -> str:
+    """'; did you mean X?' for a near-miss of one of `known`, plus the known keys."""
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]}?" if close else ""
+    return f"{hint} (known keys: {', '.join(sorted(known))})" if known else hint
+
+
+def fields_at(model: Any, loc: list[str]) -> list[str]:
+    """The field names of the section at `loc` inside `model` (empty when it is not a pydantic section)."""
+    for part in loc:
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        model = next((a for a in (field.annotation, *get_args(field.annotation))
+                      if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if model is None:
+            return []
+    return list(getattr(model, "model_fields", {}))
+
+
+def _text_of(source: str) -> str | None:
+    try:
+        return Path(source).read_text()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def locate(source: str, text: str | None, loc: list[str]) -> str:
+    """`file:line` of the key at `loc` (`["train", "settings", "lr"]`), else of its table, else `file`."""
+    line = key_line(text, loc) if text else None
+    return f"{source}:{line}" if line else source
+
+
+def key_line(text: str, loc: list[str]) -> int | None:
+    """The line of `loc`'s deepest key that the TOML text spells out (a header `[a.b]`, or `key =` inside it)."""
+    best: int | None = None
+    table: list[str] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        header = re.match(r"^\[\[?\s*([^\]]+?)\s*\]\]?", line)
+        if header:
+            table = [p.strip().strip('"') for p in header.group(1).split(".")]
+            if (table == loc[:len(table)] or table[:len(loc)] == loc) and best is None:
+                best = number
+            if table == loc:
+                return number
+            continue
+        assignment = re.match(r"^([A-Za-z0-9_\-.\"' ]+?)\s*=", line)
+        if not assignment:
+            continue
+        key = table + [p.strip().strip('"') for p in assignment.group(1).split(".")]
+        if key == loc[:len(key)]:
+            if key == loc or re.search(r"[{,]\s*" + re.escape(loc[-1]) + r"\s*=", line):
+                return number
+            best = number
+    return best
+
+
+def load_generate_config(path: str | Path, overrides: list[str] | None = None) -> GenerateConfig:
+    data = apply_overrides(read_toml(path), overrides or [])
+    config = validate(GenerateConfig, data, str(path))
+    tasks = Path(config.generate.tasks)
+    if not tasks.is_absolute() and not config.generate.tasks.startswith("hf:"):  # files are found next to the config
+        config.generate.tasks = str((Path(path).parent / tasks).resolve())
+    return config
+
+
+def write_resolved(config: BaseModel, run_dir: Path, name: str = "config.json") -> None:
+    (run_dir / name).write_text(json.dumps(config.model_dump(mode="json"), indent=2) + "\n")
+
+
+def run_dir_produced(run_dir: str | Path) -> bool:
+    """Whether a run directory holds any result: a candidate, a paid reply, a round or a checkpoint.
+
+    A directory whose first start failed before producing anything (unreachable server, missing price,
+    bad task file) holds only its `config.json`: a corrected config may then take it over.
+    """
+    import sqlite3
+
+    run_dir = Path(run_dir)
+    if (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
+        return True
+    db = run_dir / "run.db"
+    if not db.is_file():
+        return False
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            for sql in ("SELECT 1 FROM candidates LIMIT 1", "SELECT 1 FROM rounds LIMIT 1",
+                        "SELECT 1 FROM reservations WHERE result IS NOT NULL OR usd > 0 LIMIT 1"):
+                try:
+                    if conn.execute(sql).fetchone():
+                        return True
+                except sqlite3.OperationalError:  # a table this store never created
+                    continue
+    except sqlite3.Error:
+        return True  # unreadable: be safe, treat it as holding results
+    return False
+
+
+def _section_default(config: BaseModel, section: str) -> dict[str, Any] | None:
+    """A section that a run written before it existed did not record: that run used its defaults."""
+    field = type(config).model_fields.get(section)
+    default = field.get_default(call_default_factory=True) if field is not None else None
+    return default.model_dump(mode="json") if isinstance(default, BaseModel) else None
+
+
+def check_resume(config: BaseModel, run_dir: str | Path, pinned: dict[str, tuple[str, ...]]) -> None:
+    """Refuse to resume `run_dir` with a config whose `pinned` keys differ from its `config.json`.
+
+    Nothing is written here: a refusal leaves the directory as it was. A directory that produced
+    nothing yet never blocks a corrected config.
+    """
+    run_dir = Path(run_dir)
+    previous_path = run_dir / "config.json"
+    if not previous_path.exists() or not run_dir_produced(run_dir):
+        return
+    try:
+        previous = json.loads(previous_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{previous_path}: unreadable ({exc}); choose another --out") from exc
+    current = config.model_dump(mode="json")
+    for section, keys in pinned.items():
+        before = previous[section] if section in previous else _section_default(config, section)
+        for key in keys:
+            old, new = (before or {}).get(key), (current.get(section) or {}).get(key)
+            if old != new:
+                raise UserError(f"{run_dir} holds a run with {section}.{key} = {old!r}, but this config says {new!r}; "
+                                f"{section}.{key} decides what the run's results mean, so resume with the same value "
+                                f"or choose another --out")

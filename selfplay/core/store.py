@@ -1,0 +1,331 @@
+"""The run store: one SQLite file (WAL mode) per run directory, the single source of truth of a job.
+
+What it is for: tasks, the content-keyed request cache, the budget ledger (it is the ledger's
+`LedgerBackend` and the metered LLM's `ResponseCache`), candidates, verdicts and round records.
+Every write is its own committed transaction, so a `kill -9` at any moment loses at most the
+write in progress and never corrupts the file (SQLite's WAL guarantees that). Inside
+`group_commits()` (an asyncio job with many requests in flight), the frequent writes (reservations,
+settlements, candidates, verdicts) share commits instead, because a commit costs far more than the
+write: they commit together when a request waits for its reservation (`durable()`, at most one
+commit per event-loop turn), when any other write lands, and at least every `max_delay_s`. A
+reservation is still on disk before its request is sent; what a `kill -9` can lose is at most the
+last `max_delay_s` of settlements, candidates and verdicts: such a reservation counts as orphaned
+(its worst case, like a request on the wire), and on resume the candidates come back from the
+cache and the verdicts are checked again.
+A settled request's cost and its reply are written in ONE statement on its ledger row: a reply is
+never stored unpaid nor paid unstored. An exclusive lock file keeps two processes off one run directory.
+What it does not do: network access (the store is local; a cluster sends results to one writer),
+or any decision about what to generate or train.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+from agents.money.ledger import Reservation, Totals
+from selfplay.core.errors import UserError
+from selfplay.core.schema import SCHEMA_VERSION, TABLES
+
+DB_NAME = "run.db"
+
+
+class RunStore:
+    """SQLite-backed store; methods are thread-safe (one connection behind a lock)."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.dir = Path(run_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._lock_file = _take_dir_lock(self.dir)
+        self.path = self.dir / DB_NAME
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        self._lock = threading.RLock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA wal_autocheckpoint=16384")  # fewer, larger checkpoints: less fsync stall per write
+        self._db.executescript(TABLES)
+        self._check_version()
+        self._replies_stored = bool(self._read("SELECT 1 FROM reservations WHERE result IS NOT NULL LIMIT 1"))
+        self._replied_keys: set[str] = set()  # replies stored by this process (when none were before it)
+        self.had_candidates = bool(self._read("SELECT 1 FROM candidates LIMIT 1"))  # False: a fresh run
+        self._grouping = False  # inside group_commits(): staged writes wait for a shared commit
+        self._commit_due: asyncio.Future | None = None
+
+    # --- lifecycle -----------------------------------------------------------------
+    def close(self) -> None:
+        with self._lock:
+            self.commit()
+            self._db.close()
+        self._lock_file.close()
+
+    def __enter__(self) -> "RunStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_version(self) -> None:
+        found = self.get_meta("schema_version")
+        if found is None:
+            self.set_meta("schema_version", str(SCHEMA_VERSION))
+        elif int(found) > SCHEMA_VERSION:
+            raise UserError(f"{self.path}: written by a newer selfplay (store schema {found} > {SCHEMA_VERSION}); "
+                            f"upgrade selfplay or use another --out directory")
+
+    def _write(self, sql: str, args: Any = (), *, many: bool = False, staged: bool = False) -> None:
+        """One write, committed at once (with everything staged before it), unless it is `staged`
+        inside `group_commits()`: then it waits in the open transaction for the next commit."""
+        with self._lock:
+            if not self._db.in_transaction:
+                self._db.execute("BEGIN")
+            try:
+                (self._db.executemany if many else self._db.execute)(sql, args)
+            except BaseException:
+                if not self._grouping:
+                    self._db.execute("ROLLBACK")
+                raise
+            if not (staged and self._grouping):
+                self._db.execute("COMMIT")
+
+    def commit(self) -> None:
+        """Commit whatever is staged (nothing to do outside `group_commits()`)."""
+        with self._lock:
+            if self._db.in_transaction:
+                self._db.execute("COMMIT")
+
+    async def durable(self) -> None:
+        """Return once every write made so far is committed. Inside `group_commits()` the callers of
+        one event-loop turn share one commit, made at the start of the next turn."""
+        if not self._grouping or not self._db.in_transaction:
+            return
+        if self._commit_due is None:
+            loop = asyncio.get_running_loop()
+            self._commit_due = loop.create_future()
+            loop.call_soon(self._group_commit)
+        await asyncio.shield(self._commit_due)
+
+    def _group_commit(self) -> None:
+        due, self._commit_due = self._commit_due, None
+        try:
+            self.commit()
+        except Exception as exc:  # noqa: BLE001 - every waiter of this commit sees its failure
+            due.set_exception(exc)
+        else:
+            due.set_result(None)
+
+    @contextlib.asynccontextmanager
+    async def group_commits(self, max_delay_s: float = 0.1) -> AsyncIterator[RunStore]:
+        """Staged writes share commits while inside (see the module docstring); all committed on the way out."""
+        self._grouping = True
+        ticker = asyncio.create_task(self._commit_every(max_delay_s))
+        try:
+            yield self
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+            self._grouping = False
+            self.commit()
+
+    async def _commit_every(self, seconds: float) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            self.commit()
+
+    def _read(self, sql: str, args: tuple = ()) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    # --- meta ------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        rows = self._read("SELECT value FROM meta WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._write("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    # --- tasks -------------------------------------------------------------------------
+    def put_tasks(self, tasks: list[dict[str, Any]]) -> None:
+        self._write("INSERT OR REPLACE INTO tasks(id, position, body) VALUES (?, ?, ?)",
+                    [(t["id"], i, json.dumps(t)) for i, t in enumerate(tasks)], many=True)
+
+    # --- request cache (ResponseCache) ---------------------------------------------------
+    def get_response(self, key: str) -> dict[str, Any] | None:
+        """The stored reply of a request with this content key (a fresh run skips the look-up)."""
+        if not self._replies_stored and key not in self._replied_keys:
+            return None
+        rows = self._read("SELECT result FROM reservations WHERE key = ? AND result IS NOT NULL LIMIT 1", (key,))
+        return json.loads(rows[0][0]) if rows else None
+
+    # --- ledger (LedgerBackend) -------------------------------------------------------
+    def load_totals(self) -> Totals:
+        """Totals of earlier sessions; reservations they left unsettled become orphaned."""
+        with self._lock:
+            self._db.execute("UPDATE reservations SET status = 'orphaned' WHERE status = 'reserved'")
+            spent = self._db.execute(
+                "SELECT COALESCE(SUM(usd), 0), COALESCE(SUM(prompt_tokens + completion_tokens), 0), COUNT(*) "
+                "FROM reservations WHERE status = 'settled'").fetchone()
+            orphaned = self._db.execute(
+                "SELECT COALESCE(SUM(worst_usd), 0), COALESCE(SUM(worst_tokens), 0) "
+                "FROM reservations WHERE status = 'orphaned'").fetchone()
+        elapsed = float(self.get_meta("elapsed_s") or 0.0)
+        return Totals(spent_usd=spent[0], spent_tokens=spent[1], requests=spent[2],
+                      orphaned_usd=orphaned[0], orphaned_tokens=orphaned[1], elapsed_s=elapsed)
+
+    def record_reservation(self, reservation: Reservation) -> None:
+        """Staged inside `group_commits()`: the request may be sent once `durable()` returned."""
+        self._write("INSERT INTO reservations(id, key, worst_usd, worst_tokens, status, created) "
+                    "VALUES (?, ?, ?, ?, 'reserved', ?)",
+                    (reservation.id, reservation.key, reservation.usd, reservation.tokens, time.time()), staged=True)
+
+    def record_settlement(self, reservation: Reservation, usd: float, tokens: int,
+                          payload: dict[str, Any] | None) -> None:
+        payload = payload or {}
+        result = payload.get("result")
+        usage = (result or {}).get("usage", {})
+        stored = json.dumps(result) if result is not None and payload.get("key") else None
+        with self._lock:  # one statement: the cost and the reply land together or not at all
+            self._write(
+                "UPDATE reservations SET status = 'settled', usd = ?, prompt_tokens = ?, completion_tokens = ?, "
+                "cached_tokens = ?, http_requests = ?, estimated = ?, error = ?, result = ?, settled = ? WHERE id = ?",
+                (usd, usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0),
+                 usage.get("cached_prompt_tokens", 0), (result or {}).get("requests", 0),
+                 int(bool(usage.get("estimated"))), payload.get("error"), stored, time.time(), reservation.id),
+                staged=True)
+            if stored is not None:
+                self._replied_keys.add(reservation.key)
+
+    def record_elapsed(self, elapsed_s: float) -> None:
+        self.set_meta("elapsed_s", repr(elapsed_s))
+
+    def ledger_summary(self) -> dict[str, Any]:
+        """Cumulative request, token and money figures of the whole run (all sessions)."""
+        row = self._read(
+            "SELECT COUNT(*), COALESCE(SUM(http_requests), 0), COALESCE(SUM(prompt_tokens), 0), "
+            "COALESCE(SUM(completion_tokens), 0), COALESCE(SUM(cached_tokens), 0), COALESCE(SUM(usd), 0), "
+            "COALESCE(SUM(estimated), 0) FROM reservations WHERE status = 'settled' AND error IS NULL")[0]
+        failed = self._read("SELECT error, COUNT(*) FROM reservations WHERE status = 'settled' "
+                            "AND error IS NOT NULL GROUP BY error")
+        orphaned = self._read("SELECT COUNT(*), COALESCE(SUM(worst_usd), 0) FROM reservations "
+                              "WHERE status = 'orphaned'")[0]
+        return {"requests": row[0], "http_requests": row[1], "prompt_tokens": row[2], "completion_tokens": row[3],
+                "cached_prompt_tokens": row[4], "cost_usd": row[5], "estimated_usage_requests": row[6],
+                "failed_requests": dict(failed), "orphaned_requests": orphaned[0], "orphaned_usd": orphaned[1]}
+
+    def orphaned_keys(self) -> list[str]:
+        return [r[0] for r in self._read("SELECT key FROM reservations WHERE status = 'orphaned'")]
+
+    # --- candidates --------------------------------------------------------------------
+    def put_candidates(self, round_: int, candidates: list[dict[str, Any]]) -> None:
+        """Insert or replace candidates (a retried failure replaces its error row) in one transaction."""
+        now = time.time()
+        rows = [(c["task_id"], round_, c["workflow"], c["sample_index"], c.get("error"), json.dumps(c), now)
+                for c in candidates]
+        self._write("INSERT OR REPLACE INTO candidates(task_id, round, workflow, sample_index, error, "
+                    "body, created) VALUES (?, ?, ?, ?, ?, ?, ?)", rows, many=True, staged=True)
+
+    def ok_candidate_counts(self, round_: int, workflow: str) -> dict[str, int]:
+        rows = self._read("SELECT task_id, COUNT(*) FROM candidates WHERE round = ? AND workflow = ? "
+                          "AND error IS NULL GROUP BY task_id", (round_, workflow))
+        return dict(rows)
+
+    def task_candidates(self, round_: int, workflow: str, task_id: str) -> list[dict[str, Any]]:
+        rows = self._read("SELECT body FROM candidates WHERE round = ? AND workflow = ? AND task_id = ? "
+                          "ORDER BY sample_index", (round_, workflow, task_id))
+        return [json.loads(body) for (body,) in rows]
+
+    def iter_candidates(self, round_: int | None = None) -> Iterator[dict[str, Any]]:
+        """Candidates in task order, then workflow, then sample index."""
+        for body in self.iter_candidate_json(round_):
+            yield json.loads(body)
+
+    def iter_candidate_json(self, round_: int | None = None) -> Iterator[str]:
+        """The stored JSON text of each candidate (exports copy it as is), in `iter_candidates` order."""
+        sql = ("SELECT c.body FROM candidates c LEFT JOIN tasks t ON t.id = c.task_id "
+               + ("WHERE c.round = ? " if round_ is not None else "")
+               + "ORDER BY c.round, t.position, c.task_id, c.workflow, c.sample_index")
+        for (body,) in self._read(sql, (round_,) if round_ is not None else ()):
+            yield body
+
+    def candidate_task_ids(self, round_: int) -> list[str]:
+        return [r[0] for r in self._read("SELECT DISTINCT task_id FROM candidates WHERE round = ?", (round_,))]
+
+    def candidates_of_task(self, round_: int, task_id: str) -> list[dict[str, Any]]:
+        """Every stored candidate of one task (all workflows), in `iter_candidates` order."""
+        rows = self._read("SELECT body FROM candidates WHERE round = ? AND task_id = ? ORDER BY workflow, sample_index",
+                          (round_, task_id))
+        return [json.loads(body) for (body,) in rows]
+
+    def candidate_error_counts(self, round_: int | None = None) -> dict[str, int]:
+        where = "WHERE error IS NOT NULL" + (" AND round = ?" if round_ is not None else "")
+        rows = self._read(f"SELECT error, COUNT(*) FROM candidates {where} GROUP BY error",
+                          (round_,) if round_ is not None else ())
+        return dict(rows)
+
+    # --- verdicts ----------------------------------------------------------------------
+    def put_verdicts(self, round_: int, rows: list[tuple[dict[str, Any], str, dict[str, Any]]]) -> None:
+        """rows: (candidate, verifier name, verdict dict)."""
+        values = [(c["task_id"], round_, c["workflow"], c["sample_index"], name, int(bool(v["passed"])),
+                   float(v["score"]), v.get("error"), json.dumps(v)) for c, name, v in rows]
+        self._write("INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", values,
+                    many=True, staged=True)
+
+    def verdicts_for(self, round_: int, verifier: str,
+                     task_ids: set[str] | None = None) -> dict[tuple[str, str, int], dict[str, Any]]:
+        """The round's verdicts by candidate key; with `task_ids`, only those tasks' (a batch of one task
+        reads its own few rows by primary key instead of every verdict of the round)."""
+        sql = "SELECT task_id, workflow, sample_index, body FROM verdicts WHERE round = ? AND verifier = ?"
+        if task_ids is None or len(task_ids) > 64:
+            rows = self._read(sql, (round_, verifier))
+        else:
+            by_task = sql + " AND task_id = ?"
+            rows = [row for task_id in task_ids for row in self._read(by_task, (round_, verifier, task_id))]
+        return {(t, w, i): json.loads(b) for t, w, i, b in rows if task_ids is None or t in task_ids}
+
+    def verdict_counts(self, round_: int, verifier: str) -> dict[str, Any]:
+        """Counts of one verifier's verdicts on the round's candidates, without decoding any verdict:
+        `verified` (passed, no verifier error), `verified_ok` (the same among candidates without error,
+        by workflow) and `errors_ok` (verifier errors among candidates without error)."""
+        rows = self._read(
+            "SELECT c.workflow, c.error IS NULL, v.passed AND COALESCE(v.error, '') = '', COALESCE(v.error, '') != '' "
+            "FROM candidates c JOIN verdicts v ON v.task_id = c.task_id AND v.round = c.round "
+            "AND v.workflow = c.workflow AND v.sample_index = c.sample_index AND v.verifier = ? WHERE c.round = ?",
+            (verifier, round_))
+        verified_ok: dict[str, int] = {}
+        for workflow, ok, passed, _ in rows:
+            if ok and passed:
+                verified_ok[workflow] = verified_ok.get(workflow, 0) + 1
+        return {"verified": sum(1 for r in rows if r[2]), "verified_ok": verified_ok,
+                "errors_ok": sum(1 for r in rows if r[1] and r[3])}
+
+    # --- rounds --------------------------------------------------------------------------
+    def put_round(self, round_: int, phase: str, body: dict[str, Any]) -> None:
+        self._write("INSERT OR REPLACE INTO rounds(round, phase, body, updated) VALUES (?, ?, ?, ?)",
+                    (round_, phase, json.dumps(body), time.time()))
+
+    def get_rounds(self) -> list[dict[str, Any]]:
+        rows = self._read("SELECT round, phase, body FROM rounds ORDER BY round")
+        return [{"round": r, "phase": p, **json.loads(b)} for r, p, b in rows]
+
+
+def _take_dir_lock(run_dir: Path):
+    """An exclusive, non-blocking lock on DIR/.lock; released by the OS if the process dies."""
+    handle = open(run_dir / ".lock", "a+")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise UserError(f"{run_dir} is in use by another selfplay process (lock {run_dir / '.lock'}); "
+                        f"wait for it to finish or choose another --out") from None
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle

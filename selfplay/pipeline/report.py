@@ -1,0 +1,205 @@
+"""`selfplay report DIR`: a Markdown file and a self-contained HTML page with plots, from the run store.
+
+What it is for: the per-round story of a run: held-out pass@1 / pass@k, yield, tokens and $ per
+round, $ per verified token, and the projected cost of 1B verified tokens at the observed yield
+(beside the reference point: 1T tokens at GPT-4-turbo's $30 per 1M output tokens is $30M).
+Plots are matplotlib PNGs embedded as base64, so the HTML page is one file that opens anywhere.
+What it does not do: compute metrics (jobs store them in round records) or need a network.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+from typing import Any
+
+GPT4_TURBO_OUTPUT_USD_PER_M = 30.0
+PROJECTED_VERIFIED_TOKENS = 1e9
+
+
+def usd_per_verified_token(cost_usd: float, verified_tokens: int) -> float | None:
+    return cost_usd / verified_tokens if verified_tokens else None
+
+
+def projections(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    cost = sum(r.get("cost_usd", 0.0) for r in rounds)
+    verified = sum(r.get("verified_tokens", 0) for r in rounds)
+    generated = sum(r.get("completion_tokens", 0) for r in rounds)
+    per_token = usd_per_verified_token(cost, verified)
+    yield_tokens = verified / generated if generated else None
+    api_per_verified = (GPT4_TURBO_OUTPUT_USD_PER_M / 1e6 / yield_tokens) if yield_tokens else None
+    return {
+        "cost_usd": cost, "verified_tokens": verified, "generated_tokens": generated,
+        "usd_per_verified_token": per_token, "token_yield": yield_tokens,
+        "projected_usd_1b_verified": per_token * PROJECTED_VERIFIED_TOKENS if per_token is not None else None,
+        "gpt4_turbo_usd_1b_verified_at_this_yield": (api_per_verified * PROJECTED_VERIFIED_TOKENS
+                                                      if api_per_verified else None),
+        "reference_gpt4_turbo_1t_tokens_usd": GPT4_TURBO_OUTPUT_USD_PER_M * 1e6,
+    }
+
+
+COLUMNS = [("round", "round", "{}"), ("eval_pass@1", "held-out pass@1", "{:.3f}"),
+           ("eval_pass@k", "held-out pass@k", "{:.3f}"), ("eval_maj@k", "held-out maj@k", "{:.3f}"),
+           ("yield", "yield", "{:.3f}"), ("samples", "samples", "{}"), ("completion_tokens", "tokens", "{:,}"),
+           ("cost_usd", "$", "usd"), ("seconds", "seconds", "{:.1f}")]
+# Shown when some round has them: the PRM's best-of-N on the eval samples (verifier = "prm", selfplay.jobs.prm_refresh).
+OPTIONAL_COLUMNS = [("prm.best_of_n", "PRM best-of-N", "{:.3f}")]
+
+
+def _value(record: dict[str, Any], key: str) -> Any:
+    """`record[key]`, a dotted key reading nested records ("prm.best_of_n")."""
+    for part in key.split("."):
+        record = record.get(part) if isinstance(record, dict) else None
+    return record
+
+
+def usd(value: float | None) -> str:
+    """Dollars with enough digits to see small amounts: $1,234.56, $0.0123, $0.000456."""
+    if value is None:
+        return "-"
+    if value == 0 or abs(value) >= 1:
+        return f"{value:,.2f}"
+    return f"{value:.3g}" if abs(value) >= 1e-4 else f"{value:.3e}"
+
+
+def _cell(value: Any, fmt: str) -> str:
+    if value is None:
+        return "-"
+    if fmt == "usd":
+        return usd(value)
+    try:
+        return fmt.format(value)
+    except (ValueError, TypeError):
+        return str(value)
+
+
+def markdown(rounds: list[dict[str, Any]], title: str) -> str:
+    columns = COLUMNS + [c for c in OPTIONAL_COLUMNS if any(_value(r, c[0]) is not None for r in rounds)]
+    lines = [f"# {title}", "", "| " + " | ".join(c[1] for c in columns) + " |",
+             "|" + "---|" * len(columns)]
+    for r in rounds:
+        lines.append("| " + " | ".join(_cell(_value(r, key), fmt) for key, _, fmt in columns) + " |")
+    p = projections(rounds)
+    lines += ["", "## Money", "",
+              f"- total cost: ${usd(p['cost_usd'])} for {p['verified_tokens']:,} verified of "
+              f"{p['generated_tokens']:,} generated tokens",
+              f"- $ per verified token: {_cell(p['usd_per_verified_token'], '{:.3e}')}",
+              f"- projected cost of 1B verified tokens at the observed yield: "
+              f"${_cell(p['projected_usd_1b_verified'], '{:,.2f}')}",
+              f"- the same 1B verified tokens from GPT-4-turbo ($30 per 1M output tokens) at this yield: "
+              f"${_cell(p['gpt4_turbo_usd_1b_verified_at_this_yield'], '{:,.0f}')}",
+              "- for scale: generating 1T tokens with GPT-4-turbo at $30 per 1M output tokens costs $30M", ""]
+    from selfplay.pipeline.monitors import report_lines  # the monitors / guards section (selfplay.pipeline.monitors owns it)
+    return "\n".join(lines + report_lines(rounds))
+
+
+def plot(rounds: list[dict[str, Any]], series: list[tuple[str, str]], ylabel: str, title: str = "",
+         unit_range: bool = False) -> str:
+    """A PNG (base64) of `series` per round: integer round ticks, a title, rates on 0..1, amounts from 0."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    fig, ax = plt.subplots(figsize=(5, 3), dpi=100)
+    xs = [r["round"] for r in rounds]
+    plotted = False
+    for key, label in series:
+        ys = [r.get(key) for r in rounds]
+        if any(y is not None for y in ys):
+            ax.plot(xs, [float("nan") if y is None else y for y in ys], marker="o", label=label)
+            plotted = True
+    ax.set_xlabel("round")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title or ylabel, fontsize=10)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if unit_range:
+        ax.set_ylim(0, 1.02)
+    else:
+        ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    if plotted:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+# (series, y label, title, y on 0..1)
+PLOTS = [([("eval_pass@1", "pass@1"), ("eval_pass@k", "pass@k"), ("eval_maj@k", "maj@k")], "fraction of tasks",
+          "held-out accuracy", True),
+         ([("yield", "yield")], "verified / generated", "yield of verified samples", True),
+         ([("completion_tokens", "tokens")], "completion tokens", "tokens per round", False),
+         ([("cost_usd", "$")], "USD", "cost per round", False),
+         ([("usd_per_verified_token", "$ / verified token")], "USD per verified token", "cost per verified token",
+          False)]
+
+
+def html_page(rounds: list[dict[str, Any]], title: str) -> str:
+    images = "".join(f'<img alt="{html.escape(name)}" src="data:image/png;base64,'
+                     f'{plot(rounds, series, ylabel, name, unit)}">'
+                     for series, ylabel, name, unit in PLOTS) if rounds else "<p>no rounds yet</p>"
+    body = html.escape(markdown(rounds, title))
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}img{margin:4px}</style>"
+            f"</head><body><h1>{html.escape(title)}</h1>{images}<pre>{body}</pre></body></html>")
+
+
+def write_report(rounds: list[dict[str, Any]], out_dir: str | Path, title: str = "selfplay run") -> dict[str, str]:
+    out = Path(out_dir)
+    for r in rounds:
+        r.setdefault("usd_per_verified_token", usd_per_verified_token(r.get("cost_usd", 0.0), r.get("verified_tokens", 0)))
+    md, page = out / "report.md", out / "report.html"
+    md.write_text(markdown(rounds, title))
+    page.write_text(html_page(rounds, title))
+    return {"markdown": str(md), "html": str(page)}
+
+
+def generate_totals(db: str | Path) -> dict[str, Any]:
+    """What a `selfplay generate` directory holds, read from its store: cost, candidates, verified, tokens."""
+    import json
+    import sqlite3
+
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:  # read-only: safe beside a running job
+        cost, prompt, completion = conn.execute(
+            "SELECT COALESCE(SUM(usd), 0), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0) "
+            "FROM reservations WHERE status = 'settled'").fetchone()
+        candidates = conn.execute("SELECT COUNT(*) FROM candidates WHERE error IS NULL").fetchone()[0]
+        tasks = conn.execute("SELECT COUNT(DISTINCT task_id) FROM candidates WHERE error IS NULL").fetchone()[0]
+        judged = conn.execute("SELECT COUNT(*) FROM (SELECT DISTINCT task_id, round, workflow, sample_index "
+                              "FROM verdicts)").fetchone()[0]
+        passed = conn.execute("SELECT c.body FROM candidates c WHERE c.error IS NULL AND EXISTS (SELECT 1 FROM "
+                              "verdicts v WHERE v.task_id = c.task_id AND v.round = c.round AND v.workflow = "
+                              "c.workflow AND v.sample_index = c.sample_index AND v.passed = 1)").fetchall()
+    verified_tokens = sum((json.loads(body).get("usage") or {}).get("completion_tokens", 0) for (body,) in passed)
+    verified = len(passed)
+    return {"cost_usd": cost, "prompt_tokens": prompt, "completion_tokens": completion, "candidates": candidates,
+            "tasks": tasks, "judged": judged, "verified": verified, "verified_tokens": verified_tokens,
+            "yield": verified / judged if judged else None,
+            "usd_per_verified": cost / verified if verified else None}
+
+
+def generate_markdown(totals: dict[str, Any], title: str) -> str:
+    t = totals
+    yield_ = f"{t['yield']:.3f}" if t["yield"] is not None else "- (no verifier ran)"
+    return "\n".join([
+        f"# {title}", "", "| candidates | tasks | verified | yield | completion tokens | verified tokens | $ | "
+        "$ per verified |", "|---|---|---|---|---|---|---|---|",
+        f"| {t['candidates']:,} | {t['tasks']:,} | {t['verified']:,} | {yield_} | {t['completion_tokens']:,} | "
+        f"{t['verified_tokens']:,} | {usd(t['cost_usd'])} | {usd(t['usd_per_verified'])} |", "",
+        f"- total cost: ${usd(t['cost_usd'])} for {t['verified']:,} verified of {t['candidates']:,} candidates "
+        f"({t['judged']:,} checked by a verifier)", ""])
+
+
+def write_generate_report(db: str | Path, out_dir: str | Path, title: str) -> dict[str, Any]:
+    totals = generate_totals(db)
+    out = Path(out_dir)
+    md = generate_markdown(totals, title)
+    (out / "report.md").write_text(md)
+    (out / "report.html").write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+                                     f"</title></head><body><pre>{html.escape(md)}</pre></body></html>")
+    return {"markdown": str(out / "report.md"), "html": str(out / "report.html"), "totals": totals}

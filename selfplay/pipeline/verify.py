@@ -1,0 +1,187 @@
+"""The verification stage: verdicts for stored candidates, deduplicated, in threads, written to the store.
+
+What it is for: mapping a configured verifier name to a check of one candidate against its task
+(`math`: the final answer against the task's reference; `code`: the last fenced program against the
+task's tests; `auto`: the task's `kind` picks math or code, so one run mixes both; compositions through
+`verifiers.compose`: `all_of:` / `any_of:` / `weighted:` / `threshold:` specs, see `parse_verifier`), running the checks with bounded parallelism, verifying identical answers of a task
+once (the verdict is shared), and storing every verdict before anything reads it. A candidate of
+a task with nothing to check against gets an error verdict ("no_reference"): unknown, not wrong.
+What it does not do: choose training data (`selfplay.pipeline.select`) or judge open-ended answers
+(the judge is configured separately).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from concurrent.futures import Executor
+from typing import Any, Awaitable, Callable
+
+from agents.workflows.dedup import answer_key
+from selfplay.core.errors import UserError
+from selfplay.core.store import RunStore
+from selfplay.tasks.task import Task
+from verifiers.verdict import Verdict
+
+CandidateCheck = Callable[[dict[str, Any], Task], Verdict]
+_FENCE = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)```", re.DOTALL)
+
+
+def extract_program(text: str) -> str:
+    """The last fenced code block (```python ... ```), else the whole text."""
+    blocks = _FENCE.findall(text or "")
+    return blocks[-1] if blocks else (text or "")
+
+
+def check_math(candidate: dict[str, Any], task: Task) -> Verdict:
+    from verifiers.math import verify
+
+    if task.answer is None:
+        return Verdict.broken("no_reference", reason=f"task {task.id} has no reference answer")
+    return verify(candidate.get("final_answer", ""), task.answer)
+
+
+def check_code(candidate: dict[str, Any], task: Task) -> Verdict:
+    from verifiers.code import verify
+
+    if not task.tests:
+        return Verdict.broken("no_reference", reason=f"task {task.id} has no tests")
+    return verify(extract_program(candidate.get("final_answer", "")), task.tests)
+
+
+def check_by_kind(candidate: dict[str, Any], task: Task) -> Verdict:
+    """`auto`: the task's `kind` picks the check (math or code); an open task has nothing to check against here."""
+    if task.kind in ("math", "code"):
+        return CHECKS[task.kind](candidate, task)
+    return Verdict.broken("no_verifier", reason=f"task {task.id} is kind 'open': use verifier = \"judge\"")
+
+
+CHECKS: dict[str, CandidateCheck] = {"math": check_math, "code": check_code, "auto": check_by_kind}
+COMPOSITES = ("all_of", "any_of", "weighted", "threshold")
+
+
+def parse_verifier(spec: str) -> CandidateCheck | None:
+    """A verifier spec: a name of CHECKS, or a composition of them through `verifiers.compose`:
+    `all_of:math,code`, `any_of:math,code`, `weighted:math=0.7,code=0.3@0.5` (pass when the weighted score >= 0.5)
+    or `threshold:math@0.8`. Returns the check, None for a model check (judge, prm); raises ValueError if malformed."""
+    if spec in CHECKS:
+        return CHECKS[spec]
+    if spec in MODEL_CHECKS:
+        return None
+    kind, sep, body = spec.partition(":")
+    if not sep or kind not in COMPOSITES:
+        raise ValueError(f"verifier {spec!r}: use one of {', '.join([*CHECKS, *MODEL_CHECKS])}, or compose them: "
+                         "all_of:math,code | any_of:math,code | weighted:math=0.7,code=0.3@0.5 | threshold:math@0.8")
+    from verifiers.compose import AllOf, AnyOf, Threshold, Weighted
+
+    body, _, cut = body.partition("@")
+    parts = [p.strip() for p in body.split(",") if p.strip()]
+    names = [p.partition("=")[0].strip() for p in parts]
+    unknown = [n for n in names if n not in CHECKS]
+    if not parts or unknown:
+        raise ValueError(f"verifier {spec!r}: parts must be among {', '.join(CHECKS)} (got {', '.join(unknown) or 'none'})")
+    try:
+        level = float(cut) if cut else None
+        weights = [float(p.partition("=")[2] or 1.0) for p in parts]
+    except ValueError as exc:
+        raise ValueError(f"verifier {spec!r}: weights and the @ threshold must be numbers") from exc
+    wrapped = {n: _as_verifier(CHECKS[n]) for n in names}
+    if kind == "all_of":
+        composite = AllOf(wrapped)
+    elif kind == "any_of":
+        composite = AnyOf(wrapped)
+    elif kind == "weighted":
+        composite = Weighted({n: (wrapped[n], w) for n, w in zip(names, weights)},
+                             pass_threshold=1.0 if level is None else level)
+    else:
+        if len(names) != 1 or level is None:
+            raise ValueError(f"verifier {spec!r}: threshold takes one part and a score, e.g. threshold:math@0.8")
+        composite = Threshold(wrapped[names[0]], min_score=level)
+
+    def check(candidate: dict[str, Any], task: Task) -> Verdict:
+        return composite(candidate.get("final_answer", ""), task=task)
+
+    return check
+
+
+def _as_verifier(check: CandidateCheck):
+    def verifier(response: str, *, task: Task) -> Verdict:
+        return check({"final_answer": response}, task)
+    return verifier
+MODEL_CHECKS = ("judge", "prm")  # built per job from their config sections (see `judge_check`, `prm_check`)
+
+
+def judge_check(judge: Any) -> Callable[[dict[str, Any], Task], Awaitable[Verdict]]:
+    """An async check by a `verifiers.judge.PointwiseJudge`: it runs on the job's event loop (its LLM lives there)."""
+
+    async def check(candidate: dict[str, Any], task: Task) -> Verdict:
+        return await judge.averify(candidate.get("final_answer", ""), prompt=task.prompt)
+
+    return check
+
+
+def prm_check(prm: Any) -> CandidateCheck:
+    """A check by a `verifiers.prm.model.ModelPRM`: the candidate's own steps are scored."""
+
+    def check(candidate: dict[str, Any], task: Task) -> Verdict:
+        steps = candidate.get("steps") or None
+        return prm(candidate.get("final_answer", ""), prompt=task.prompt, steps=steps)
+
+    return check
+
+
+def get_check(name: str, custom: Any = None) -> Any:
+    if custom is not None:
+        return custom
+    if name in MODEL_CHECKS:
+        raise UserError(f"verifier {name!r} needs its [{name}] config section")
+    try:
+        return parse_verifier(name)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+
+
+def dedup_mode(verifier: str) -> str:
+    return "whitespace" if verifier in ("math", "judge", "prm") else "exact"  # code (whitespace is syntax) or mixed
+
+
+async def verify_candidates(store: RunStore, round_: int, candidates: list[dict[str, Any]], tasks: dict[str, Task],
+                            verifier: str, *, concurrency: int = 4,
+                            executor: Executor | None = None,
+                            check: Any = None) -> dict[tuple[str, str, int], dict[str, Any]]:
+    """Verdicts for every ok candidate given (stored ones reused); returns the verdicts of the given
+    candidates' tasks by candidate key.
+
+    Run the checks on a long-lived `executor` (the code sandbox's warm workers belong to the thread
+    that started them)."""
+    check = get_check(verifier, check)
+    done = store.verdicts_for(round_, verifier, {c["task_id"] for c in candidates})
+    todo = [c for c in candidates if c.get("error") is None and _key(c) not in done]
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for cand in todo:
+        groups.setdefault(answer_key(cand["task_id"], cand.get("final_answer", ""), dedup_mode(verifier)), []).append(cand)
+    gate = asyncio.Semaphore(max(1, concurrency))
+
+    async def run_group(members: list[dict[str, Any]]) -> None:
+        async with gate:
+            verdict = await run_check(check, members[0], tasks[members[0]["task_id"]], executor)
+        shared = verdict.model_dump(mode="json")
+        rows = [(m, verifier, {**shared, "details": {**shared["details"], "shared_with": len(members)}})
+                for m in members]
+        store.put_verdicts(round_, rows)
+        for m in members:
+            done[_key(m)] = rows[0][2]
+
+    await asyncio.gather(*(run_group(members) for members in groups.values()))
+    return done
+
+
+async def run_check(check: Any, candidate: dict[str, Any], task: Task, executor: Executor | None) -> Verdict:
+    """Await an async check on this loop; run a blocking one on the executor."""
+    if asyncio.iscoroutinefunction(check):
+        return await check(candidate, task)
+    return await asyncio.get_running_loop().run_in_executor(executor, check, candidate, task)
+
+
+def _key(candidate: dict[str, Any]) -> tuple[str, str, int]:
+    return candidate["task_id"], candidate["workflow"], candidate["sample_index"]
