@@ -247,7 +247,7 @@ def table(results: dict[int, dict[str, float]]) -> str:
 def main() -> None:
     import torch
 
-    from selfplay.taskgen import addition_splits
+    from selfplay.tasks.builtin import addition_splits
 
     torch.set_num_threads(1)
     args = parse_args()

@@ -4,7 +4,7 @@ What it does: builds N synthetic code candidates (a small function each, half ri
 with assert tests), starts a local Ray cluster with 2 CPUs, and checks them through exactly the path a
 `[executor] kind = "ray"` job uses: `RayTaskPool` (one Ray task per check, `num_cpus = 1` each) with
 at most W checks in flight, for W = 1 and 2. The same candidates go through the local executor's
-path (`selfplay.verify.check_code` on a thread pool of W threads) as the peer. Each configuration is
+path (`selfplay.pipeline.verify.check_code` on a thread pool of W threads) as the peer. Each configuration is
 warmed up first (every Ray worker process starts its own sandbox pool), then timed; best of
 `--repeats`. Prints checks/s and the ratios: 2 vs 1 Ray workers (scaling), Ray vs threads (overhead).
 What it does NOT do: measure a multi-node cluster (one machine here), or the LLM side of a job.
@@ -21,8 +21,8 @@ from concurrent.futures import FIRST_COMPLETED, Executor, ThreadPoolExecutor, wa
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from selfplay.tasks import Task  # noqa: E402
-from selfplay.verify import check_code  # noqa: E402
+from selfplay.tasks.task import Task  # noqa: E402
+from selfplay.pipeline.verify import check_code  # noqa: E402
 
 
 def cases(count: int) -> list[tuple[dict, Task]]:
@@ -61,7 +61,7 @@ def main() -> None:
     args = parser.parse_args()
     import ray
 
-    from selfplay.executors.ray_executor import RayTaskPool
+    from selfplay.pipeline.executors.ray_executor import RayTaskPool
 
     work = cases(args.checks)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)

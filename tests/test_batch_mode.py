@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from selfplay.testing import MockServer
+from selfplay.servers.testing import MockServer
 from tests.gen_helpers import cli, popen, read_candidates, read_summary, write_job
 
 BATCH = "[model]\nbatch = true\nbatch_poll_s = 0.05\n"

@@ -8,7 +8,7 @@ import argparse
 import pytest
 
 from selfplay.cli import build_parser, main
-from selfplay.testing import MockServer
+from selfplay.servers.testing import MockServer
 from tests.gen_helpers import cli, read_candidates, write_job
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from selfplay.testing import MockServer
+from selfplay.servers.testing import MockServer
 from tests.gen_helpers import cli, kill_generate_mid_job, read_candidates, read_summary, write_job
 
 EVERY_FAULT = {"429": 0.2, "500": 0.2, "timeout": 0.2, "malformed": 0.2, "truncate": 0.2}

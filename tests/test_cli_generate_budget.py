@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 
-from selfplay.testing import MockServer
+from selfplay.servers.testing import MockServer
 from tests.gen_helpers import cli, read_summary, write_job
 
 FAULTS = {"429": 0.05, "500": 0.1, "malformed": 0.05}  # 20% of attempts fail, retried

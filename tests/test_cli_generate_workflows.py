@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from selfplay.testing import MockServer
+from selfplay.servers.testing import MockServer
 from tests.gen_helpers import cli, kill_generate_mid_job, read_candidates, read_summary
 from tests.test_cli_generate import _comparable
 from tests.test_workflow_mock import SCRIPT

@@ -5,8 +5,8 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from selfplay.datasets import preference_row, prm_row, rl_row, sft_row, write_dataset
-from selfplay.select import Scored
+from selfplay.pipeline.datasets import preference_row, prm_row, rl_row, sft_row, write_dataset
+from selfplay.pipeline.select import Scored
 
 P = ({"role": "user", "content": "What is 2+2?"},)
 

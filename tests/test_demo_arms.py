@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from selfplay.demo import arm_config, arm_summary, demo_config, parse_arms
+from selfplay.jobs.demo import arm_config, arm_summary, demo_config, parse_arms
 from tests.test_cli_run import selfplay
 
 ALL = "sft,dpo,grpo,majority,control"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from selfplay.testing import MockServer
+from selfplay.servers.testing import MockServer
 from tests.gen_helpers import cli, write_job
 
 

@@ -80,9 +80,9 @@ def test_round_rows_name_the_candidates_they_came_from():
     """phases.training_rows for each algorithm, then the ids found back by content (a model-free check)."""
     from types import SimpleNamespace
 
-    from selfplay.export import round_candidate_ids
+    from selfplay.pipeline.export import round_candidate_ids
     from selfplay.jobs.phases import training_rows
-    from selfplay.select import Scored
+    from selfplay.pipeline.select import Scored
 
     def item(task, index, text, passed):
         prompt = ({"role": "user", "content": f"task {task}"},)

@@ -15,11 +15,11 @@ import pytest
 
 from agents.workflows.dedup import dedup_report
 from agents.workflows.stats import workflow_stats
-from selfplay.config import GenerateConfig
+from selfplay.config.common import GenerateConfig
 from selfplay.jobs.generate import GenerateJob
-from selfplay.jobs.summary import _StoredTrajectory
-from selfplay.store import RunStore
-from selfplay.testing import MockServer
+from selfplay.pipeline.summary import _StoredTrajectory
+from selfplay.core.store import RunStore
+from selfplay.servers.testing import MockServer
 
 
 def _config(tmp_path, base_url: str, usd: float) -> GenerateConfig:

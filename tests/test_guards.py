@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from selfplay.guards import check_round, last_kept, rejected_record
-from selfplay.run_config import GuardsSection
+from selfplay.pipeline.guards import check_round, last_kept, rejected_record
+from selfplay.config.run import GuardsSection
 from tests.test_cli_run import CONFIG, selfplay
 
 

@@ -7,8 +7,8 @@ from agents.llm.openai_backend import OpenAIBackend
 from agents.llm.retry import RetryPolicy
 from agents.money.ledger import BudgetLedger, Caps
 from agents.money.prices import ModelPrice
-from selfplay.judge_adapter import AgentsJudgeLLM
-from selfplay.testing import MockServer
+from selfplay.pipeline.judge_adapter import AgentsJudgeLLM
+from selfplay.servers.testing import MockServer
 from verifiers.judge import PairwiseJudge, PointwiseJudge, grade_to_score
 
 FIRST_LINE = r"RESPONSE:\s*<<<BEGIN RESPONSE \w+>>>\n\| (?P<first>[^\n]*)"

@@ -7,7 +7,7 @@ import pytest
 
 from agents.llm.types import BudgetExceeded
 from agents.money.ledger import BudgetLedger, Caps
-from selfplay.store import RunStore
+from selfplay.core.store import RunStore
 
 
 def test_reserve_then_settle_moves_money_from_reserved_to_spent():

@@ -4,7 +4,7 @@ from math import comb
 
 import pytest
 
-from selfplay.metrics import coverage, maj_at_k, majority_answer, mean_pass_at_k, pass_at_k, yield_rate
+from selfplay.pipeline.metrics import coverage, maj_at_k, majority_answer, mean_pass_at_k, pass_at_k, yield_rate
 
 
 @pytest.mark.parametrize("n,c,k", [(10, 3, 1), (10, 3, 5), (8, 0, 4), (8, 8, 1), (16, 2, 8), (5, 1, 5)])

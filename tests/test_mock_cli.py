@@ -9,7 +9,7 @@ import openai
 import pytest
 
 from selfplay.cli import main
-from selfplay.testing import MockServer
+from selfplay.servers.testing import MockServer
 
 AGENT = Path(__file__).parent / "data" / "mock_agent.toml"
 

@@ -10,8 +10,8 @@ import httpx
 import openai
 import pytest
 
-from selfplay.mock.faults import FAULT_KINDS
-from selfplay.testing import mock_llm_factory  # noqa: F401  (fixture)
+from selfplay.servers.mock.faults import FAULT_KINDS
+from selfplay.servers.testing import mock_llm_factory  # noqa: F401  (fixture)
 
 
 def user(text: str) -> list[dict]:

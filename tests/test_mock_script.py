@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from selfplay.errors import UserError
-from selfplay.mock import default_script, load_script, script_from_data
-from selfplay.mock.faults import FAULT_KINDS, FaultPlanner, FaultRates
-from selfplay.mock.matching import chat_conversation, choose_reply, find_rule, render_reply, selection_key
-from selfplay.mock.templates import Groups, render
-from selfplay.mock.tokens import apply_stop, chat_prompt_tokens, count_tokens, finish_choice, truncate
+from selfplay.core.errors import UserError
+from selfplay.servers.mock import default_script, load_script, script_from_data
+from selfplay.servers.mock.faults import FAULT_KINDS, FaultPlanner, FaultRates
+from selfplay.servers.mock.matching import chat_conversation, choose_reply, find_rule, render_reply, selection_key
+from selfplay.servers.mock.templates import Groups, render
+from selfplay.servers.mock.tokens import apply_stop, chat_prompt_tokens, count_tokens, finish_choice, truncate
 
 DATA = Path(__file__).parent / "data"
 

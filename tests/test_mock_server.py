@@ -11,8 +11,8 @@ import httpx
 import openai
 import pytest
 
-from selfplay.mock.tokens import chat_prompt_tokens, count_tokens
-from selfplay.testing import MockServer, mock_llm, mock_llm_factory  # noqa: F401  (fixtures)
+from selfplay.servers.mock.tokens import chat_prompt_tokens, count_tokens
+from selfplay.servers.testing import MockServer, mock_llm, mock_llm_factory  # noqa: F401  (fixtures)
 
 AGENT = Path(__file__).parent / "data" / "mock_agent.toml"
 

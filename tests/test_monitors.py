@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 import re
 
-from selfplay.monitors import (audit, distinct_answers, distinct_ngrams, entropy_and_kl, last_number_matches,
+from selfplay.pipeline.monitors import (audit, distinct_answers, distinct_ngrams, entropy_and_kl, last_number_matches,
                                text_monitors)
-from selfplay.select import Scored
+from selfplay.pipeline.select import Scored
 
 
 def item(task: str, text: str, answer: str | None = None, passed: bool = True, index: int = 0) -> Scored:
@@ -61,7 +61,7 @@ def test_strict_checker_cannot_audit_without_a_numeric_reference():
 
 
 def test_report_section_shows_monitors_audit_alarm_and_rejections():
-    from selfplay.monitors import report_lines
+    from selfplay.pipeline.monitors import report_lines
 
     rounds = [{"round": 0, "monitors": {"distinct_answers": 0.5, "kl_to_cold_start": 0.0}},
               {"round": 1, "monitors": {"distinct_answers": 0.25}, "audit": {"audited": 4, "disagreement_rate": 0.75,

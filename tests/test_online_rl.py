@@ -71,7 +71,7 @@ def fingerprint(model) -> str:
 def test_each_iteration_samples_with_the_weights_the_previous_one_trained(tmp_path, monkeypatch):
     from selfplay.jobs import online_rl, phases
     from selfplay.jobs.loop import RunJob
-    from selfplay.run_config import load_run_config
+    from selfplay.config.run import load_run_config
 
     events = []
     sample, train = phases.sample_chunked, online_rl.train_iteration
@@ -107,7 +107,7 @@ def test_each_iteration_samples_with_the_weights_the_previous_one_trained(tmp_pa
 
 def test_round_record_has_per_iteration_metrics(tmp_path):
     from selfplay.jobs.loop import RunJob
-    from selfplay.run_config import load_run_config
+    from selfplay.config.run import load_run_config
 
     rounds = asyncio.run(RunJob(load_run_config(write_run(tmp_path, rounds=1)), tmp_path / "out").run())
     history = rounds[1]["online_rl"]
@@ -154,8 +154,8 @@ def test_kill_between_and_inside_iterations_resumes_to_an_identical_run(tmp_path
 
 
 def test_iterations_is_refused_outside_grpo(tmp_path):
-    from selfplay.errors import UserError
-    from selfplay.run_config import load_run_config
+    from selfplay.core.errors import UserError
+    from selfplay.config.run import load_run_config
 
     path = write_run(tmp_path)
     path.write_text(path.read_text().replace('algorithm = "grpo"\n', ""))

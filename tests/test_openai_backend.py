@@ -11,7 +11,7 @@ from agents.llm.sampling import sample_k
 from agents.llm.types import BudgetExceeded, LLMError, SamplingParams
 from agents.money.ledger import BudgetLedger, Caps
 from agents.money.prices import ModelPrice
-from selfplay.testing import MockServer
+from selfplay.servers.testing import MockServer
 
 ASK = [{"role": "user", "content": "What is 2 + 3?"}]
 FAST = RetryPolicy(max_attempts=6, backoff_base_s=0.01, backoff_max_s=0.05)

@@ -21,7 +21,7 @@ pytest.importorskip("transformers")
 
 from selfplay.jobs.prm_label import dedup_candidates  # noqa: E402
 from selfplay.jobs.prm_rollouts import prefixes  # noqa: E402
-from selfplay.taskgen import addition_task, worked_solution  # noqa: E402
+from selfplay.tasks.builtin import addition_task, worked_solution  # noqa: E402
 from tests.tiny_model import save_tiny  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

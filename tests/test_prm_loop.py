@@ -217,7 +217,7 @@ def test_a_bad_prm_path_is_one_clear_error_before_anything_runs(tmp_path):
 
 def test_best_of_n_by_hand():
     from selfplay.jobs.prm_refresh import best_of_n, outcome_row
-    from selfplay.select import Scored
+    from selfplay.pipeline.select import Scored
     from verifiers.verdict import Verdict
 
     def item(task, index, score, passed=True, error=None):

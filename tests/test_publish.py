@@ -9,8 +9,8 @@ import sys
 import openai
 import pytest
 
-from selfplay.errors import UserError
-from selfplay.publish import LoraPublisher
+from selfplay.core.errors import UserError
+from selfplay.policy.publish import LoraPublisher
 from tests.test_serve import REPO, _read_announce
 from tests.test_serve_lora import ASK, make_adapter
 from tests.tiny_model import save_tiny

@@ -20,11 +20,11 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from selfplay.config import GenerateConfig  # noqa: E402
-from selfplay.executors.ray_executor import worker_name  # noqa: E402
+from selfplay.config.common import GenerateConfig  # noqa: E402
+from selfplay.pipeline.executors.ray_executor import worker_name  # noqa: E402
 from selfplay.jobs.generate import GenerateJob  # noqa: E402
-from selfplay.store import RunStore  # noqa: E402
-from selfplay.testing import MockServer  # noqa: E402
+from selfplay.core.store import RunStore  # noqa: E402
+from selfplay.servers.testing import MockServer  # noqa: E402
 from tests.gen_helpers import cli, kill_generate_mid_job, read_summary, write_job  # noqa: E402
 
 VOLATILE = ("requests", "cache_hits", "cost_usd", "latency_s")  # how a candidate was paid for, not what it is
@@ -165,8 +165,8 @@ def _toml(path) -> dict:
 
 
 def test_in_process_backends_are_refused_on_ray_with_a_clear_error(tmp_path):
-    from selfplay.errors import UserError
-    from selfplay.executors import open_executor
+    from selfplay.core.errors import UserError
+    from selfplay.pipeline.executors import open_executor
 
     cfg = config(tmp_path, "http://127.0.0.1:9/v1", executor={"kind": "ray"})
     cfg.model.backend = "local"

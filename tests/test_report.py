@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 from selfplay.cli import main
-from selfplay.report import markdown, usd
-from selfplay.testing import MockServer
+from selfplay.pipeline.report import markdown, usd
+from selfplay.servers.testing import MockServer
 from tests.gen_helpers import cli, write_job
 
 ROUNDS = [{"round": 0, "eval_pass@1": 0.1, "eval_pass@k": 0.3, "eval_maj@k": 0.2, "cost_usd": 0.000042},
@@ -25,7 +25,7 @@ def test_markdown_shows_maj_at_k_and_small_costs():
 
 
 def test_report_of_a_run_dir_writes_titled_plots(tmp_path, capsys):
-    from selfplay.store import RunStore
+    from selfplay.core.store import RunStore
 
     with RunStore(tmp_path) as store:
         for r in ROUNDS:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from selfplay.cli import main
-from selfplay.config import check_resume, run_dir_produced
-from selfplay.run_config import PINNED, load_run_config
-from selfplay.store import RunStore
+from selfplay.config.common import check_resume, run_dir_produced
+from selfplay.config.run import PINNED, load_run_config
+from selfplay.core.store import RunStore
 
 BASE = """[model]
 name = "micro-llama"
@@ -174,7 +174,7 @@ def test_select_keys_the_algorithm_does_not_read_are_refused(tmp_path, capsys):
     assert "only DPO reads it" in refused(capsys, tmp_path, path)
 
 
-def test_unknown_workflows_are_refused_at_load(tmp_path, capsys):  # every known one runs (selfplay.jobs.sampler)
+def test_unknown_workflows_are_refused_at_load(tmp_path, capsys):  # every known one runs (selfplay.pipeline.sample)
     path = tmp_path / "run.toml"
     path.write_text(BASE.replace("max_tokens = 8", 'max_tokens = 8\nworkflow = "nope"'))
     assert "unknown workflow" in refused(capsys, tmp_path, path)

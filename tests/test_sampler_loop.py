@@ -1,4 +1,4 @@
-"""The loop's sampling goes through the one sampler (`selfplay.jobs.sampler.TaskSampler` via `phases.sample_chunked`):
+"""The loop's sampling goes through the one sampler (`selfplay.pipeline.sample.TaskSampler` via `phases.sample_chunked`):
 a non-direct workflow (feedback, self_refine) with adaptive K draws the batches the adaptive rule asks for, stores
 each wave whole, verifies it as it lands, and a second call on the same store (a resumed run) sends nothing.
 
@@ -16,8 +16,8 @@ from types import SimpleNamespace
 from agents.llm.types import ChatResult, Choice, SamplingParams, Usage
 from agents.workflows.adaptive import AdaptiveK, next_batch
 from selfplay.jobs import phases
-from selfplay.store import RunStore
-from selfplay.tasks import Task
+from selfplay.core.store import RunStore
+from selfplay.tasks.task import Task
 
 
 class ScriptedLLM:
@@ -78,7 +78,7 @@ def sample(store: RunStore, llm: ScriptedLLM, workflow: str, options: dict, adap
 
 def _check_for(pool):
     from agents.workflows.common import CheckResult
-    from selfplay.verify import get_check, run_check
+    from selfplay.pipeline.verify import get_check, run_check
 
     check = get_check("math")
 

@@ -1,6 +1,6 @@
 """Selection rules on hand-made candidates."""
 
-from selfplay.select import (Scored, best_of_k, contaminated, majority_label, preference_pairs, rejection_sample,
+from selfplay.pipeline.select import (Scored, best_of_k, contaminated, majority_label, preference_pairs, rejection_sample,
                              rl_group)
 
 

@@ -16,7 +16,7 @@ from agents.llm.openai_backend import OpenAIBackend
 from agents.llm.sampling import sample_k
 from agents.llm.types import LLMError, SamplingParams
 from selfplay.cli import main as cli_main
-from selfplay.serve import BackgroundServer
+from selfplay.servers.serve import BackgroundServer
 from tests.tiny_model import chat_ids, save_tiny, tiny_pair, use_one_thread
 
 use_one_thread()

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from agents.llm.local import LocalBackend
-from selfplay.serve import BackgroundServer
+from selfplay.servers.serve import BackgroundServer
 from tests.tiny_model import chat_ids, greedy_ids, tiny_pair, use_one_thread
 
 use_one_thread()

@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from selfplay.errors import UserError
-from selfplay.run_config import load_run_config
+from selfplay.core.errors import UserError
+from selfplay.config.run import load_run_config
 from tests.test_cli_run import rounds_of, selfplay
 from tests.test_publish import start_serve, stop
 from tests.tiny_model import save_tiny
@@ -270,9 +270,9 @@ def test_restart_mode_restarts_the_server_on_each_round_checkpoint(tmp_path, bas
 
 
 def test_a_run_written_before_policy_existed_resumes_local_and_refuses_a_switch_to_served(tmp_path):
-    from selfplay.config import check_resume
-    from selfplay.run_config import PINNED, RunConfig
-    from selfplay.store import RunStore
+    from selfplay.config.common import check_resume
+    from selfplay.config.run import PINNED, RunConfig
+    from selfplay.core.store import RunStore
 
     local = {"model": {"name": "micro-llama", "backend": "local"}, "tasks": {"builtin": "addition"}}
     before = RunConfig.model_validate(local).model_dump(mode="json")

@@ -9,7 +9,7 @@ from agents.llm.openai_backend import OpenAIBackend
 from agents.llm.openai_stream import ChunkFolder
 from agents.llm.retry import RetryPolicy
 from agents.llm.types import LLMError, SamplingParams
-from selfplay.testing import MockServer
+from selfplay.servers.testing import MockServer
 
 ASK = [{"role": "user", "content": "What is 7 + 14?"}]
 

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from selfplay.errors import UserError
-from selfplay.task_sources import boxed_answer, gsm8k_answer
-from selfplay.tasks import load_tasks
+from selfplay.core.errors import UserError
+from selfplay.tasks.sources import boxed_answer, gsm8k_answer
+from selfplay.tasks.task import load_tasks
 
 pytest.importorskip("datasets")
 
@@ -83,7 +83,7 @@ def test_answer_extraction_helpers():
 
 
 def test_generate_reads_a_gsm8k_parquet_next_to_its_config(tmp_path):
-    from selfplay.testing import MockServer
+    from selfplay.servers.testing import MockServer
     from tests.gen_helpers import cli, read_summary, write_job
 
     rows = [{"question": f"What is {i} + {i + 1}?", "answer": f"{i} + {i + 1}\n#### {2 * i + 1}"} for i in range(5)]

@@ -20,7 +20,7 @@ import torch
 from agents.llm.local import LocalBackend
 from agents.llm.openai_backend import to_chat_result
 from agents.llm.types import SamplingParams
-from selfplay.datasets import preference_row, rl_row, sft_row
+from selfplay.pipeline.datasets import preference_row, rl_row, sft_row
 from selfplay.jobs.phases import scored
 from tests.tiny_model import chat_ids, tiny_pair, use_one_thread
 from trainer.data import DataError, validate_groups, validate_sft

@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("accelerate")
 
-from selfplay.errors import UserError  # noqa: E402
+from selfplay.core.errors import UserError  # noqa: E402
 from selfplay.tracking import Tracker, check_report_to, open_tracker  # noqa: E402
 
 
@@ -53,7 +53,7 @@ def test_rounds_and_train_steps_reach_tensorboard(tmp_path):
 
 
 def test_off_by_default_and_unknown_trackers_refused(tmp_path):
-    from selfplay.run_config import TrackingSection
+    from selfplay.config.run import TrackingSection
 
     assert open_tracker(TrackingSection().names, tmp_path, {}) is None and not (tmp_path / "tracking").exists()
     with pytest.raises(UserError, match="choose from"):

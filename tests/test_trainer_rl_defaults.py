@@ -48,8 +48,8 @@ def test_algorithm_defaults_replace_shared_settings_and_own_keys_win():
 
 
 def test_run_config_checks_per_algorithm_settings_by_name(tmp_path):
-    from selfplay.errors import UserError
-    from selfplay.run_config import load_run_config
+    from selfplay.core.errors import UserError
+    from selfplay.config.run import load_run_config
     from tests.test_cli_run import CONFIG
 
     base = CONFIG.format(budget="").replace("[train]", "[train]\nalgorithm = \"dpo\"")

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from selfplay.tasks import Task
-from selfplay.testing import MockServer
-from selfplay.verify import check_by_kind, parse_verifier
+from selfplay.tasks.task import Task
+from selfplay.servers.testing import MockServer
+from selfplay.pipeline.verify import check_by_kind, parse_verifier
 from tests.gen_helpers import cli, write_job
 
 MATH = Task(id="m", prompt="What is 2 + 3?", answer="5")

@@ -8,10 +8,10 @@ import asyncio
 
 import pytest
 
-from selfplay.errors import UserError
+from selfplay.core.errors import UserError
 from selfplay.jobs.loop import RunJob
 from selfplay.policy import ColocatedPolicy
-from selfplay.run_config import load_run_config
+from selfplay.config.run import load_run_config
 from tests.fake_vllm import fake_api
 from tests.tiny_model import save_tiny
 

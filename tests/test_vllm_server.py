@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from agents.llm.vllm_server import (ServedModelSwitcher, VLLMServerError, load_lora_adapter, restart_server,
                                     served_models, server_root, unload_lora_adapter, wait_healthy)
-from selfplay.serve.server import bind
+from selfplay.servers.serve.server import bind
 
 
 def fake_vllm_server(runtime_lora: bool = True) -> FastAPI:

@@ -11,7 +11,7 @@ from agents.llm.openai_backend import OpenAIBackend
 from agents.llm.retry import RetryPolicy
 from agents.llm.types import SamplingParams
 from agents.workflows import CheckResult, run_workflow
-from selfplay.testing import MockServer
+from selfplay.servers.testing import MockServer
 from tests.test_workflow_fakes import metered, python_runner
 
 SCRIPT = {"models": ["policy", "critic"], "rules": [
