@@ -9,7 +9,7 @@ import pytest
 
 from selfplay.core.errors import UserError
 from selfplay.tasks.sources import boxed_answer, gsm8k_answer
-from selfplay.tasks.task import load_tasks
+from selfplay.tasks.load import load_tasks
 
 pytest.importorskip("datasets")
 

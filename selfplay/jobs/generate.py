@@ -41,7 +41,8 @@ from selfplay.progress import JobProgress, progress_enabled
 from selfplay.core.store import RunStore
 from selfplay.pipeline.export import write_candidates
 from selfplay.core.files import write_json
-from selfplay.tasks.task import Task, load_tasks
+from selfplay.tasks.load import load_tasks
+from selfplay.tasks.task import Task
 
 ROUND = 0  # generate jobs write round 0; the loop (`selfplay run`) writes rounds 1..N
 # Settings that change what is generated: a resumed job must keep them (budget, concurrency may change).

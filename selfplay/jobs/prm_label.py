@@ -37,7 +37,8 @@ from selfplay.jobs.prm_rollouts import (CONTINUE_EXTRA_BODY, ROUND, CandidateLab
 from selfplay.pipeline.sample import TaskSampler
 from selfplay.core.store import RunStore
 from selfplay.core.files import write_json
-from selfplay.tasks.task import Task, load_tasks
+from selfplay.tasks.load import load_tasks
+from selfplay.tasks.task import Task
 
 CRASH_AFTER_CANDIDATE = "prm_label:candidate"   # SELFPLAY_CRASH_AT: after a candidate's rollouts are stored
 PINNED = {"model": ("name", "backend", "base_url"),

@@ -15,7 +15,8 @@ from typing import Any
 from selfplay.core.errors import UserError
 from selfplay.config.run import TasksSection
 from selfplay.tasks.builtin import addition_splits
-from selfplay.tasks.task import Task, load_tasks
+from selfplay.tasks.load import load_tasks
+from selfplay.tasks.task import Task
 
 
 @dataclass

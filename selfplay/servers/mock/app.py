@@ -16,7 +16,6 @@ What it does NOT do: token-by-token streaming, embeddings, logprobs, or run a se
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -26,6 +25,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 
 from selfplay.servers.mock.batches import add_batch_routes
+from selfplay.servers.mock.requests import (BadRequest, chat_params, completion_params, parse_body,
+                                            request_key)
 from selfplay.servers.mock.faults import Fault, FaultPlanner, FaultRates
 from selfplay.servers.mock.matching import (canonical_json, chat_conversation, choose_reply, find_rule,
                                     prompt_conversation, render_reply, selection_key, text_of)
@@ -53,12 +54,6 @@ class MockConfig:
     max_consecutive_faults: int = 3
     batch_latency_s: float = 0.0      # a batch is in_progress this long, then processed (see `batches`)
     batch_outcome: str = "completed"  # or "expired" (half the lines answered) or "failed"
-
-
-class BadRequest(Exception):
-    def __init__(self, kind: str, message: str, status: int = 400):
-        super().__init__(message)
-        self.kind, self.message, self.status = kind, message, status
 
 
 class DroppedConnection(Exception):
@@ -140,8 +135,8 @@ class MockState:
             self.stats.leave()
 
     async def _handle(self, request: Request, endpoint: str) -> Response:
-        body = _parse_body(await request.body())
-        params = _chat_params(body) if endpoint == "chat.completions" else _completion_params(body)
+        body = parse_body(await request.body())
+        params = chat_params(body) if endpoint == "chat.completions" else completion_params(body)
         if self.config.max_n is not None and params["n"] > self.config.max_n:
             raise BadRequest("n_too_large", f"n must be at most {self.config.max_n} on this server "
                                             f"(got {params['n']})")
@@ -244,57 +239,6 @@ async def _wait_for_disconnect(request: Request) -> None:
 
 def _object_name(endpoint: str) -> str:
     return "chat.completion" if endpoint == "chat.completions" else "text_completion"
-
-
-def request_key(endpoint: str, body: dict) -> str:
-    """Identity of "the same request": SHA-256 of the endpoint and the canonical JSON body (24 hex chars)."""
-    text = f"{endpoint}\n{canonical_json(body)}"
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:24]
-
-
-def _parse_body(raw: bytes) -> dict:
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("bad_request", "request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise BadRequest("bad_request", "request body must be a JSON object")
-    return body
-
-
-def _common_params(body: dict) -> dict:
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise BadRequest("bad_request", "`model` is required (a string)")
-    n = 1 if body.get("n") is None else body["n"]
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise BadRequest("bad_request", f"`n` must be an integer >= 1, got {n!r}")
-    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
-    if max_tokens is not None and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool)
-                                   or max_tokens < 0):
-        raise BadRequest("bad_request", f"`max_tokens` must be a non-negative integer, got {max_tokens!r}")
-    stop = body.get("stop")
-    if stop is not None and not isinstance(stop, str) and not (
-            isinstance(stop, list) and all(isinstance(s, str) for s in stop)):
-        raise BadRequest("bad_request", "`stop` must be a string or a list of strings")
-    return {"model": model, "n": n, "max_tokens": max_tokens, "stop": stop, "seed": body.get("seed")}
-
-
-def _chat_params(body: dict) -> dict:
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages or not all(
-            isinstance(m, dict) and isinstance(m.get("role"), str) for m in messages):
-        raise BadRequest("bad_request", "`messages` must be a non-empty list of {role, content} objects")
-    return {**_common_params(body), "messages": messages, "tools": body.get("tools")}
-
-
-def _completion_params(body: dict) -> dict:
-    prompt = body.get("prompt")
-    prompts = [prompt] if isinstance(prompt, str) else prompt
-    if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) for p in prompts):
-        raise BadRequest("bad_request", "`prompt` must be a string or a non-empty list of strings "
-                                        "(token-id prompts are not supported)")
-    return {**_common_params(body), "prompts": prompts}
 
 
 def build_app(config: MockConfig) -> FastAPI:

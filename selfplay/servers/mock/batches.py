@@ -23,6 +23,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
+from selfplay.servers.mock.requests import BadRequest, chat_params, request_key
+
 _STATUS_OF_FAULT = {"429": 429, "500": 500, "timeout": 504, "malformed": 500, "truncate": 500}
 
 
@@ -82,8 +84,6 @@ class BatchState:
         return {k: v for k, v in batch.items() if not k.startswith("_")}
 
     def _process(self, batch: dict[str, Any]) -> None:
-        from selfplay.servers.mock.app import BadRequest, _chat_params, request_key
-
         outcome = self.mock.config.batch_outcome
         lines = self.files[batch["input_file_id"]]["content"].decode().splitlines()
         lines = [json.loads(line) for line in lines if line.strip()]
@@ -111,7 +111,7 @@ class BatchState:
                     "error": {"message": f"mock: injected {fault.kind}", "type": "server_error"}}}, None))
                 continue
             try:
-                payload, rules, choices, usage = self.mock._completion("chat.completions", _chat_params(body), key)
+                payload, rules, choices, usage = self.mock._completion("chat.completions", chat_params(body), key)
             except BadRequest as exc:
                 err.append(_line(custom_id, {"status_code": exc.status, "request_id": f"req_{key}", "body": {
                     "error": {"message": exc.message, "type": "invalid_request_error"}}}, None))
