@@ -21,6 +21,9 @@ class LLM(Protocol):
     choices than asked (a server that caps `n`); `agents.llm.sampling.sample_k` tops up the rest.
     `supports_n` is False for engines known to refuse `n > 1`. `sample_offset` is the index of the
     first sample this call produces (part of the request's cache key; backends may ignore it).
+    Optional attribute `max_n: int | None`: the most choices one request may ask for (configured, a
+    provider default, or learned from a refusal by `agents.llm.sampling`, which sets it); absent or None
+    means no cap is known. Wrappers should pass it through to (and from) the LLM they wrap.
     """
 
     model: str

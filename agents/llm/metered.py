@@ -69,6 +69,15 @@ class MeteredLLM:
         self.cache_hits = 0
 
     @property
+    def max_n(self) -> int | None:
+        """The inner backend's cap on choices per request (`agents.llm.ncap`); a learned cap is kept there."""
+        return getattr(self.inner, "max_n", None)
+
+    @max_n.setter
+    def max_n(self, value: int | None) -> None:
+        self.inner.max_n = value
+
+    @property
     def model(self) -> str:
         """The inner backend's current model id (a backend that reloads weights changes it, and so the cache key)."""
         return self.inner.model

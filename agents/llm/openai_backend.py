@@ -15,6 +15,9 @@ Sampled token ids and log-probs, when the server sends them, are kept on each `C
 Log-probs whose count differs from the token ids are dropped (they could not be aligned).
 With `stream=True` (for servers that only stream) the request is sent with `stream: true` and the chunks
 are folded back into one reply (`agents.llm.openai_stream`).
+`max_n` is the most choices one request may ask for (`agents.llm.sampling` chunks K by it and lowers it when
+the server's 400 states a smaller cap): None means the provider's known default (`agents.llm.ncap`:
+OpenAI's API 128, any other endpoint no known cap). A 400's `param` (e.g. "n") is kept on the `LLMError`.
 What it does not do: top up fewer choices than asked (`agents.llm.sampling`), price, cache or
 budget (`agents.llm.metered`).
 """
@@ -29,6 +32,7 @@ from typing import Any
 
 import openai
 
+from agents.llm.ncap import default_max_n
 from agents.llm.openai_stream import post_streamed
 from agents.llm.retry import RetryPolicy, parse_retry_after, with_retries
 from agents.llm.tokens import estimate_prompt_tokens, estimate_tokens
@@ -42,7 +46,10 @@ class OpenAIBackend:
 
     def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
                  timeout_s: float = 120.0, concurrency: int = 64, retry: RetryPolicy | None = None,
-                 supports_n: bool = True, extra_body: dict[str, Any] | None = None, stream: bool = False) -> None:
+                 supports_n: bool = True, extra_body: dict[str, Any] | None = None, stream: bool = False,
+                 max_n: int | None = None) -> None:
+        if max_n is not None and (type(max_n) is not int or max_n < 1):
+            raise ValueError(f"max_n must be a positive integer or None (the provider's default), got {max_n!r}")
         self.model = model
         self.stream = stream
         self.supports_n = supports_n
@@ -52,6 +59,7 @@ class OpenAIBackend:
         self.attempt_errors: Counter[str] = Counter()  # failed attempts by kind (retried or not)
         self._client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key or "EMPTY",
                                           timeout=timeout_s, max_retries=0)
+        self.max_n = max_n if max_n is not None else default_max_n(str(self._client.base_url))
 
     async def aclose(self) -> None:
         await self._client.close()
@@ -138,7 +146,7 @@ def _status_error(exc: openai.APIStatusError) -> LLMError:
     status = exc.status_code
     detail = _server_message(exc)
     if status in _FAIL_FAST:
-        return LLMError(_FAIL_FAST[status], f"HTTP {status}: {detail}", status=status)
+        return LLMError(_FAIL_FAST[status], f"HTTP {status}: {detail}", status=status, param=_server_param(exc))
     if status == 429:
         hint = parse_retry_after(dict(exc.response.headers))
         return LLMError("rate_limit", f"HTTP 429: {detail}", status=status, retryable=True, retry_after=hint)
@@ -146,6 +154,14 @@ def _status_error(exc: openai.APIStatusError) -> LLMError:
         return LLMError("server_error", f"HTTP {status}: {detail}", status=status, retryable=True,
                         retry_after=parse_retry_after(dict(exc.response.headers)))
     return LLMError("bad_request", f"HTTP {status}: {detail}", status=status)
+
+
+def _server_param(exc: openai.APIStatusError) -> str | None:
+    """The parameter an error body blames (`{"error": {"param": "n"}}`), when it names one."""
+    body = exc.body
+    inner = body.get("error", body) if isinstance(body, dict) else None
+    param = inner.get("param") if isinstance(inner, dict) else None
+    return param if isinstance(param, str) and param else None
 
 
 def _server_message(exc: openai.APIStatusError) -> str:

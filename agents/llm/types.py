@@ -96,17 +96,19 @@ class LLMError(Exception):
     """A call that failed for good (after retries where retrying makes sense).
 
     `kind` is recorded as data (summary `errors` by type); `retryable` says whether tenacity may try
-    the same request again; `retry_after` (seconds) is the server's hint, when it gave one.
+    the same request again; `retry_after` (seconds) is the server's hint, when it gave one; `param` is the
+    request parameter the server blamed (an OpenAI error body's `param`, e.g. "n"), when it named one.
     """
 
     def __init__(self, kind: ErrorKind, message: str, *, status: int | None = None,
-                 retryable: bool = False, retry_after: float | None = None) -> None:
+                 retryable: bool = False, retry_after: float | None = None, param: str | None = None) -> None:
         super().__init__(f"{kind}: {message}")
         self.kind = kind
         self.message = message
         self.status = status
         self.retryable = retryable
         self.retry_after = retry_after
+        self.param = param
 
 
 class BudgetExceeded(LLMError):

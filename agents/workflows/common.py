@@ -186,6 +186,14 @@ class _OffsetLLM:
     def supports_n(self, value: bool) -> None:
         self._llm.supports_n = value
 
+    @property
+    def max_n(self) -> int | None:
+        return getattr(self._llm, "max_n", None)
+
+    @max_n.setter
+    def max_n(self, value: int | None) -> None:  # a cap learned by sample_k outlives this per-batch wrapper
+        self._llm.max_n = value
+
     async def chat(self, messages: list[Message], params: SamplingParams, *,
                    tools: list[dict[str, Any]] | None = None, sample_offset: int = 0) -> ChatResult:
         return await self._llm.chat(messages, params, tools=tools, sample_offset=self._base + sample_offset)
