@@ -21,25 +21,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sqlite3
+    from selfplay.core.view import RunView
+    from selfplay.pipeline.report import write_generate_report, write_report
 
-    from selfplay.pipeline.report import write_report
-
-    db = Path(args.run_dir) / "run.db"
-    if not db.is_file():
+    view = RunView(args.run_dir)
+    if not view.exists():
         raise UserError(f"{args.run_dir} has no run store (run.db); pass a directory written by `selfplay run`")
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:  # read-only: safe beside a running job
-        rows = conn.execute("SELECT round, phase, body FROM rounds ORDER BY round").fetchall()
-    import json
-    rounds = [{"round": r, **json.loads(b)} for r, phase, b in rows if phase == "done"]
-    if not rows:  # no rounds at all: a `selfplay generate` directory
-        from selfplay.pipeline.report import write_generate_report
-
-        report = write_generate_report(db, args.run_dir, args.title or f"selfplay generate {Path(args.run_dir).name}")
+    records = view.rounds()  # read-only: safe beside a running job
+    if not records:  # no rounds at all: a `selfplay generate` directory
+        report = write_generate_report(view.generate_totals(), args.run_dir,
+                                       args.title or f"selfplay generate {Path(args.run_dir).name}")
         totals = report["totals"]
         print(f"generate run: {totals['candidates']} candidates, {totals['verified']} verified, "
               f"${totals['cost_usd']:.6g} -> {report['markdown']}, {report['html']}")
         return 0
+    rounds = [{k: v for k, v in r.items() if k != "phase"} for r in records if r["phase"] == "done"]
     paths = write_report(rounds, args.run_dir, args.title or f"selfplay run {Path(args.run_dir).name}")
     print(f"{len(rounds)} rounds -> {paths['markdown']}, {paths['html']}")
     return 0

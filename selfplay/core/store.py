@@ -34,7 +34,7 @@ from typing import Any
 
 from agents.money.ledger import Reservation, Totals
 from selfplay.core.errors import UserError
-from selfplay.core.schema import SCHEMA_VERSION, TABLES
+from selfplay.core.schema import apply_migrations
 
 DB_NAME = "run.db"
 
@@ -52,8 +52,12 @@ class RunStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA wal_autocheckpoint=16384")  # fewer, larger checkpoints: less fsync stall per write
-        self._db.executescript(TABLES)
-        self._check_version()
+        try:
+            apply_migrations(self._db, str(self.path))  # an older store is brought up to SCHEMA_VERSION, in order
+        except BaseException:  # refused (newer schema) or a step failed: release the file and the lock
+            self._db.close()
+            self._lock_file.close()
+            raise
         self._replies_stored = bool(self._read("SELECT 1 FROM reservations WHERE result IS NOT NULL LIMIT 1"))
         self._replied_keys: set[str] = set()  # replies stored by this process (when none were before it)
         self.had_candidates = bool(self._read("SELECT 1 FROM candidates LIMIT 1"))  # False: a fresh run
@@ -72,14 +76,6 @@ class RunStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def _check_version(self) -> None:
-        found = self.get_meta("schema_version")
-        if found is None:
-            self.set_meta("schema_version", str(SCHEMA_VERSION))
-        elif int(found) > SCHEMA_VERSION:
-            raise UserError(f"{self.path}: written by a newer selfplay (store schema {found} > {SCHEMA_VERSION}); "
-                            f"upgrade selfplay or use another --out directory")
 
     def _write(self, sql: str, args: Any = (), *, many: bool = False, staged: bool = False) -> None:
         """One write, committed at once (with everything staged before it), unless it is `staged`

@@ -159,27 +159,10 @@ def write_report(rounds: list[dict[str, Any]], out_dir: str | Path, title: str =
     return {"markdown": str(md), "html": str(page)}
 
 
-def generate_totals(db: str | Path) -> dict[str, Any]:
-    """What a `selfplay generate` directory holds, read from its store: cost, candidates, verified, tokens."""
-    import json
-    import sqlite3
-
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:  # read-only: safe beside a running job
-        cost, prompt, completion = conn.execute(
-            "SELECT COALESCE(SUM(usd), 0), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0) "
-            "FROM reservations WHERE status = 'settled'").fetchone()
-        candidates = conn.execute("SELECT COUNT(*) FROM candidates WHERE error IS NULL").fetchone()[0]
-        tasks = conn.execute("SELECT COUNT(DISTINCT task_id) FROM candidates WHERE error IS NULL").fetchone()[0]
-        judged = conn.execute("SELECT COUNT(*) FROM (SELECT DISTINCT task_id, round, workflow, sample_index "
-                              "FROM verdicts)").fetchone()[0]
-        passed = conn.execute("SELECT c.body FROM candidates c WHERE c.error IS NULL AND EXISTS (SELECT 1 FROM "
-                              "verdicts v WHERE v.task_id = c.task_id AND v.round = c.round AND v.workflow = "
-                              "c.workflow AND v.sample_index = c.sample_index AND v.passed = 1)").fetchall()
-    verified_tokens = sum((json.loads(body).get("usage") or {}).get("completion_tokens", 0) for (body,) in passed)
-    verified = len(passed)
-    return {"cost_usd": cost, "prompt_tokens": prompt, "completion_tokens": completion, "candidates": candidates,
-            "tasks": tasks, "judged": judged, "verified": verified, "verified_tokens": verified_tokens,
-            "yield": verified / judged if judged else None,
+def generate_totals(counts: dict[str, Any]) -> dict[str, Any]:
+    """A `selfplay generate` directory's figures (`RunView.generate_totals`'s counts) with yield and $ per verified."""
+    cost, verified, judged = counts["cost_usd"], counts["verified"], counts["judged"]
+    return {**counts, "yield": verified / judged if judged else None,
             "usd_per_verified": cost / verified if verified else None}
 
 
@@ -195,8 +178,9 @@ def generate_markdown(totals: dict[str, Any], title: str) -> str:
         f"({t['judged']:,} checked by a verifier)", ""])
 
 
-def write_generate_report(db: str | Path, out_dir: str | Path, title: str) -> dict[str, Any]:
-    totals = generate_totals(db)
+def write_generate_report(counts: dict[str, Any], out_dir: str | Path, title: str) -> dict[str, Any]:
+    """report.md / report.html of a generate directory from its store's counts (`RunView.generate_totals`)."""
+    totals = generate_totals(counts)
     out = Path(out_dir)
     md = generate_markdown(totals, title)
     (out / "report.md").write_text(md)
