@@ -225,9 +225,14 @@ async def test_against_the_mock_server_cap():
 
     with MockServer(max_n=4) as server:
         llm = OpenAIBackend("mock-model", base_url=server.base_url, api_key="x", timeout_s=5.0)
+        with pytest.raises(LLMError) as refusal:  # the mock refuses as OpenAI does, param included
+            await llm.chat(ASK, SamplingParams(n=9))
         results = await sample_k(llm, ASK, SamplingParams(seed=2, max_tokens=32), 10)
         await llm.aclose()
         stats = server.stats()
+    assert refusal.value.message == "HTTP 400: " + OPENAI_400.format(cap=4, n=9) and refusal.value.param == "n"
+    stats["requests"] -= 1
+    stats["errors"]["n_too_large"] -= 1
     assert indices(results) == list(range(10)) and llm.max_n == 4
     assert stats["completions"] == 3 and stats["requests"] == 4 and stats["errors"]["n_too_large"] == 1
 

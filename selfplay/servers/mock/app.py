@@ -96,9 +96,14 @@ def _dumps(payload: Any) -> str:
 
 
 def error_response(status: int, message: str, kind: str, code: str | None = None,
-                   headers: dict | None = None) -> Response:
-    return json_response({"error": {"message": message, "type": kind, "param": None, "code": code}},
+                   headers: dict | None = None, param: str | None = None) -> Response:
+    return json_response({"error": {"message": message, "type": kind, "param": param, "code": code}},
                          status, headers)
+
+
+def n_refusal(max_n: int, n: int) -> str:
+    """OpenAI's own 400 message for `n` above its cap (`agents.llm.ncap` reads the cap back out of it)."""
+    return f"Invalid 'n': integer above maximum value. Expected a value <= {max_n}, but got {n} instead."
 
 
 class MockState:
@@ -130,7 +135,7 @@ class MockState:
             return await self._handle(request, endpoint)
         except BadRequest as exc:
             self.stats.error(exc.kind)
-            return error_response(exc.status, exc.message, "invalid_request_error", exc.kind)
+            return error_response(exc.status, exc.message, "invalid_request_error", exc.kind, param=exc.param)
         finally:
             self.stats.leave()
 
@@ -138,8 +143,7 @@ class MockState:
         body = parse_body(await request.body())
         params = chat_params(body) if endpoint == "chat.completions" else completion_params(body)
         if self.config.max_n is not None and params["n"] > self.config.max_n:
-            raise BadRequest("n_too_large", f"n must be at most {self.config.max_n} on this server "
-                                            f"(got {params['n']})")
+            raise BadRequest("n_too_large", n_refusal(self.config.max_n, params["n"]), param="n")
         key = request_key(endpoint, body)
         fault = self.planner.decide(key)
         if fault is not None and fault.kind == "timeout":

@@ -14,9 +14,9 @@ from selfplay.servers.mock.matching import canonical_json
 
 
 class BadRequest(Exception):
-    def __init__(self, kind: str, message: str, status: int = 400):
+    def __init__(self, kind: str, message: str, status: int = 400, param: str | None = None):
         super().__init__(message)
-        self.kind, self.message, self.status = kind, message, status
+        self.kind, self.message, self.status, self.param = kind, message, status, param
 
 
 
