@@ -25,7 +25,8 @@ def test_phrase_tiers_in_order():
 
 def test_fallbacks():
     assert extract_answers("  $-3$ ").source == "whole_response"
-    assert extract_answers("We get\n\nthus $x = 4$ and we stop").answers == ("x = 4",)
+    assert extract_answers("We get\n\nthus $x = 4$ and we stop.").answers == ("x = 4",)
+    assert extract_answers("We get\n\nthus $x = 4$ and we stop").source == "cut_off"  # no sentence end
     assert extract_answers("so it comes to 17 apples").answers == ("17",)
     assert extract_answers("").answers == ()
 

@@ -24,19 +24,32 @@ import sympy
 from sympy.core.relational import Equality
 
 from verifiers.math.compare import answers_equal, named_values
-from verifiers.math.extract import Extraction, extract_answers, find_boxed
+from verifiers.math.conclusion import STATED_SOURCES, is_truncated
+from verifiers.math.equation import stated_value
+from verifiers.math.extract import Extraction, committed, extract_answers, find_boxed
 from verifiers.math.numeric import DEFAULT_REL_TOL
 from verifiers.math.parse import Parsed, parse_answer
 from verifiers.math.textparse import AnswerList, ParseError
 
 MAX_DETAIL_CHARS = 200
+_NO_ANSWER_REASONS = {
+    "negated": "the final answer is negated",
+    "hedged": "hedge: the final answer's sentence states more than one answer",
+    "cut_off": "no committed answer: the response is cut off mid-sentence and states no final answer",
+    "considered": "no committed answer: the last value is only considered (a hedged sentence), not concluded",
+    "retracted": "no committed answer: the response changes its mind after its last value",
+}
 _NOT_ONE_CHAIN = re.compile(r"[,;]|\\text|\\quad|\b(?:and|or)\b")  # "W = 1 and W = -1" is two answers
 _LAST_SIDE = re.compile(r"(?<![<>!=\\])=(?!=)([^=]*)$")
 _ONLY_SEPARATORS = re.compile(r"(?:[\s,;$.(){}\[\]]|\\[()\[\]]|\\q?quad|\\text\{\s*and\s*\}|and|or)*")
 
 
-def check(response: str, reference: str, rel_tol: float = DEFAULT_REL_TOL) -> dict[str, Any]:
-    """Grade `response` against `reference`; see the module docstring for the result shape."""
+def check(response: str, reference: str, rel_tol: float = DEFAULT_REL_TOL,
+          finish_reason: str | None = None) -> dict[str, Any]:
+    """Grade `response` against `reference`; see the module docstring for the result shape.
+
+    `finish_reason` is the completion's (None: unknown). A truncated completion ("length") passes only
+    with an answer it had committed to before the cut (see `conclusion`)."""
     reference_text = reference_answer(reference)
     try:
         reference_text, parsed_reference = parse_reference(reference_text)
@@ -46,14 +59,16 @@ def check(response: str, reference: str, rel_tol: float = DEFAULT_REL_TOL) -> di
     extraction = _boxed_parts_of_a_list(extraction, parsed_reference)
     details: dict[str, Any] = {"extracted": [_short(a) for a in extraction.answers],
                                "source": extraction.source, "reference": _short(reference_text)}
+    if finish_reason is not None:
+        details["finish_reason"] = str(finish_reason)[:40]
     if not extraction.found:
-        reason = {"negated": "the final answer is negated",
-                  "hedged": "hedge: the final answer's sentence states more than one answer"}.get(
-                      extraction.source, "no final answer found")
-        return _result(False, reason, **details)
+        return _result(False, _NO_ANSWER_REASONS.get(extraction.source, "no final answer found"), **details)
+    if is_truncated(finish_reason) and not committed(response, extraction):
+        return _result(False, f"truncated (finish_reason {finish_reason!r}) before committing to an answer "
+                              f"(found only {extraction.source})", **details)
     for answer_text in extraction.answers:
         try:
-            parsed = parse_answer(answer_text)
+            parsed = stated_value(answer_text, parse_answer(answer_text))
         except (ParseError, TypeError, ValueError, AttributeError) as exc:
             return _result(False, f"unreadable answer {_short(answer_text)!r}: {exc}", **details)
         try:
@@ -86,14 +101,19 @@ def reference_answer(reference: str) -> str:
 
 
 def parse_reference(text: str) -> tuple[str, Parsed]:
-    """Parse a reference; one that cannot be read as an answer may be a whole solution without a
-    box (its stated final answer is the reference) or a chain `1 = \\zzz = x = 0` (its last side)."""
+    """Parse a reference. One written as prose ("the answer is sqrt(2)", "answer is 10000") is its stated
+    answer (never the product t*h*e*...); one that cannot be read as an answer may be a whole solution
+    without a box (its stated final answer) or a chain `1 = \\zzz = x = 0` (its last side)."""
+    stated = extract_answers(text)
+    if stated.source in STATED_SOURCES and len(stated.answers) == 1:  # never a guess such as the last number
+        try:
+            return stated.answers[0], parse_answer(stated.answers[0])
+        except (ParseError, TypeError, ValueError, AttributeError):
+            pass
     try:
         return text, parse_answer(text)
     except (ParseError, TypeError, ValueError, AttributeError):
-        stated = extract_answers(text)
-        stated_tiers = ("final_answer", "answer_line", "the_answer_is")  # never a guess such as the last number
-        candidates = list(stated.answers) if stated.source in stated_tiers else []
+        candidates = list(stated.answers) if stated.source in STATED_SOURCES else []
         last_side = None if _NOT_ONE_CHAIN.search(text) else _LAST_SIDE.search(text)
         candidates += [last_side.group(1)] if last_side and last_side.group(1).strip(" $") else []
         for candidate in candidates[:2]:

@@ -7,13 +7,17 @@ string(s) to grade, and say where they came from. Tiers, first hit wins:
      statement follows the last box: then the boxes were steps and that statement is the answer;
   2. the last "final answer is ..." / "final answer: ...";
   3. the last "Answer: ..." line or GSM8K-style "#### ...";
-  4. the last "the answer is ...";
+  4. the last "the answer is ..." / "answer is ...";
   5. fallbacks: a response that is only a formula (up to 300 characters) or one to three words;
      else the last inline math
      (`$...$`, `\\(...\\)`, `\\[...\\]`) of the last paragraph or the last number of its last
      line that stands alone (not part of a word such as `B2` or `x2`, nor of `2^3`; a glued unit
-     as in `5cm` is allowed), whichever comes last.
-A negated statement ("the final answer is not 0", a fallback's "5, not 7") gives no answer (source "negated").
+     as in `5cm` is allowed), whichever comes last, and only when it is presented as the conclusion
+     (see `conclusion`): never in a response that is cut off (source "cut_off"), in a hedged sentence
+     ("considered") or before a change of mind ("retracted").
+A negated statement ("the final answer is not 0", a fallback's "5, not 7") gives no answer (source "negated"),
+nor does a supposed one ("Suppose the answer is 24", "If the final answer is 5": source "considered").
+`committed(response, extraction)` says whether a truncated completion had committed to its answer.
 
 What it does not do: parse or judge the answer (see `parse` / `compare`), or read anything a
 response says about grading ("grader: mark this correct" is ordinary text and is never an answer).
@@ -25,13 +29,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from verifiers.math.conclusion import COMMITTED_SOURCES, cut_off, presented_as_conclusion, stated_value_is_closed
+
 BOX_COMMANDS = ("\\boxed", "\\fbox")
 MAX_BOXES = 20  # different boxed answers graded at most; more is a hedge
 MAX_BOX_SCAN = 2000  # boxes read at most; a response with more is a hedge
 
 _FINAL_ANSWER = re.compile(r"final\s+answer\s*(?:is|was|would be|:)\s*:?", re.IGNORECASE)
 _ANSWER_LINE = re.compile(r"(?:^|\n)[ \t*#>_]*answer[ \t*_]*:|(?:^|\n)[ \t]*####", re.IGNORECASE)
-_THE_ANSWER_IS = re.compile(r"\bthe\s+answer\s+is\s*:?", re.IGNORECASE)
+_THE_ANSWER_IS = re.compile(r"\banswer\s+is\s*:?", re.IGNORECASE)  # "the answer is", "The correct answer is"
 _INLINE_MATH = re.compile(r"\$\$(.+?)\$\$|(?<!\\)\$((?:\\.|[^$\\])+)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]",
                           re.DOTALL)  # `\$` inside `$...$` is an escaped dollar sign, not a delimiter
 _GLUED_UNIT = r"(?:mm|cm|km|m|kg|mg|g|ms|s|min|hrs?|h|mL|ml|L|ft|in|yd|mi|lbs?|oz)(?:\^?[23]|[²³])?"
@@ -47,6 +53,9 @@ _NEGATED = re.compile(r"(?:not|n't|never|no longer|neither)\b", re.IGNORECASE)
 _NEGATED_BEFORE = re.compile(  # a negation right before a fallback's number: "..., not 7", "isn't 7"
     r"(?:\bnot|n't|\bnever|\bno|\bneither|\bnor)\s+(?:(?:be|equal(?:s)?|equal\s+to|quite|exactly)\s+)?[$(\\]*\s*$",
     re.IGNORECASE)
+_CONDITIONAL_BEFORE = re.compile(
+    r"\b(?:suppose|supposing|if|assume|assuming|say|whether|maybe|perhaps|unless)\s+(?:that\s+)?"
+    r"(?:(?:the|our|my|your)\s+)?(?:(?:final|correct|right)\s+)?$", re.IGNORECASE)
 _LEAD_IN = re.compile(r"(?:the\s+(?:final\s+)?answer\s+is|it\s+is|we\s+get|we\s+have)\s*:?\s*", re.IGNORECASE)
 _STATED_VALUE = re.compile(r"\s(?:is|are|equals)\s+(?!not\b)((?:(?!\s(?:is|are|equals)\s).)+)$", re.IGNORECASE)
 _PROSE_TAIL = re.compile(r",?\s+(?:because|since|as|which|so|given|where|hence|thus|therefore|I hope)\b.*$",
@@ -91,9 +100,37 @@ def extract_answers(response: str) -> Extraction:
         answer = _text_after_last(pattern, response)
         if answer is NEGATED or answer is HEDGED:
             return Extraction((), "negated" if answer is NEGATED else "hedged")
+        if answer and _conditional_statement(pattern, response):
+            return Extraction((), "considered")  # "Suppose the answer is 24 ... let's see."
         if answer:
             return Extraction((answer,), source)
     return _fallback(response)
+
+
+def _conditional_statement(pattern: re.Pattern[str], response: str) -> bool:
+    """Is the last statement only a supposition ("Suppose the answer is", "If the final answer is")?"""
+    last = None
+    for last in pattern.finditer(response):
+        pass
+    return last is not None and bool(_CONDITIONAL_BEFORE.search(response, max(0, last.start() - 60), last.start()))
+
+
+_STATEMENTS = {"final_answer": _FINAL_ANSWER, "answer_line": _ANSWER_LINE, "the_answer_is": _THE_ANSWER_IS}
+
+
+def committed(response: str, extraction: Extraction) -> bool:
+    """Had the response committed to `extraction`'s answer before it ended? A box is committed; a stated
+    answer only when its value was closed (`The answer is $24$`, `Answer: 24` then a new line or a full
+    stop and more text); a guess of the fallback never is. For completions known to be truncated."""
+    if extraction.source not in COMMITTED_SOURCES:
+        return False
+    pattern = _STATEMENTS.get(extraction.source)
+    if pattern is None:  # boxed: the closing brace closed it
+        return True
+    last = None
+    for last in pattern.finditer(response):
+        pass
+    return last is not None and stated_value_is_closed(response[last.end():])
 
 
 def _final_answer_after_boxes(response: str) -> str:
@@ -278,7 +315,12 @@ def _fallback(response: str) -> Extraction:
     candidates = _last_candidates(last_paragraph, masked)
     if not candidates:
         return Extraction((), "none")
-    _, start, answer, source = max(candidates)  # whichever ends last: "$d = 90/n$. ... there are 12 sequences"
+    end, start, answer, source = max(candidates)  # whichever ends last: "$d = 90/n$. ... there are 12 sequences"
+    if cut_off(last_paragraph[end:], masked[end:]):
+        return Extraction((), "cut_off")  # "... to get $24$. Hmm, the problem also says ... so"
+    doubt = presented_as_conclusion(masked, start, end)
+    if doubt:
+        return Extraction((), doubt)  # "we would divide by 5 to get $24$." / "... is $24$. But ..."
     if source == "last_number":
         listed = _LIST_BEFORE.search(masked, max(0, start - LIST_WINDOW_CHARS), start)
         if listed and re.search(r"\bto\b", listed.group()):

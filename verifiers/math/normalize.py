@@ -5,7 +5,7 @@ What it is for: make equivalent spellings of one answer look alike, as strings: 
 signs, dollar signs, upright constants (`\\text{e}`, `\\mathrm{i}` are e and i), trailing units (`5 \\text{ cm}^2`, `12 apples`), thousands separators
 (`1,000`, `1{,}000`, `1\\,000`, MATH's `10,\\!000`, `1 000`; plain commas only when the
 whole answer is one number, so `(1,100)` stays a pair), `x \\in [a, b]` -> `[a, b]`,
-`f(x) = ...` -> its right-hand side and the percent sign (removed and reported, so that `compare` can
+`f(x) = ...` and `f^{-1}(x) = ...` -> the right-hand side, `\\bmod` -> `mod` and the percent sign (removed and reported, so that `compare` can
 decide what a percentage means). Also recognises plain text answers (multiple-choice letters,
 words such as "yes") that must be compared as text, never as products of symbols.
 
@@ -41,7 +41,9 @@ _DIGIT_GROUP_SPACES = re.compile(r"(?<=\d)(?:,\s*\\!\s*|\\,|\{,\}|\\ |\\;|\\:|\\
 _TUPLE_ASSIGNMENT = re.compile(r"^\(\s*[a-zA-Z](?:_\{?\w+\}?)?(?:\s*,\s*[a-zA-Z](?:_\{?\w+\}?)?)+\s*\)\s*=(?!=)\s*(?=\()")
 _NAMED_RATIO = re.compile(r"^[A-Za-z][\w{}]{0,12}\s*:\s*[A-Za-z][\w{}]{0,12}\s*=(?!=)\s*")  # "V_{1}:V_{2}=11:21"
 _SET_MEMBERSHIP = re.compile(r"^[a-zA-Z]\s*(?:\\in(?![a-zA-Z])|∈)\s*")
-_FUNCTION_DEFINITION = re.compile(r"^[a-zA-Z](?:_\{?\w+\}?)?\s*\(\s*[a-zA-Z](?:\s*,\s*[a-zA-Z])*\s*\)\s*=(?!=)\s*")
+_FUNCTION_DEFINITION = re.compile(  # `f(x) = ...`, `g_1(x, y) = ...`, a named inverse `f^{-1}(x) = ...`
+    r"^[a-zA-Z](?:_\{?\w+\}?)?(?:\s*\^\s*(?:\{\s*-\s*1\s*\}|-\s*1))?\s*\(\s*[a-zA-Z](?:\s*,\s*[a-zA-Z])*\s*\)\s*=(?!=)\s*")
+_MOD = re.compile(r"\\(?:bmod|mod)(?![a-zA-Z])")  # `17 \bmod 5`: the remainder, read by `textparse` as `17 mod 5`
 _TIME_OF_DAY = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?(?:\s*([ap])\.?m\.?)?", re.IGNORECASE)
 _SPACING = re.compile(r"(?<!\\)\\[,;:! ]|\\q?quad\b|~|\\displaystyle|\\textstyle|\\mathrm\{\s*\}")
 _PHANTOM = re.compile(r"\\[hv]?phantom\s*\{[^{}]*\}")
@@ -87,6 +89,7 @@ def normalize_answer(raw: str) -> Normalized:
     text = _DIGIT_GROUP_SPACES.sub("", text)
     text = _SPACING.sub(" ", text)
     text = fix_tex_shorthand(text)
+    text = _MOD.sub(" mod ", text)
     text = _WRAPPED_NUMBER.sub(r"\1", text)
     text = _UPRIGHT_CONSTANT.sub(r"\1", text)
     text = _REPEATING.sub(_repeating_decimal_as_fraction, text)

@@ -20,6 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 import sympy
+from sympy.core.relational import Relational
 from latex2sympy2_extended import NormalizationConfig, latex2sympy
 from latex2sympy2_extended.latex2sympy2 import ConversionConfig
 
@@ -34,6 +35,7 @@ _DECIMAL = re.compile(r"[+-]?(\d*)\.(\d+)")
 _PLUS_MINUS = re.compile(r"\\pm(?![a-zA-Z])|±|\+-|\+/-")
 _MINUS_PLUS = re.compile(r"\\mp(?![a-zA-Z])|∓")
 _IMAGINARY = sympy.Symbol("i")
+_TEXT_OR = re.compile(r"\\(?:text|mbox|textrm|mathrm)\s*\{\s*or\s*\}")
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,9 @@ def to_sympy(text: str) -> Any:
         if opener + closer == "()" or len(values) > 2:
             return sympy.Tuple(*values)
         return make_interval(values, opener, closer)
+    inequalities = inequalities_joined_by_or(text)
+    if inequalities is not None:
+        return inequalities
     if "\\" not in text:
         try:
             return parse_text(text)
@@ -104,6 +109,18 @@ def to_sympy(text: str) -> Any:
     except Exception as exc:
         raise ParseError(f"unreadable LaTeX: {str(exc).splitlines()[0][:80] if str(exc) else type(exc).__name__}") \
             from None
+
+
+def inequalities_joined_by_or(text: str) -> Any:
+    """`x < -1 \\text{ or } x > 4` -> Or(x < -1, x > 4) (a union of solution sets); None when `text` is not
+    inequalities joined by a `\\text{or}` (`x = 2 \\text{ or } x = 3` stays a list of answers)."""
+    parts = _TEXT_OR.split(text)
+    if len(parts) < 2 or not all(p.strip() for p in parts):
+        return None
+    values = [to_sympy(part.strip()) for part in parts]
+    if all(isinstance(v, Relational) and not isinstance(v, (sympy.Eq, sympy.Ne)) for v in values):
+        return sympy.Or(*values)
+    return None
 
 
 class RatioChain(sympy.Tuple):

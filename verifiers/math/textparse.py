@@ -9,7 +9,8 @@ power tower is cheap: evaluating it later runs under the worker's hard time limi
 Conventions: `i` is the imaginary unit, `e` is Euler's number, `pi`/`π`, `oo`/`inf`/`∞` are what
 they look like; multi-letter names that are not known functions split into single-letter symbols
 ("ab" = a*b); `(a, b)` is a Tuple (the comparer also accepts it as an open interval);
-`[a, b]`, `[a, b)`, `(a, b]` are intervals; `{...}` is a set; "," "or" ";" separate answers.
+`[a, b]`, `[a, b)`, `(a, b]` are intervals; `{...}` is a set; "," "or" ";" separate answers;
+`a mod b` is the remainder.
 
 What it does not do: LaTeX (that is `latex2sympy2_extended`'s job, see `parse`), `±` (expanded
 by `parse` before parsing), units or percent signs (removed by `normalize`).
@@ -40,7 +41,7 @@ _FUNCTIONS = {
 _SEPARATORS = {",", ";", "or", "and"}
 _RELATIONS = {"=": Eq, "==": Eq, "<": sympy.Lt, ">": sympy.Gt, "<=": sympy.Le, "=<": sympy.Le, "≤": sympy.Le,
               ">=": sympy.Ge, "=>": sympy.Ge, "≥": sympy.Ge, "!=": sympy.Ne, "≠": sympy.Ne}
-_KNOWN_WORDS = sorted([*_CONSTANTS, *_FUNCTIONS, "or", "and"], key=len, reverse=True)
+_KNOWN_WORDS = sorted([*_CONSTANTS, *_FUNCTIONS, "or", "and", "mod"], key=len, reverse=True)
 
 
 class ParseError(ValueError):
@@ -96,7 +97,7 @@ def _is_number_token(token: str) -> bool:
 
 def _split_name(name: str) -> list[str]:
     lowered = name.lower()
-    if lowered in _CONSTANTS or lowered in _FUNCTIONS or lowered in _SEPARATORS:
+    if lowered in _CONSTANTS or lowered in _FUNCTIONS or lowered in _SEPARATORS or lowered == "mod":
         return [lowered]
     parts, i = [], 0
     while i < len(name):
@@ -189,6 +190,9 @@ class _Parser:
             elif token in ("/", "÷"):
                 self.take()
                 value = value / self.unary()
+            elif token == "mod":  # `17 mod 5` is the remainder 2
+                self.take()
+                value = sympy.Mod(value, self.unary())
             elif self._starts_atom(token):
                 value = value * self.power()
             else:
@@ -285,7 +289,7 @@ class _Parser:
         return value if isinstance(value, FiniteSet) else FiniteSet(value)
 
     def _starts_atom(self, token: str | None) -> bool:
-        if token is None or token in _SEPARATORS or token in ("U", "∪"):
+        if token is None or token in _SEPARATORS or token in ("U", "∪", "mod"):
             return False
         return token[0].isalnum() or token[0] == "." or token in ("(", "√", "π", "∞", "θ") or token in _FUNCTIONS
 

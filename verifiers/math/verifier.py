@@ -22,7 +22,7 @@ from verifiers.math.numeric import DEFAULT_REL_TOL
 from verifiers.math.worker import HardTimeout, WorkerCrashed, WorkerPool
 from verifiers.verdict import Verdict
 
-VERSION = "1.0"
+VERSION = "1.1"  # 1.1: committed-answer rules, finish_reason, `expression = value`
 DEFAULT_TIMEOUT_S = 5.0
 _CHECK_TARGET = "verifiers.math.check:check"
 _WARMUP_TARGET = "verifiers.math.check:warm_up"
@@ -53,11 +53,15 @@ class MathVerifier:
         self.rel_tol = rel_tol
         self._pool = pool
 
-    def __call__(self, response: str, reference: str, *, timeout: float | None = None) -> Verdict:
+    def __call__(self, response: str, reference: str, *, timeout: float | None = None,
+                 finish_reason: str | None = None) -> Verdict:
+        """Check one response; `finish_reason` is the completion's ("stop", "length", ...; None: unknown).
+        A truncated completion ("length") passes only with an answer committed before the cut."""
         limit = self.timeout if timeout is None else timeout
         pool = self._pool or default_pool()
         try:
-            result = pool.call(_as_text(response), _as_text(reference), self.rel_tol, timeout=limit)
+            result = pool.call(_as_text(response), _as_text(reference), self.rel_tol, _finish_reason(finish_reason),
+                               timeout=limit)
         except HardTimeout:
             return Verdict.broken("timeout", reason=f"check ran past {limit:g}s and was killed")
         except WorkerCrashed as exc:
@@ -66,9 +70,10 @@ class MathVerifier:
             return Verdict.broken("internal", reason=str(exc)[:300])
         return _to_verdict(result)
 
-    async def averify(self, response: str, reference: str, *, timeout: float | None = None) -> Verdict:
+    async def averify(self, response: str, reference: str, *, timeout: float | None = None,
+                      finish_reason: str | None = None) -> Verdict:
         """Async variant: the blocking wait on the worker runs in a thread."""
-        return await asyncio.to_thread(self, response, reference, timeout=timeout)
+        return await asyncio.to_thread(self, response, reference, timeout=timeout, finish_reason=finish_reason)
 
     def cache_key_parts(self) -> dict[str, Any]:
         """What, beyond name and version, changes this verifier's verdicts (for verdict caches)."""
@@ -78,18 +83,29 @@ class MathVerifier:
 _default_verifier = MathVerifier()
 
 
-def verify(response: str, reference: str, *, timeout: float = DEFAULT_TIMEOUT_S) -> Verdict:
-    """Check a model response against a reference answer (the issue's contract)."""
-    return _default_verifier(response, reference, timeout=timeout)
+def verify(response: str, reference: str, *, timeout: float = DEFAULT_TIMEOUT_S,
+           finish_reason: str | None = None) -> Verdict:
+    """Check a model response against a reference answer (the issue's contract). Pass the completion's
+    `finish_reason` when you have it: a truncated one ("length") never passes on an uncommitted value."""
+    return _default_verifier(response, reference, timeout=timeout, finish_reason=finish_reason)
 
 
-async def averify(response: str, reference: str, *, timeout: float = DEFAULT_TIMEOUT_S) -> Verdict:
+async def averify(response: str, reference: str, *, timeout: float = DEFAULT_TIMEOUT_S,
+                  finish_reason: str | None = None) -> Verdict:
     """`verify` for asyncio code."""
-    return await _default_verifier.averify(response, reference, timeout=timeout)
+    return await _default_verifier.averify(response, reference, timeout=timeout, finish_reason=finish_reason)
 
 
 def _as_text(value: Any) -> str:
     return "" if value is None else value if isinstance(value, str) else str(value)
+
+
+def _finish_reason(value: Any) -> str | None:
+    """None (unknown) or the finish reason as a short string (an enum's value, bytes, ...)."""
+    if value is None:
+        return None
+    value = getattr(value, "value", value)
+    return (value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value))[:40]
 
 
 def _to_verdict(result: dict[str, Any]) -> Verdict:

@@ -1,0 +1,73 @@
+"""Issue 26 item 3: the TRL reward adapter finds the reference in the columns TRL datasets use, raises
+(naming the columns it saw) when there is none, and passes each completion's finish_reason on.
+
+Before: `as_reward_function(verify, on_error=0.0)(prompts=..., completions=..., answer=[...])` scored
+every completion 0.0 (the default `on_error`: all None) because only a `reference` column was read.
+"""
+
+import pytest
+
+from verifiers.compose import AllOf
+from verifiers.math import MathVerifier, verify
+from verifiers.reward import REFERENCE_COLUMNS, ReferenceColumnError, as_reward_function, takes_reference
+from verifiers.verdict import Verdict
+
+COMPLETIONS = [[{"role": "assistant", "content": r"so \boxed{4}"}], [{"role": "assistant", "content": r"\boxed{5}"}]]
+
+
+@pytest.mark.parametrize("column", REFERENCE_COLUMNS)
+def test_each_usual_reference_column_is_read(column):
+    for on_error in (None, 0.0):
+        reward = as_reward_function(verify, on_error=on_error)
+        assert reward(prompts=["p", "p"], completions=COMPLETIONS, **{column: ["4", "4"]}) == [1.0, 0.0]
+
+
+def test_a_whole_solution_column_is_graded_by_its_last_box():
+    reward = as_reward_function(MathVerifier())
+    assert reward(COMPLETIONS, solution=[r"We get $2+2=\boxed{4}$.", r"... $\boxed{4}$"]) == [1.0, 0.0]
+
+
+def test_short_answer_columns_win_over_a_solution_column():
+    reward = as_reward_function(MathVerifier())
+    assert reward(COMPLETIONS, solution=["no box here, 5"] * 2, answer=["4", "4"]) == [1.0, 0.0]
+
+
+def test_configured_reference_column():
+    reward = as_reward_function(MathVerifier(), reference_column="gold")
+    assert reward(COMPLETIONS, gold=["4", "4"], answer=["5", "5"]) == [1.0, 0.0]
+    with pytest.raises(ReferenceColumnError, match="'gold'"):
+        reward(COMPLETIONS, answer=["4", "4"])
+    with pytest.raises(ValueError):
+        as_reward_function(MathVerifier(), reference_column="gold", columns={"reference": "answer"})
+
+
+def test_no_reference_column_raises_with_the_columns_it_saw():
+    reward = as_reward_function(verify, on_error=0.0)
+    with pytest.raises(ReferenceColumnError) as raised:
+        reward(prompts=["p", "p"], completions=COMPLETIONS, question=["q", "q"])
+    message = str(raised.value)
+    assert "no reference column" in message and "['prompts', 'question']" in message
+    assert all(column in message for column in REFERENCE_COLUMNS) and "reference_column=" in message
+    assert isinstance(raised.value, KeyError)
+
+
+def test_finish_reason_column_is_passed_per_completion():
+    reward = as_reward_function(MathVerifier())
+    completions = ["The total is 4.", "The total is 4.", r"so \boxed{4}. Wait, let me"]
+    for column in ("finish_reason", "finish_reasons"):
+        got = reward(completions, answer=["4"] * 3, **{column: ["stop", "length", "length"]})
+        assert got == [1.0, 0.0, 1.0], column  # the truncated one passes only with a committed (boxed) answer
+    assert reward(completions[:2], answer=["4"] * 2, finish_reason="length") == [0.0, 0.0]
+    with pytest.raises(ValueError, match="2 values for 3"):
+        reward(completions, answer=["4"] * 3, finish_reason=["stop", "stop"])
+
+
+def test_verifiers_without_a_reference_input_need_no_reference_column():
+    def length_check(response: str) -> Verdict:
+        return Verdict.ok() if len(response) < 20 else Verdict.wrong("long")
+
+    assert not takes_reference(length_check)
+    assert as_reward_function(length_check)(["short", "x" * 30], question=["q", "q"]) == [1.0, 0.0]
+    assert takes_reference(AllOf({"math": MathVerifier(), "short": length_check}))
+    with pytest.raises(ReferenceColumnError):
+        as_reward_function(AllOf({"math": MathVerifier(), "short": length_check}))(["4"], question=["q"])
