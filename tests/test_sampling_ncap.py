@@ -262,3 +262,21 @@ async def test_a_cap_learned_through_the_wrappers_is_kept_for_the_next_task():
                               300, 0)
     assert all(r.turns == 1 and not r.error for r in first + second)
     assert inner.refused == 1 and inner.max_n == llm.max_n == 128 and len(inner.accepted) == 6
+
+
+async def test_iter_k_holds_one_window_of_results_whatever_k():
+    import tracemalloc
+
+    async def peak(k: int) -> int:
+        llm = FakeServer(max_n=200)
+        tracemalloc.start()
+        drawn = 0
+        async for result in iter_k(llm, ASK, SamplingParams(), k, window=2):
+            drawn += len(result.choices)
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert drawn == k
+        return top
+
+    small, large = await peak(2_000), await peak(20_000)
+    assert large < 1.5 * small  # ten times the samples, not ten times the memory (sample_k would hold them all)
