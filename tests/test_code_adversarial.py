@@ -33,7 +33,7 @@ def check(pool, program, tests=TESTS, timeout=2.0, memory_mb=256):
 
 
 def sandbox_processes(pool):
-    uids = {str(pool.config.uid_for(slot)) for slot in range(pool.config.workers())}
+    uids = {str(uid) for uid in pool.uids()}
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:

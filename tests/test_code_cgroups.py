@@ -26,7 +26,7 @@ TESTS = ["assert work(300000) == 44999850000"]
 
 
 def sandbox_processes(pool):
-    uids = {str(pool.config.uid_for(slot)) for slot in range(pool.config.workers() + 1)}
+    uids = {str(uid) for uid in pool.uids()}
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:

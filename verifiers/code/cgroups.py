@@ -18,8 +18,14 @@ jobs of a niced verifier compete as nice 0 (still capped at `cpus` each). Loweri
 match the nice value was tried and made short jobs 3-4x slower on a busy host (a group woken for a
 few milliseconds gets only a fraction of its weight), so it is not done.
 
-What it does NOT do: change the cgroup of this process or of anything but our own job children, or
-raise: every refusal is a warning (and RLIMIT_CPU / RLIMIT_AS per process still apply).
+Between jobs, `residue()` says whether the last job left anything charged once its processes are
+gone (tasks, anonymous or shared memory pinned past its end): the pool then replaces the worker, so
+the next job starts from empty cgroups. A memory cap the kernel refuses (`set_memory`, e.g. EBUSY when
+lowering it below what is still charged) raises `LimitNotApplied`: the job is never run under a
+weaker cap (the pool retries it on a fresh worker, and refuses it if that fails too).
+
+What it does NOT do: change the cgroup of this process or of anything but our own job children. A
+cgroup that cannot be made at start is a warning (RLIMIT_CPU / RLIMIT_AS per process still apply).
 Only the standard library is used.
 """
 
@@ -32,6 +38,11 @@ import time
 PERIOD_US = 100_000
 CONTROLLERS = ("cpu", "pids", "memory")
 MEMORY_FILES = {"v2": ("memory.max", "max"), "v1": ("memory.limit_in_bytes", "-1")}
+RESIDUE_BYTES = 1 << 20  # anonymous/shared memory still charged after a job's processes are all gone
+
+
+class LimitNotApplied(OSError):
+    """The kernel refused a per-job limit: the job must not run under a weaker one."""
 
 
 class JobCgroups:
@@ -45,6 +56,7 @@ class JobCgroups:
         self.report: dict = {"cpu": None, "pids": None, "memory": None, "kill": None}
         self._memory: tuple[str, str] | None = None  # (file, "no limit" value)
         self._memory_set: int | None = None
+        self._pids_dir: str | None = None
         self.warnings: list[str] = []
 
     @classmethod
@@ -92,6 +104,7 @@ class JobCgroups:
             got.append("cpu")
         if "pids" in enabled and self._limit(path, {"pids.max": str(max_tasks)}):
             self.report["pids"] = f"cgroup v2 pids.max ({max_tasks})"
+            self._pids_dir = path
             got.append("pids")
         if "memory" in enabled and os.path.exists(os.path.join(path, "memory.max")):
             self._memory = (os.path.join(path, "memory.max"), "max")
@@ -118,6 +131,7 @@ class JobCgroups:
         else:
             ok = self._limit(path, {"pids.max": str(max_tasks)})
             self.report["pids"] = f"cgroup v1 pids.max ({max_tasks})" if ok else None
+            self._pids_dir = path if ok else None
         if ok:
             self._join(path, self.enter_fds if controller == "cpu" else self.join_fds)
 
@@ -152,19 +166,32 @@ class JobCgroups:
 
     def set_memory(self, limit_bytes: int) -> None:
         """Cap the memory of the next job's processes together (written only when it changes). If the
-        kernel refuses, the cap is lifted (never a stale, smaller one) and the report says so."""
+        kernel refuses (e.g. EBUSY: lowering it below what is still charged), raise LimitNotApplied:
+        the job must not run under a weaker cap (the pool retries it on a fresh worker)."""
         if self._memory is None or limit_bytes == self._memory_set:
             return
-        path, unlimited = self._memory
+        path, _ = self._memory
         try:
             _write(path, str(limit_bytes))
             self._memory_set = limit_bytes
-        except OSError:
-            try:
-                _write(path, unlimited)
-            except OSError:
-                pass
-            self._memory, self._memory_set, self.report["memory"] = None, None, None
+        except OSError as exc:
+            self._memory_set = None
+            raise LimitNotApplied(f"cannot set {os.path.basename(path)} to {limit_bytes >> 20} MiB "
+                                  f"({exc.strerror})") from None
+
+    def residue(self) -> str:
+        """What the last job left charged to this worker's cgroups once all its processes are gone:
+        tasks (pids.current), anonymous or shared memory (memfd, tmpfs, SysV shm kept alive past the
+        job). Page cache of files it read and reclaimable kernel caches do not count. "" = nothing."""
+        found = []
+        if self._pids_dir and _read_int(os.path.join(self._pids_dir, "pids.current")) > 0:
+            found.append("tasks still in the job cgroup")
+        if self._memory is not None:
+            stat = _memory_stat(os.path.dirname(self._memory[0]))
+            pinned = stat.get("rss", 0) + stat.get("shmem", 0) + stat.get("anon", 0)
+            if pinned > RESIDUE_BYTES:
+                found.append(f"{pinned >> 20} MiB of anonymous/shared memory still charged")
+        return "; ".join(found)
 
     def fds(self) -> list[int]:
         return self.join_fds + self.enter_fds + ([self.kill_fd] if self.kill_fd is not None else [])
@@ -264,6 +291,23 @@ def _own_cgroups() -> dict[str, str]:
         for controller in parts[1].split(",") if parts[1] else [""]:
             own[controller] = parts[2]
     return own
+
+
+def _read_int(path: str) -> int:
+    try:
+        return int(_read(path).split()[0])
+    except (IndexError, ValueError):
+        return 0
+
+
+def _memory_stat(path: str) -> dict[str, int]:
+    """memory.stat of a cgroup (v1 or v2 names), local counters only."""
+    found: dict[str, int] = {}
+    for line in _read(os.path.join(path, "memory.stat")).splitlines():
+        key, _, value = line.partition(" ")
+        if value.isdigit() and not key.startswith("total_"):
+            found[key] = int(value)
+    return found
 
 
 def _read(path: str) -> str:

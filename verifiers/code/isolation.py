@@ -8,7 +8,8 @@ Everything degrades: each step that the kernel or our privileges refuse is recor
 `IsolationReport`-style dict so the caller can say so loudly or refuse to run.
 
 Seccomp: `install_seccomp` denies (EPERM) the kernel keyring syscalls (add_key, request_key,
-keyctl), unshare, setns, and clone with any CLONE_NEW* flag (no new user namespaces); clone3 gets
+keyctl), io_uring (its rings can hold files and requests past a job), unshare, setns, and clone with
+any CLONE_NEW* flag (no new user namespaces); clone3 gets
 ENOSYS so libc falls back to the inspectable clone. Everything else is allowed (it is a deny list
 against cross-job residue and namespace games, not a general syscall sandbox).
 
@@ -263,8 +264,9 @@ def _kill_minus_one() -> None:
 
 # ----------------------------------------------------------------------------------------- seccomp
 _SECCOMP = {  # arch: (AUDIT_ARCH, denied syscalls, clone, clone3)
-    "x86_64": (0xC000003E, (248, 249, 250, 272, 308), 56, 435),  # add_key request_key keyctl unshare setns
-    "aarch64": (0xC00000B7, (217, 218, 219, 97, 268), 220, 435),
+    # add_key request_key keyctl unshare setns, io_uring_setup/enter/register
+    "x86_64": (0xC000003E, (248, 249, 250, 272, 308, 425, 426, 427), 56, 435),
+    "aarch64": (0xC00000B7, (217, 218, 219, 97, 268, 425, 426, 427), 220, 435),
 }
 _SECCOMP["arm64"] = _SECCOMP["aarch64"]
 CLONE_NEW_ANY = 0x7E020000  # NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET

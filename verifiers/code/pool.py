@@ -7,6 +7,13 @@ to callers one job at a time (thread-safe), replaces a zygote that died or stopp
 logs (once, loudly) any isolation the kernel refused. `SandboxConfig.require_isolation` turns that
 warning into a refusal to run.
 
+Between jobs: a worker whose last job left anything behind (unix sockets kept in flight, reported by
+the zygote; tasks or anonymous/shared memory still charged to its cgroups) is replaced before it
+runs another job: the replacement has new namespaces, new cgroups and a new uid. A per-job limit the
+kernel refuses (e.g. lowering the memory cap below what a used worker's cgroup still holds) is never
+skipped: the job is retried once on a freshly started worker, and refused (SandboxError) if that fails
+too; the note says what happened.
+
 What it does NOT do: judge results (see `harness.py`) or run anything in this process. A zygote that
 misbehaves is killed and restarted; its job is reported as a sandbox error, never as a verdict.
 """
@@ -27,7 +34,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from verifiers.code.cgroups import JobCgroups, cpu_warning
+from verifiers.code.cgroups import JobCgroups, LimitNotApplied, cpu_warning
 
 log = logging.getLogger("verifiers.code")
 ZYGOTE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "zygote.py")
@@ -63,9 +70,10 @@ class SandboxConfig:
     def workers(self) -> int:
         return self.size or max(1, min(4, os.cpu_count() or 1))
 
-    def uid_for(self, slot: int) -> int:
+    def uid_for(self, slot: int, generation: int = 0) -> int:
+        """The uid of the worker in `slot`; a replaced worker (generation 1, 2, ...) gets a new one."""
         base = self.uid_base or 1_000_000 + (os.getpid() % 100_000) * 64
-        return base + slot
+        return base + slot + (generation % 300) * (64 if self.uid_base else 6_400_000)
 
 
 class Worker:
@@ -77,8 +85,10 @@ class Worker:
     and no expected value, ever enters the template process that forks the next job.
     """
 
-    def __init__(self, config: SandboxConfig, slot: int):
-        self.config, self.slot = config, slot
+    def __init__(self, config: SandboxConfig, slot: int, generation: int = 0):
+        self.config, self.slot, self.generation = config, slot, generation
+        self.uid = config.uid_for(slot, generation)
+        self.residue = ""  # what the last job left behind: the pool replaces this worker
         self.cgroups = JobCgroups.create(f"selfplay-sbx-{os.getpid()}-{next(_cgroup_names)}", cpus=config.job_cpus,
                                          max_tasks=config.max_procs + 2) if config.cgroups else JobCgroups()
         if not config.cgroups:
@@ -92,7 +102,7 @@ class Worker:
             start_new_session=True)
         child_sock.close()
         try:
-            self._send({"namespaces": list(config.namespaces), "uid": config.uid_for(slot),
+            self._send({"namespaces": list(config.namespaces), "uid": self.uid,
                         "tmp_size_mb": config.tmp_size_mb, "job_tmp_mb": config.job_tmp_mb,
                         "job_inodes": config.job_inodes,
                         "cgroup": {"join": self.cgroups.join_fds, "enter": self.cgroups.enter_fds,
@@ -113,6 +123,8 @@ class Worker:
             runs = [self._run_once(limits, job_fd, stdin, timeout_s) for stdin in job.get("stdin_cases") or [""]]
         finally:
             os.close(job_fd)
+        self.residue = "; ".join(filter(None, [run.pop("residue", "") for run in runs] + [self.cgroups.residue()]))
+        runs[-1]["notes"] = [f"the job left {self.residue}: its worker was replaced"] if self.residue else []
         return {"runs": runs}
 
     def _run_once(self, limits: dict, job_fd: int, stdin: str, timeout_s: float) -> dict:
@@ -211,6 +223,7 @@ class SandboxPool:
         self._pid = os.getpid()
         self._expected: Worker | None = None  # evaluates expected values only; never runs a candidate
         self._expected_lock = threading.Lock()
+        self._uids: set[int] = set()
         atexit.register(self.close)
 
     def run(self, job: dict, timeout_s: float, *, role: str = "candidate") -> tuple[dict, dict]:
@@ -224,15 +237,38 @@ class SandboxPool:
         if not worker.alive():  # died while idle: replace it once
             self._discard(worker)
             worker = self._acquire()
+        if self.config.require_isolation and worker.isolation["warnings"]:
+            self._idle.put(worker)
+            raise SandboxError("isolation required but incomplete: " + "; ".join(worker.isolation["warnings"]))
+        notes: list[str] = []
         try:
-            if self.config.require_isolation and worker.isolation["warnings"]:
-                raise SandboxError("isolation required but incomplete: " + "; ".join(worker.isolation["warnings"]))
             reply = worker.run(job, timeout_s)
+        except LimitNotApplied as exc:  # never run under a weaker limit: on a fresh worker, or not at all
+            notes.append(f"{exc} on a used worker (slot {worker.slot}): the job ran on a fresh worker")
+            worker = self._renew(worker)  # SandboxError if it cannot start (its slot is then free)
+            try:
+                reply = worker.run(job, timeout_s)
+            except (LimitNotApplied, SandboxError) as again:
+                self._discard(worker)
+                raise SandboxError(f"a per-job limit could not be applied, even on a fresh worker: {again}") \
+                    from None
         except SandboxError:
             self._discard(worker)
             raise
-        self._idle.put(worker)
+        self._release(worker)
+        reply["runs"][0]["notes"] = notes + reply["runs"][0].get("notes", [])
         return reply, worker.isolation
+
+    def _release(self, worker: Worker) -> None:
+        """Back to the idle queue, or replaced if its last job left anything behind."""
+        if not worker.residue:
+            self._idle.put(worker)
+            return
+        log.info("sandbox worker %d replaced: its last job left %s", worker.slot, worker.residue)
+        try:
+            self._idle.put(self._renew(worker))
+        except SandboxError:
+            pass  # its slot is free again: the next caller starts a worker there
 
     def _run_expected(self, job: dict, timeout_s: float) -> tuple[dict, dict]:
         if os.getpid() != self._pid:
@@ -248,11 +284,15 @@ class SandboxPool:
                 if self.config.require_isolation and worker.isolation["warnings"]:
                     raise SandboxError("isolation required but incomplete: " +
                                        "; ".join(worker.isolation["warnings"]))
-                return worker.run(job, timeout_s), worker.isolation
-            except SandboxError:
+                reply = worker.run(job, timeout_s)
+            except (SandboxError, LimitNotApplied) as exc:
                 worker.close()
                 self._expected = None
-                raise
+                raise SandboxError(str(exc)) from None
+            if worker.residue:  # tests may be model-written: the next one starts clean too
+                worker.close()
+                self._expected = None
+            return reply, worker.isolation
 
     def isolation(self) -> dict:
         """The isolation report of a (started) worker: what this machine actually allows."""
@@ -304,6 +344,27 @@ class SandboxPool:
         with self._lock:
             self._all.discard(worker)
             self._free_slots.append(worker.slot)
+
+    def _renew(self, worker: Worker) -> Worker:
+        """Close `worker` and start a fresh one in its slot (new namespaces, cgroups and uid)."""
+        worker.close()
+        with self._lock:
+            self._all.discard(worker)
+        try:
+            fresh = Worker(self.config, worker.slot, worker.generation + 1)
+        except SandboxError:
+            with self._lock:
+                self._free_slots.append(worker.slot)
+            raise
+        with self._lock:
+            self._all.add(fresh)
+            self._uids.add(fresh.uid)
+        return fresh
+
+    def uids(self) -> set[int]:
+        """Every uid this pool's workers have run as (for checks that nothing of theirs is left)."""
+        with self._lock:
+            return set(self._uids) | {self.config.uid_for(slot) for slot in range(self.config.workers() + 1)}
 
     def _warn_once(self, report: dict) -> None:
         if report["warnings"] and not self._warned:

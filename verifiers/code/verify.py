@@ -61,6 +61,9 @@ def _verdict(outcome: dict) -> Verdict:
         "isolation": outcome["isolation"],
         "duration_s": round(sum(r["duration_s"] for r in runs), 4),
     }
+    notes = [note for run in runs for note in run.get("notes", [])]
+    if notes:
+        details["sandbox_notes"] = notes
     if outcome["isolation"]["warnings"]:
         details["isolation_warning"] = "WEAKER ISOLATION: " + "; ".join(outcome["isolation"]["warnings"])
     details = clean_text(details)

@@ -28,6 +28,7 @@ import time
 
 _CODE_DIR = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, _CODE_DIR)
+import between  # noqa: E402
 import isolation  # noqa: E402
 import jobchild  # noqa: E402
 
@@ -43,6 +44,7 @@ WORK_PARENT = "/tmp"
 MAX_MESSAGE = 1 << 16
 RUN_FDS = ("job", "stdin", "stdout", "stderr", "results")
 CGROUP = {"join": [], "kill": None}  # files of this worker's job cgroups, opened by the parent
+PIDS: list = []  # the PidScrambler, where we are PID 1 of our own PID namespace
 
 
 # ----------------------------------------------------------------------------------------- framing
@@ -85,6 +87,8 @@ def set_up(config: dict, keep_fds: tuple[int, int]) -> dict:
     cgroup = _probe_cgroup(config.get("cgroup") or {}, entered, warnings)
     if not namespaces.get("pid") and cgroup["kill"] is None:
         warnings.append("no PID namespace and no cgroup.kill: a job's leftover processes are found by uid only")
+    fence["random_pids"] = _probe_pids(namespaces, warnings)
+    fence["leftover_check"] = _probe_leftovers(namespaces, warnings)
     return {"namespaces": namespaces, "filesystem": filesystem, "uid": uid, "root": os.geteuid() == 0,
             "rlimits": True, "fence": fence, "cgroup": cgroup, "job_tmp_mb": int(config.get("job_tmp_mb", 64)),
             "job_inodes": int(config.get("job_inodes", 4096)), "warnings": warnings}
@@ -111,6 +115,27 @@ def _probe_fence(config: dict, filesystem: str, warnings: list[str]) -> dict:
     if not fence["seccomp"]:
         warnings.append("no seccomp filter: kernel keyring syscalls and new user namespaces are not denied")
     return fence
+
+
+def _probe_pids(namespaces: dict, warnings: list[str]) -> bool:
+    """Random pid numbers per job (we must be PID 1 of our own PID namespace to set them)."""
+    scrambler = between.PidScrambler() if namespaces.get("pid") else None
+    if scrambler is None or scrambler.fd is None:
+        why = scrambler.why if scrambler else "no PID namespace"
+        warnings.append(f"pid numbers not randomised per job ({why}): a job can see how many pids the previous "
+                        "job used")
+        return False
+    PIDS.append(scrambler)
+    return True
+
+
+def _probe_leftovers(namespaces: dict, warnings: list[str]) -> bool:
+    """Leftover unix sockets (fds kept in flight past a job) are visible only in our own network namespace."""
+    if namespaces.get("net") and between.leftover_sockets() == 0:
+        return True
+    warnings.append("cannot see unix sockets a job leaves in flight (no own network namespace or no /proc/net/unix):"
+                    " kernel objects a job pins past its end are not detected")
+    return False
 
 
 def _enter_cgroups(given: dict) -> bool:
@@ -248,6 +273,8 @@ def run_once(limits: dict, fds: dict, report: dict) -> dict:
     uid = report["uid"]
     workdir = _fresh_workdir(uid, report)
     ready_r, ready_w = os.pipe()
+    for scrambler in PIDS:
+        scrambler.scramble()
     started = time.monotonic()
     child = os.fork()
     if child == 0:
@@ -263,8 +290,10 @@ def run_once(limits: dict, fds: dict, report: dict) -> dict:
     set_up_ok = os.read(ready_r, 1) == b"1"
     os.close(ready_r)
     _drop_workdir(workdir, report)
+    left = between.leftover_sockets() if report["fence"].get("leftover_check") else 0
     return {**waited, "exit_code": os.waitstatus_to_exitcode(status), "setup_ok": set_up_ok,
-            "duration_s": round(time.monotonic() - started, 4)}
+            "duration_s": round(time.monotonic() - started, 4),
+            "residue": f"{left} unix socket(s) left in flight" if left else ""}
 
 
 def _fresh_workdir(uid: int | None, report: dict) -> str:
