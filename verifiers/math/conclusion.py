@@ -8,6 +8,7 @@ What it is for: issue 22's "no committed answer, no pass". Two questions, asked 
      ("but", "however", "actually", "hmm", "wait", ...).
   2. For a completion that was truncated (`finish_reason` "length", or "max_tokens" / "content_filter":
      the text stopped before the model ended it): was the answer committed before the cut? Only a box,
+     a closed `<answer>...</answer>`,
      or a "final answer" / "Answer:" / "the answer is" statement whose value is closed (closed math, or
      its sentence ended before the text did: "The answer is 24" at the very end may be "240" cut short).
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 import re
 
 TRUNCATED_FINISH_REASONS = frozenset({"length", "max_tokens", "content_filter"})
-COMMITTED_SOURCES = frozenset({"boxed", "boxed_list", "final_answer", "answer_line", "the_answer_is"})
+COMMITTED_SOURCES = frozenset({"boxed", "boxed_list", "answer_tag", "final_answer", "answer_line", "the_answer_is"})
 STATED_SOURCES = frozenset({"final_answer", "answer_line", "the_answer_is"})
 
 _END_TOKENS = re.compile(r"(?:\s*(?:<\|[^|<>\n]{1,40}\|>|</s>|<eos>)[a-z]*)+\s*$")  # `... 2/3. <|im_start|>user`

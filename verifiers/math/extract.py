@@ -5,7 +5,8 @@ string(s) to grade, and say where they came from. Tiers, first hit wins:
   1. every `\\boxed{...}` / `\\boxed ...` / `\\fbox{...}` (all of them: several *different* boxed
      answers are a hedge and the caller fails the response), unless a "final answer is ..."
      statement follows the last box: then the boxes were steps and that statement is the answer;
-  2. the last "final answer is ..." / "final answer: ...";
+  2. the last closed `<answer>...</answer>` (its content's answer); the last "final answer is ..." /
+     "final answer: ...";
   3. the last "Answer: ..." line or GSM8K-style "#### ...";
   4. the last "the answer is ..." / "answer is ...";
   5. fallbacks: a response that is only a formula (up to 300 characters) or one to three words;
@@ -62,7 +63,7 @@ _PROSE_TAIL = re.compile(r",?\s+(?:because|since|as|which|so|given|where|hence|t
                          re.IGNORECASE | re.DOTALL)
 _MATH_SEPARATOR = re.compile(r"\s*(?:,|;|\band\b|\bor\b)\s*(?=[$\\])", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"\.(?:\s|$)|\n")
-_MATH_WORDS = r"sqrt|pi|sin|cos|tan|log|ln|exp|or|and|inf|infinity|oo"
+_MATH_WORDS = r"sqrt|pi|sin|cos|tan|log|ln|exp|or|and|inf|infinity|oo|thousand|million|billion|trillion"
 _SHORT_FORMULA = re.compile(  # a formula: no words except LaTeX commands and a few function names
     rf"(?:[^a-zA-Z\\]|\\(?:begin|end)\{{[a-zA-Z]+\*?\}}|\\(?!(?:begin|end)(?![a-zA-Z]))[a-zA-Z]+|\\.|(?<![a-zA-Z])(?:{_MATH_WORDS}|[a-zA-Z])(?![a-zA-Z]))*"
 )
@@ -95,6 +96,9 @@ def extract_answers(response: str) -> Extraction:
         if len(answers) > MAX_BOXES or len(boxed) >= MAX_BOX_SCAN:
             return Extraction((), "hedged")  # `\boxed{5}` twenty times, then `\boxed{6}`
         return Extraction(answers, "boxed")
+    tagged = _answer_tag(response)
+    if tagged is not None:
+        return tagged
     for source, pattern in (("final_answer", _FINAL_ANSWER), ("answer_line", _ANSWER_LINE),
                             ("the_answer_is", _THE_ANSWER_IS)):
         answer = _text_after_last(pattern, response)
@@ -105,6 +109,16 @@ def extract_answers(response: str) -> Extraction:
         if answer:
             return Extraction((answer,), source)
     return _fallback(response)
+
+
+def _answer_tag(response: str) -> Extraction | None:
+    """The last closed `<answer>...</answer>` (R1-style output): its content's answer, source "answer_tag"."""
+    close = response.rfind("</answer>")
+    start = response.rfind("<answer>", 0, close) if close != -1 else -1
+    if start == -1:
+        return None
+    inner = extract_answers(response[start + len("<answer>"):close])
+    return Extraction(inner.answers, "answer_tag") if inner.found else Extraction((), inner.source)
 
 
 def _conditional_statement(pattern: re.Pattern[str], response: str) -> bool:

@@ -5,7 +5,7 @@ What it is for: make equivalent spellings of one answer look alike, as strings: 
 signs, dollar signs, upright constants (`\\text{e}`, `\\mathrm{i}` are e and i), trailing units (`5 \\text{ cm}^2`, `12 apples`), thousands separators
 (`1,000`, `1{,}000`, `1\\,000`, MATH's `10,\\!000`, `1 000`; plain commas only when the
 whole answer is one number, so `(1,100)` stays a pair), `x \\in [a, b]` -> `[a, b]`,
-`f(x) = ...` and `f^{-1}(x) = ...` -> the right-hand side, `\\bmod` -> `mod` and the percent sign (removed and reported, so that `compare` can
+`5 million` -> `5*10^{6}`, `f(x) = ...` and `f^{-1}(x) = ...` -> the right-hand side, `\\bmod` -> `mod` and the percent sign (removed and reported, so that `compare` can
 decide what a percentage means). Also recognises plain text answers (multiple-choice letters,
 words such as "yes") that must be compared as text, never as products of symbols.
 
@@ -43,6 +43,9 @@ _NAMED_RATIO = re.compile(r"^[A-Za-z][\w{}]{0,12}\s*:\s*[A-Za-z][\w{}]{0,12}\s*=
 _SET_MEMBERSHIP = re.compile(r"^[a-zA-Z]\s*(?:\\in(?![a-zA-Z])|∈)\s*")
 _FUNCTION_DEFINITION = re.compile(  # `f(x) = ...`, `g_1(x, y) = ...`, a named inverse `f^{-1}(x) = ...`
     r"^[a-zA-Z](?:_\{?\w+\}?)?(?:\s*\^\s*(?:\{\s*-\s*1\s*\}|-\s*1))?\s*\(\s*[a-zA-Z](?:\s*,\s*[a-zA-Z])*\s*\)\s*=(?!=)\s*")
+_SCALED = re.compile(  # `5 million`, `2.5 \\text{ billion}` -> `5*10^{6}`, `2.5*10^{9}` (a number times its scale word)
+    r"(?<![\w.])(\d+(?:\.\d+)?)\s*(?:\\text\s*\{\s*)?(thousand|million|billion|trillion)(?:\s*\})?(?![a-zA-Z])")
+_SCALE_EXPONENTS = {"thousand": 3, "million": 6, "billion": 9, "trillion": 12}
 _MOD = re.compile(r"\\(?:bmod|mod)(?![a-zA-Z])")  # `17 \bmod 5`: the remainder, read by `textparse` as `17 mod 5`
 _TIME_OF_DAY = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?(?:\s*([ap])\.?m\.?)?", re.IGNORECASE)
 _SPACING = re.compile(r"(?<!\\)\\[,;:! ]|\\q?quad\b|~|\\displaystyle|\\textstyle|\\mathrm\{\s*\}")
@@ -90,6 +93,7 @@ def normalize_answer(raw: str) -> Normalized:
     text = _SPACING.sub(" ", text)
     text = fix_tex_shorthand(text)
     text = _MOD.sub(" mod ", text)
+    text = _SCALED.sub(lambda m: f"{m.group(1)}*10^{{{_SCALE_EXPONENTS[m.group(2)]}}}", text)
     text = _WRAPPED_NUMBER.sub(r"\1", text)
     text = _UPRIGHT_CONSTANT.sub(r"\1", text)
     text = _REPEATING.sub(_repeating_decimal_as_fraction, text)

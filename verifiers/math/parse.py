@@ -3,7 +3,7 @@
 What it is for: routing (LaTeX goes to `latex2sympy2_extended`, which is an ANTLR parser; plain
 text goes to our own `textparse`, falling back to latex2sympy for brace-style text such as
 `x^{2}`), `±` expansion, and the clean-up that makes both parsers' outputs comparable:
-decimals become exact Rationals, `i` becomes the imaginary unit. It also records what the
+decimals become exact Rationals, `i` becomes the imaginary unit, a whole number in words is that number. It also records what the
 comparer needs to know beyond the value: whether the answer was a lone decimal (and to how many
 digits it was stated) and whether it carried a percent sign.
 
@@ -25,6 +25,7 @@ from latex2sympy2_extended import NormalizationConfig, latex2sympy
 from latex2sympy2_extended.latex2sympy2 import ConversionConfig
 
 from verifiers.math.normalize import normalize_answer, text_answer, time_of_day
+from verifiers.math.numwords import number_from_words
 from verifiers.math.textparse import ParseError, make_interval, parse_text
 
 MAX_ANSWER_CHARS = 1000
@@ -69,6 +70,9 @@ def parse_answer(raw: str) -> Parsed:
     normalized = normalize_answer(raw)
     if not normalized.text:
         raise ParseError("empty answer")
+    spelled = number_from_words(normalized.text)  # "forty-two" is 42, never the words "forty two"
+    if spelled is not None:
+        return Parsed(source=normalized.text, value=sympy.Integer(spelled), percent=normalized.percent)
     words = text_answer(normalized.text) or time_of_day(normalized.text)
     if words is not None:
         return Parsed(source=normalized.text, words=words, names=normalized.names)
