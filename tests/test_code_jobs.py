@@ -141,8 +141,31 @@ def test_abstract_socket_names_in_an_scm_rights_cycle_reach_no_sibling(pool):
     verdicts = batch(pool, [ABSTRACT_LEAKER, ABSTRACT_STEALER] * 3, SECRET_TESTS)
     assert [v.passed for v in verdicts] == [True, False] * 3, [v.reason for v in verdicts]
     assert all(v.error is None for v in verdicts)
-    if pool.isolation()["fence"].get("leftover_check"):
+    if pool.isolation()["fence"].get("job_net"):
         assert "left" in " ".join(verdicts[0].details["sandbox_notes"])  # and the leaker's worker was replaced
+
+
+NET_LEAKER = textwrap.dedent("""
+    import socket
+    def code(n):
+        return n * 31
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for _ in range(code(7)):  # each failed send bumps Ip OutNoRoutes in /proc/net/snmp: no socket survives
+        try:
+            s.sendto(b'x', ('10.1.2.3', 9))
+        except OSError:
+            pass
+""")
+NET_STEALER = textwrap.dedent("""
+    def code(n):
+        lines = [line.split() for line in open('/proc/net/snmp') if line.startswith('Ip:')]
+        return int(dict(zip(lines[0][1:], lines[1][1:]))['OutNoRoutes']) % 1000
+""")
+
+
+def test_network_counters_carry_nothing_to_the_next_job(pool):
+    verdicts = batch(pool, [NET_LEAKER, NET_STEALER] * 2, ["assert code(7) == 217"])
+    assert [v.passed for v in verdicts] == [True, False] * 2, [v.reason for v in verdicts]
 
 
 def test_pid_numbers_carry_nothing_to_the_next_job(pool):

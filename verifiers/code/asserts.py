@@ -30,11 +30,12 @@ import operator
 from dataclasses import dataclass, field
 from typing import Any
 
-from verifiers.code.values import PlainDict, PlainSet, make_dict, make_set, strict_equal, type_of
+from verifiers.code.values import PlainDict, PlainSet, canonical, make_dict, make_set, strict_equal, type_of
 
 LEAF_PREFIX = "__leaf_"
 MAX_INT_BITS = 1 << 14
 MAX_SEQUENCE = 1 << 20
+MAX_ROUND_DIGITS = 400
 TYPE_NAMES = {"int": int, "float": float, "str": str, "bool": bool, "list": list, "tuple": tuple, "dict": dict,
               "set": set, "frozenset": frozenset}
 
@@ -54,7 +55,7 @@ def _isclose(a, b, *, rel_tol=1e-09, abs_tol=0.0):
 SAFE_CALLS = {
     "abs": lambda x: abs(_number(x)),
     "len": lambda x: len(_sized(x)),
-    "round": lambda x, n=None: round(_number(x)) if n is None else round(_number(x), _int(n)),
+    "round": lambda x, n=None: round(_number(x)) if n is None else round(_number(x), _ndigits(n)),
     "sorted": lambda x, *, reverse=False: sorted(_sized(x), reverse=_bool(reverse)),
     "set": lambda x=(): make_set(set, _sized(x)),  # sorted by canonical form: no untrusted value is hashed
     "frozenset": lambda x=(): make_set(frozenset, _sized(x)),
@@ -244,7 +245,8 @@ def _contains(container: Any, item: Any) -> bool:
         return item in container
     if type(container) in (PlainSet, PlainDict):
         return item in container  # binary search over canonical forms
-    return any(strict_equal(item, v) for v in _sized(container))
+    wanted = canonical(item)  # once: comparing forms is linear in the reply, never items x elements
+    return any(canonical(v) == wanted for v in _sized(container))
 
 
 def _ordered(op: ast.cmpop, left: Any, right: Any) -> bool:
@@ -304,6 +306,13 @@ def _singleton(value: Any) -> bool:
 def _int(value: Any) -> int:
     if type(value) is not int:
         raise CheckFailed(f"expected an int, got {type(value).__name__}")
+    return value
+
+
+def _ndigits(value: Any) -> int:
+    """round()'s digits: a huge negative one would make Python build 10**-n in the parent."""
+    if _int(value) < -MAX_ROUND_DIGITS or value > MAX_ROUND_DIGITS:
+        raise CheckFailed(f"round() digits out of range: {value}")
     return value
 
 

@@ -23,6 +23,7 @@ from verifiers.code.values import Budget, OverCap, ProtocolError, check_reply, d
 PURE_IMPORTS = "import math, cmath, string, fractions, decimal, itertools, collections\n"
 _pure_cache: OrderedDict[str, Any] = OrderedDict()
 PURE_CACHE_SIZE = 4096
+PROGRAM_ERROR = -1  # key of the program's own error in parse_results' dict (test indices are >= 0)
 
 
 def make_job(pool: SandboxPool, kind: str, program: str, timeout: float, memory_mb: int, **extra: Any) -> dict:
@@ -84,6 +85,8 @@ def parse_results(text: str, count: int, truncated: bool) -> tuple[dict[int, tup
             if program_error_seen:  # one is all the sandbox ever writes; more only cost the parent time
                 return results, "forged or duplicated result line"
             program_error_seen = True
+            if type(record["program_error"]) is str:  # kept (short) for every missing test's reason
+                results[PROGRAM_ERROR] = ("program_error", record["program_error"][:200])
             continue
         index = record.get("i")
         if type(index) is not int or not 0 <= index < count or index in results or len(record) != 2:
@@ -126,17 +129,13 @@ def _judge_one(index: int, split: SplitTest, slots: list, results: dict, problem
 
 
 def _why_missing(run: dict, results: dict) -> str:
+    """Constant time: the program error (if any) was kept by parse_results, never re-parsed per test."""
     if run["timed_out"]:
         return "timed out before this test ran"
     if run["output_exceeded"]:
         return "output limit exceeded"
-    for line in run["results"].splitlines():
-        try:
-            record = loads(line)
-        except ProtocolError:
-            continue
-        if type(record) is dict and type(record.get("program_error")) is str:
-            return "program failed before the tests ran: " + record["program_error"][:200]
+    if PROGRAM_ERROR in results:
+        return "program failed before the tests ran: " + results[PROGRAM_ERROR][1]
     return f"sandbox exited (code {run['exit_code']}) before this test ran"
 
 

@@ -45,6 +45,7 @@ MAX_MESSAGE = 1 << 16
 RUN_FDS = ("job", "stdin", "stdout", "stderr", "results")
 CGROUP = {"join": [], "kill": None}  # files of this worker's job cgroups, opened by the parent
 PIDS: list = []  # the PidScrambler, where we are PID 1 of our own PID namespace
+NET: list = []  # the JobNetwork, where the kernel lets us make a network namespace per job
 
 
 # ----------------------------------------------------------------------------------------- framing
@@ -88,7 +89,7 @@ def set_up(config: dict, keep_fds: tuple[int, int]) -> dict:
     if not namespaces.get("pid") and cgroup["kill"] is None:
         warnings.append("no PID namespace and no cgroup.kill: a job's leftover processes are found by uid only")
     fence["random_pids"] = _probe_pids(namespaces, warnings)
-    fence["leftover_check"] = _probe_leftovers(namespaces, warnings)
+    fence["job_net"] = _probe_job_network(namespaces, warnings)
     return {"namespaces": namespaces, "filesystem": filesystem, "uid": uid, "root": os.geteuid() == 0,
             "rlimits": True, "fence": fence, "cgroup": cgroup, "job_tmp_mb": int(config.get("job_tmp_mb", 64)),
             "job_inodes": int(config.get("job_inodes", 4096)), "warnings": warnings}
@@ -129,13 +130,18 @@ def _probe_pids(namespaces: dict, warnings: list[str]) -> bool:
     return True
 
 
-def _probe_leftovers(namespaces: dict, warnings: list[str]) -> bool:
-    """Leftover unix sockets (fds kept in flight past a job) are visible only in our own network namespace."""
-    if namespaces.get("net") and between.leftover_sockets() == 0:
+def _probe_job_network(namespaces: dict, warnings: list[str]) -> bool:
+    """A network namespace per job, and a look inside it after the job for fds left in flight."""
+    try:
+        if not namespaces.get("net"):
+            raise OSError(0, "no network namespace")
+        NET.append(between.JobNetwork())
         return True
-    warnings.append("cannot see unix sockets a job leaves in flight (no own network namespace or no /proc/net/unix):"
-                    " kernel objects a job pins past its end are not detected")
-    return False
+    except OSError as exc:
+        warnings.append(f"no network namespace per job ({exc.strerror or exc}): network counters and abstract "
+                        "socket names of one job are visible to the next, and fds a job leaves in flight are "
+                        "not detected")
+        return False
 
 
 def _enter_cgroups(given: dict) -> bool:
@@ -275,8 +281,14 @@ def run_once(limits: dict, fds: dict, report: dict) -> dict:
     ready_r, ready_w = os.pipe()
     for scrambler in PIDS:
         scrambler.scramble()
-    started = time.monotonic()
-    child = os.fork()
+    for net in NET:
+        net.enter()
+    started, child = time.monotonic(), -1
+    try:
+        child = os.fork()
+    finally:
+        for net in NET if child else ():
+            net.leave()
     if child == 0:
         os.close(ready_r)
         jobchild.main(limits, workdir, fds, ready_w, uid, report["fence"], CGROUP["join"])  # never returns
@@ -290,10 +302,15 @@ def run_once(limits: dict, fds: dict, report: dict) -> dict:
     set_up_ok = os.read(ready_r, 1) == b"1"
     os.close(ready_r)
     _drop_workdir(workdir, report)
-    left = between.leftover_sockets() if report["fence"].get("leftover_check") else 0
+    left = [net.leftover_sockets() for net in NET]
     return {**waited, "exit_code": os.waitstatus_to_exitcode(status), "setup_ok": set_up_ok,
-            "duration_s": round(time.monotonic() - started, 4),
-            "residue": f"{left} unix socket(s) left in flight" if left else ""}
+            "duration_s": round(time.monotonic() - started, 4), "residue": _residue(left)}
+
+
+def _residue(left: list[int]) -> str:
+    if -1 in left:
+        return "a network namespace that could not be inspected"
+    return f"{sum(left)} unix socket(s) in flight" if sum(left) else ""
 
 
 def _fresh_workdir(uid: int | None, report: dict) -> str:
