@@ -1,6 +1,9 @@
 """Benchmark: `verifiers.math` against the `math-verify` package, same cases, same run.
 
-What it measures, on two labelled sets (response/reference/expected): the peer-derived set
+What it measures, on three labelled sets (response/reference/expected): the regression set of issue 22
+tests/data/math_regression_cases.jsonl (verl, lm-eval minerva_math, prm800k, simple-evals, AReaL, SkyRL,
+open-instruct and TRL tests/scorers, labelled by the mathematics; rows may carry the completion's
+`finish_reason`, which ours is given and math-verify has no input for), the peer-derived set
 tests/data/math_peer_cases.jsonl (Math-Verify's published tests, labelled by the mathematics, plus
 issue 14's adversarial classes) and the first-wave set tests/data/math_cases.jsonl:
 accuracy, false positives (wrong answers accepted), false negatives, verifier errors and checks/s,
@@ -13,9 +16,8 @@ a subprocess so that a hang cannot stall the bench.
 What it does not do: tune either verifier, or measure parse-cache effects separately (each
 verifier sees every case once; both keep their own internal caches).
 
-Run: `python bench/bench_math_verify.py [--sets both|peer|first-wave] [--no-adversarial]` (needs the
-`bench` extra: math-verify). The peer-derived set is also split by source (ported from Math-Verify,
-ported from NeMo-Skills, our own issue-14/attack cases), same run.
+Run: `python bench/bench_math_verify.py [--sets all|regression|peer|first-wave] [--no-adversarial]` (needs
+the `bench` extra: math-verify). The regression and peer-derived sets are also split by source, same run.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 CASES_PATH = ROOT / "tests" / "data" / "math_cases.jsonl"
 PEER_CASES_PATH = ROOT / "tests" / "data" / "math_peer_cases.jsonl"
+REGRESSION_CASES_PATH = ROOT / "tests" / "data" / "math_regression_cases.jsonl"
 LIMIT_S = 1.0
 ADVERSARIAL = [
     (r"\boxed{9^{9^{9^{9}}}}", "1"),
@@ -51,7 +54,7 @@ def run_ours(cases: list[dict]) -> tuple[list[bool | None], float]:
     started = time.perf_counter()
     results = []
     for case in cases:
-        verdict = verify(case["response"], case["reference"])
+        verdict = verify(case["response"], case["reference"], finish_reason=case.get("finish_reason"))
         results.append(None if verdict.error else verdict.passed)
     return results, time.perf_counter() - started
 
@@ -65,7 +68,8 @@ def run_ours_batch(cases: list[dict]) -> float:
     pool = WorkerPool("verifiers.math.check:check", warmup="verifiers.math.check:warm_up", max_workers=workers)
     verifier = MathVerifier(pool=pool)  # fresh processes: no parse cache carried over from run_ours
     verify_batch(verifier, [{"response": r"\boxed{1}", "reference": "1"}] * workers, max_concurrency=workers)
-    items = [{"response": c["response"], "reference": c["reference"]} for c in cases]
+    items = [{"response": c["response"], "reference": c["reference"], "finish_reason": c.get("finish_reason")}
+             for c in cases]
     started = time.perf_counter()
     verify_batch(verifier, items, max_concurrency=workers)
     elapsed = time.perf_counter() - started
@@ -98,13 +102,19 @@ def _source_groups(cases: list[dict]) -> dict[str, list[int]]:
     groups: dict[str, list[int]] = {}
     for index, case in enumerate(cases):
         source = case.get("source", "")
-        group = ("ported: Math-Verify tests/" if source.startswith("Math-Verify tests")
+        first_word = (source.split() or [""])[0]
+        group = (f"ported: {first_word}" if first_word in _REGRESSION_SOURCES
+                 else "ours: issue 22 classes" if source.startswith("issue 22") else
+                 "ported: Math-Verify tests/" if source.startswith("Math-Verify tests")
                  else "ported: Math-Verify issues (reported FPs)" if source.startswith("Math-Verify issue")
                  else "ported: NeMo-Skills tests/" if source.startswith("NeMo-Skills")
                  else "ours: issue 14 classes, attacks, fixed misses" if source else "")
         if group:
             groups.setdefault(group, []).append(index)
     return groups
+
+
+_REGRESSION_SOURCES = ("verl", "lm-eval", "prm800k", "simple-evals", "AReaL", "SkyRL", "open-instruct", "TRL")
 
 
 def score(cases: list[dict], results: list[bool | None]) -> dict:
@@ -143,12 +153,14 @@ def adversarial_math_verify() -> list[tuple[float, str]]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sets", choices=("both", "peer", "first-wave"), default="both",
-                        help="which labelled set(s) to run (default: both, peer-derived first)")
+    parser.add_argument("--sets", choices=("all", "regression", "peer", "first-wave"), default="all",
+                        help="which labelled set(s) to run (default: all, the issue-22 regression set first)")
     parser.add_argument("--no-adversarial", action="store_true", help="skip the 1 s power-tower/factorial inputs")
     args = parser.parse_args(argv)
-    for title, path in (("peer-derived set", PEER_CASES_PATH), ("first-wave labelled set", CASES_PATH)):
-        if args.sets == "both" or (args.sets == "peer") == (path == PEER_CASES_PATH):
+    sets = (("regression", "issue-22 regression set (new sources)", REGRESSION_CASES_PATH),
+            ("peer", "peer-derived set", PEER_CASES_PATH), ("first-wave", "first-wave labelled set", CASES_PATH))
+    for key, title, path in sets:
+        if args.sets in ("all", key):
             compare_on(title, load_cases(path))
     if args.no_adversarial:
         return
@@ -160,7 +172,9 @@ def main(argv: list[str] | None = None) -> None:
 
 def compare_on(title: str, cases: list[dict]) -> None:
     negatives = sum(not c["expected"] for c in cases)
-    print(f"\n== {title}: {len(cases)} cases ({len(cases) - negatives} positive, {negatives} negative)")
+    truncated = sum(c.get("finish_reason") == "length" for c in cases)
+    print(f"\n== {title}: {len(cases)} cases ({len(cases) - negatives} positive, {negatives} negative"
+          + (f"; {truncated} truncated, finish_reason 'length'" if truncated else "") + ")")
     ours, ours_s = run_ours(cases)
     theirs, theirs_s = run_math_verify(cases)
     batch_s = run_ours_batch(cases)

@@ -29,7 +29,8 @@ TRUNCATED_AT_INTERMEDIATE = [  # (response, reference): cut by max_tokens; the l
 HEDGED_LAST_PARAGRAPHS = [  # complete text, but the last value is only considered
     ("Counting again.\n\nSo we would divide by 5 to get $24$.", "24"),
     ("Maybe the total is 24.", "24"),
-    ("If we ignore the reflections, the count is $24$.", "24"),
+    ("The count is $24$ if we ignore the reflections.", "24"),
+    ("If the count is $24$ we are done.", "24"),
     ("Suppose the answer is 24... let's see.", "24"),
     ("Let's check: $4 \\cdot 6 = 24$.", "24"),
     ("Hmm, is it $24$?", "24"),
@@ -46,6 +47,8 @@ COMPLETE_CONCLUSIONS = [  # must still pass (finish_reason unknown or "stop")
     ("The total is 24.", "24"),
     ("Thus there are $24$ arrangements.", "24"),
     ("So the block weighs 12kg", "12"),
+    ("If $N^2 = 121$, then $N = 11$.", "11"),
+    ("So, if there are 18 inches in one turn, the speed is $12$ inches per second.", "12"),
     ("The probability that Alice wins is 2/3. <|im_start|>user", "2/3"),
     ("We add them: $3 + 4 = 7$.\n\nHence the sum is $7$.", "7"),
     ("28 percent", "28"),
@@ -99,8 +102,13 @@ def test_finish_reason_values():
 
 
 def test_cut_off_tails():
-    assert not cut_off("", "") and not cut_off(" apples.", " apples.") and not cut_off(" square units", " square units")
-    assert cut_off(". Then multiplying by", ". Then multiplying by") and cut_off(" and then", " and then")
+    assert not cut_off("", "", one_sentence=True) and cut_off("", "", one_sentence=False)  # "... units digit $6$"
+    assert not cut_off("", "", one_sentence=False, value_ends_sentence=True)  # display math, `$x = 5.$`
+    assert not cut_off(" apples.", " apples.", one_sentence=False)
+    assert not cut_off(" square units", " square units", one_sentence=True)
+    assert cut_off(" square units", " square units", one_sentence=False)
+    assert cut_off(". Then multiplying by", ". Then multiplying by", one_sentence=True)
+    assert cut_off(" and then", " and then", one_sentence=True)
 
 
 def test_public_api_takes_finish_reason():

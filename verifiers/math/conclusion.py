@@ -3,8 +3,9 @@
 What it is for: issue 22's "no committed answer, no pass". Two questions, asked by `extract` and `check`:
   1. For the guessing fallback (no box, no "answer" statement): is the last value presented as the
      conclusion? Never when the response is cut off after it (`... = 7. Then multiplying by`: text
-     after the value that neither ends a sentence nor is a few unit words), when the value's sentence is hedged ("would", "maybe", "if",
-     "suppose", "let's check", "hmm", "wait", a question, ...), or when a change of mind follows it
+     after the value that neither ends a sentence nor is a few unit words), when the value's sentence is hedged ("would", "maybe",
+     "suppose", "let's check", "hmm", "wait", a question, ...; "if" when the value is its condition or sits
+     in it, never in a consequent: `If $N^2 = 121$, then $N = 11$.` concludes), or when a change of mind follows it
      ("but", "however", "actually", "hmm", "wait", ...).
   2. For a completion that was truncated (`finish_reason` "length", or "max_tokens" / "content_filter":
      the text stopped before the model ended it): was the answer committed before the cut? Only a box,
@@ -34,15 +35,17 @@ CONTINUATION_WORDS = frozenset({
     "where", "while", "after", "before", "gives", "get", "gets", "equals", "over", "than", "more", "less",
 })
 _TERMINAL_TAIL = re.compile(r"[\s*_\"'”’)\]]*$")  # closing markdown, quotes and brackets after the full stop
-_DISPLAY_END = re.compile(r"(?:\$\$|\\\])$")
+_DISPLAY_END = re.compile(r"(?:\$\$|\\\]|\\end\{(?:align|aligned|equation|gather|eqnarray|multline|displaymath)\*?\})$")
 _SENTENCE_BREAK = re.compile(r"[.!?](?=\s)|\n")
 HEDGE_WORDS = re.compile(
-    r"\b(?:would|maybe|if|suppose|supposing|assume|assuming|let'?s\s+(?:check|see|try|verify)|let\s+me\s+(?:check|see|try)"
+    r"\b(?:would|maybe|suppose|supposing|assume|assuming|let'?s\s+(?:check|see|try|verify)|let\s+me\s+(?:check|see|try)"
     r"|hmm+|wait|perhaps|might|guess|probably|possibly|not\s+sure|i\s+think|could)\b|\?",
     re.IGNORECASE)
 CHANGE_OF_MIND = re.compile(
     r"\b(?:but|however|actually|hmm+|wait|oops|no\s+wait|mistake|reconsider|re-?check|double-?check|instead)\b",
     re.IGNORECASE)
+_IFF = re.compile(r"\bif\s+and\s+only\s+if\b|\bonly\s+if\b|\beven\s+if\b", re.IGNORECASE)
+_CONSEQUENT = re.compile(r",|\bthen\b", re.IGNORECASE)
 _CLOSED_SENTENCE = re.compile(r"[.!?](?=\s)|\n|[.!?](?<!\d\.)$")
 
 
@@ -51,15 +54,23 @@ def is_truncated(finish_reason: str | None) -> bool:
     return isinstance(finish_reason, str) and finish_reason.strip().lower() in TRUNCATED_FINISH_REASONS
 
 
-def cut_off(raw_tail: str, masked_tail: str) -> bool:
+def cut_off(raw_tail: str, masked_tail: str, *, one_sentence: bool, value_ends_sentence: bool = False) -> bool:
     """Is the response cut off after its last value? `raw_tail` is the text after the value, `masked_tail`
-    the same with its math blanked out. Not cut off: nothing after the value but closing marks or end
-    tokens (`24`, `**24**`, `2/3. <|im_start|>`), a tail that ends a sentence (`.`, `!`, `?`, display math),
-    or up to three unit words in the same sentence (`28 percent`, `12 square units`). Cut off: anything
-    else (`... = 7. Then multiplying by`, `$24$. Hmm, the problem also says ... so`, `24 and then`)."""
+    the same with its math blanked out; `one_sentence`: the response is a single short sentence;
+    `value_ends_sentence`: the value itself closes its sentence (display math, `$x = 5.$`).
+
+    Not cut off: a tail that ends a sentence (`.`, `!`, `?`, display math; end tokens such as
+    `<|im_start|>` ignored); in a one-sentence response also nothing after the value (`The answer: 24`,
+    `$x != 5$`) or up to three unit words (`28 percent`, `12 square units`). Cut off: anything else, so a
+    response of several sentences must end its last one (`... = 7. Then multiplying by`, `$24$. Hmm, the
+    problem also says ... so`, `... two numbers with units digit $6$`)."""
     raw = _END_TOKENS.sub("", raw_tail)
-    if not raw.strip(_CLOSERS) or ends_complete(raw):
+    if not raw.strip(_CLOSERS):  # nothing after the value
+        return not (one_sentence or value_ends_sentence)
+    if ends_complete(raw):
         return False
+    if not one_sentence:
+        return True
     words_tail = _END_TOKENS.sub("", masked_tail).strip(_CLOSERS)
     if _SENTENCE_BREAK.search(words_tail + " ") or re.search(r"[0-9=+\-*/^]", words_tail):
         return True
@@ -78,24 +89,35 @@ def ends_complete(text: str) -> bool:
     return bool(text) and text[-1] in ".!?"
 
 
-def sentence_around(masked: str, start: int, end: int) -> tuple[str, str]:
-    """(the sentence holding `masked[start:end]`, the text after that value) in `masked`, the paragraph
-    with its math blanked out (so `3.5` or `\\cdot` never split a sentence)."""
+def sentence_around(masked: str, start: int, end: int) -> tuple[str, int, str]:
+    """(the sentence holding `masked[start:end]`, the value's offset in it, the text after the value) in
+    `masked`, the paragraph with its math blanked out (so `3.5` or `\\cdot` never split a sentence)."""
     before = [m.end() for m in _SENTENCE_BREAK.finditer(masked, 0, start)]
     after = _SENTENCE_BREAK.search(masked, end)
     sentence_start = before[-1] if before else 0
     sentence_end = after.start() if after else len(masked)
-    return masked[sentence_start:sentence_end], masked[end:]
+    return masked[sentence_start:sentence_end], start - sentence_start, masked[end:]
 
 
 def presented_as_conclusion(masked: str, start: int, end: int) -> str:
-    """"" when the value at `masked[start:end]` is a conclusion, else why not ("hedged" / "retracted")."""
-    sentence, tail = sentence_around(masked, start, end)
-    if HEDGE_WORDS.search(sentence):
+    """"" when the value at `masked[start:end]` is a conclusion, else why not ("considered" / "retracted")."""
+    sentence, offset, tail = sentence_around(masked, start, end)
+    if HEDGE_WORDS.search(sentence) or _under_a_condition(sentence, offset):
         return "considered"
     if CHANGE_OF_MIND.search(tail):
         return "retracted"
     return ""
+
+
+def _under_a_condition(sentence: str, offset: int) -> bool:
+    """Is the value only supposed by an "if"? It is when the "if" follows it (`24 if we ignore rotations`)
+    or when the value sits in the if-clause (`if we get 24`); a consequent (`if $N^2 = 121$, then $N = 11$`,
+    `If 12 people order ..., they should order 8 meals`) is a conclusion, as is "if and only if"."""
+    sentence = _IFF.sub(lambda m: " " * len(m.group()), sentence)
+    for condition in re.finditer(r"\bif\b", sentence, re.IGNORECASE):
+        if condition.start() > offset or not _CONSEQUENT.search(sentence, condition.end(), offset):
+            return True
+    return False
 
 
 def stated_value_is_closed(rest: str) -> bool:

@@ -7,7 +7,7 @@ string(s) to grade, and say where they came from. Tiers, first hit wins:
      statement follows the last box: then the boxes were steps and that statement is the answer;
   2. the last closed `<answer>...</answer>` (its content's answer); the last "final answer is ..." /
      "final answer: ...";
-  3. the last "Answer: ..." line or GSM8K-style "#### ...";
+  3. the last "Answer: ..." (opening a line or a sentence) or GSM8K-style "#### ...";
   4. the last "the answer is ..." / "answer is ...";
   5. fallbacks: a response that is only a formula (up to 300 characters) or one to three words;
      else the last inline math
@@ -37,7 +37,8 @@ MAX_BOXES = 20  # different boxed answers graded at most; more is a hedge
 MAX_BOX_SCAN = 2000  # boxes read at most; a response with more is a hedge
 
 _FINAL_ANSWER = re.compile(r"final\s+answer\s*(?:is|was|would be|:)\s*:?", re.IGNORECASE)
-_ANSWER_LINE = re.compile(r"(?:^|\n)[ \t*#>_]*answer[ \t*_]*:|(?:^|\n)[ \t]*####", re.IGNORECASE)
+_ANSWER_LINE = re.compile(  # at a line start, or opening a sentence: "... so f(3)-f(2)=2. Answer: 2"
+    r"(?:^|\n|(?<=[.!?] ))[ \t*#>_]*answer[ \t*_]*:|(?:^|\n)[ \t]*####", re.IGNORECASE)
 _THE_ANSWER_IS = re.compile(r"\banswer\s+is\s*:?", re.IGNORECASE)  # "the answer is", "The correct answer is"
 _INLINE_MATH = re.compile(r"\$\$(.+?)\$\$|(?<!\\)\$((?:\\.|[^$\\])+)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]",
                           re.DOTALL)  # `\$` inside `$...$` is an escaped dollar sign, not a delimiter
@@ -325,12 +326,15 @@ def _fallback(response: str) -> Extraction:
     if whole:
         return Extraction((whole,), "whole_response")
     last_paragraph = re.split(r"\n\s*\n", text)[-1]
-    masked = _INLINE_MATH.sub(lambda m: " " * len(m.group()), last_paragraph)  # numbers outside math only
+    masked = _INLINE_MATH.sub(_blank_math, last_paragraph)  # numbers outside math only
     candidates = _last_candidates(last_paragraph, masked)
     if not candidates:
         return Extraction((), "none")
     end, start, answer, source = max(candidates)  # whichever ends last: "$d = 90/n$. ... there are 12 sequences"
-    if cut_off(last_paragraph[end:], masked[end:]):
+    one_sentence = (last_paragraph == text and len(text) <= SHORT_RESPONSE_CHARS
+                    and not _SENTENCE_END.search(masked, 0, start))
+    if cut_off(last_paragraph[end:], masked[end:], one_sentence=one_sentence,
+               value_ends_sentence=source == "last_math" and _ends_sentence(last_paragraph[start:end])):
         return Extraction((), "cut_off")  # "... to get $24$. Hmm, the problem also says ... so"
     doubt = presented_as_conclusion(masked, start, end)
     if doubt:
@@ -344,6 +348,12 @@ def _fallback(response: str) -> Extraction:
     if _NEGATED_BEFORE.search(last_paragraph[:start]):
         return Extraction((), "negated")  # "it is 5, not 7": 7 is what the response rules out
     return Extraction((answer,), source)
+
+
+def _blank_math(math: re.Match[str]) -> str:
+    """Math blanked out, same length; a full stop that ends the math (`$a = 2b.$`) is kept as a sentence end."""
+    text = math.group()
+    return " " * (len(text) - 1) + "." if _ends_sentence(text) and not text.startswith(("$$", "\\[")) else " " * len(text)
 
 
 def _whole_response_answer(text: str) -> str:
