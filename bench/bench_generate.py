@@ -26,7 +26,7 @@ import openai
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from selfplay.config.common import GenerateConfig  # noqa: E402
+from selfplay.config.generate import GenerateConfig  # noqa: E402
 from selfplay.jobs.generate import GenerateJob  # noqa: E402
 from selfplay.servers.testing import MockServer  # noqa: E402
 

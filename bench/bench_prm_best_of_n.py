@@ -76,7 +76,8 @@ def write_tasks(tasks, path: Path) -> None:
 
 
 def label(args, policy: str, tasks, work: Path) -> tuple[list[dict], dict]:
-    from selfplay.jobs.prm_label import PrmLabelConfig, PrmLabelJob
+    from selfplay.config.prm_label import PrmLabelConfig
+    from selfplay.jobs.prm_label import PrmLabelJob
 
     write_tasks(tasks, work / "label_tasks.jsonl")
     config = PrmLabelConfig.model_validate({

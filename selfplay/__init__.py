@@ -5,3 +5,7 @@ plain-data records.
 """
 
 __version__ = "0.1.0"
+
+# The public face: the version and the tiers (subpackages, imported on use), bottom to top.
+__all__ = ["__version__", "core", "config", "tasks", "pipeline", "policy", "jobs", "servers", "cli", "progress",
+           "tracking"]

@@ -15,7 +15,7 @@ import pytest
 
 from agents.workflows.dedup import dedup_report
 from agents.workflows.stats import workflow_stats
-from selfplay.config.common import GenerateConfig
+from selfplay.config.generate import GenerateConfig
 from selfplay.jobs.generate import GenerateJob
 from selfplay.pipeline.summary import _StoredTrajectory
 from selfplay.core.store import RunStore

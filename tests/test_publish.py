@@ -9,7 +9,7 @@ import sys
 import openai
 import pytest
 
-from selfplay.core.errors import UserError
+from selfplay.core.errors import EndpointLost, UserError
 from selfplay.policy.publish import LoraPublisher
 from tests.test_serve import REPO, _read_announce
 from tests.test_serve_lora import ASK, make_adapter
@@ -76,5 +76,5 @@ def test_publish_rounds_and_republish_after_a_restart(tmp_path):
             publisher.publish(3, tmp_path / "nowhere")
     finally:
         stop(proc)
-    with pytest.raises(UserError, match=r"GET http://127.0.0.1:\d+/v1/models: cannot .* is the server running"):
+    with pytest.raises(EndpointLost, match=r"GET http://127.0.0.1:\d+/v1/models: cannot .* is the server running"):
         LoraPublisher(again_url).ensure(2, adapters[2])

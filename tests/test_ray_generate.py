@@ -20,7 +20,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from selfplay.config.common import GenerateConfig  # noqa: E402
+from selfplay.config.generate import GenerateConfig  # noqa: E402
 from selfplay.pipeline.executors.ray_executor import worker_name  # noqa: E402
 from selfplay.jobs.generate import GenerateJob  # noqa: E402
 from selfplay.core.store import RunStore  # noqa: E402

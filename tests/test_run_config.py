@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from selfplay.cli import main
-from selfplay.config.common import check_resume, run_dir_produced
+from selfplay.config.resume import check_resume
+from selfplay.core.view import run_dir_produced
 from selfplay.config.run import PINNED, load_run_config
 from selfplay.core.store import RunStore
 

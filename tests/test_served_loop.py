@@ -270,7 +270,7 @@ def test_restart_mode_restarts_the_server_on_each_round_checkpoint(tmp_path, bas
 
 
 def test_a_run_written_before_policy_existed_resumes_local_and_refuses_a_switch_to_served(tmp_path):
-    from selfplay.config.common import check_resume
+    from selfplay.config.resume import check_resume
     from selfplay.config.run import PINNED, RunConfig
     from selfplay.core.store import RunStore
 

@@ -11,4 +11,10 @@ In-process API (the model stays in memory across rounds; each call trains it in 
     trainer.lora.apply_lora(model, config) / merge_and_export(model, tokenizer, out_dir)
 File-based entry points (behind `selfplay train sft|dpo|grpo`): trainer.sft.run_sft, trainer.dpo.run_dpo,
 trainer.grpo.run_grpo. Config: trainer.config.TrainConfig. Math: trainer.losses.
+Errors: one tree under trainer.errors.TrainerError (a ValueError): ConfigError, DataError, ModelError > ModelNotFound
+(drawn in trainer.errors).
 """
+
+# The public face: these submodules (imported on use; `from trainer import *` imports them, torch included).
+__all__ = ["config", "data", "dpo", "encode", "errors", "grpo", "logps", "lora", "loop", "losses", "models", "prm",
+           "progress", "session", "sft", "tiny"]

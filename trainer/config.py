@@ -13,6 +13,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from trainer.errors import ConfigError
+
 
 @dataclass
 class TrainConfig:
@@ -66,16 +68,16 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.mixed_precision not in ("no", "bf16", "fp16"):
-            raise ValueError(f"mixed_precision must be no, bf16 or fp16, not {self.mixed_precision!r}")
+            raise ConfigError(f"mixed_precision must be no, bf16 or fp16, not {self.mixed_precision!r}")
         if self.progress not in ("auto", "on", "off"):
-            raise ValueError(f"progress must be auto, on or off, not {self.progress!r}")
+            raise ConfigError(f"progress must be auto, on or off, not {self.progress!r}")
         for name in ("batch_size", "grad_accum", "epochs", "max_length"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_epochs is not None and self.max_epochs <= 0:
-            raise ValueError(f"max_epochs must be > 0 (or unset), got {self.max_epochs}")
+            raise ConfigError(f"max_epochs must be > 0 (or unset), got {self.max_epochs}")
         if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError(f"max_steps must be >= 1 (or unset to use epochs), got {self.max_steps}")
+            raise ConfigError(f"max_steps must be >= 1 (or unset to use epochs), got {self.max_steps}")
         self.adam_betas = tuple(self.adam_betas)
 
     @classmethod
@@ -83,7 +85,7 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"{source}: unknown key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(known))}")
+            raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(known))}")
         return cls(**values)
 
     def replace(self, **changes) -> "TrainConfig":
@@ -113,5 +115,5 @@ def load_config(path: str) -> TrainConfig:
         with open(path) as fh:
             values = json.load(fh)
     if not isinstance(values, dict):
-        raise ValueError(f"{path}: expected a table/object of config keys")
+        raise ConfigError(f"{path}: expected a table/object of config keys")
     return TrainConfig.from_dict(values, source=path)

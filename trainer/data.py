@@ -18,11 +18,11 @@ import json
 import math
 import os
 
+from trainer.errors import DataError
+
 ROLES = {"system", "user", "assistant", "tool"}
 
 
-class DataError(ValueError):
-    """Bad training data; the message reads `file:row N: what is wrong; how to fix`."""
 
 
 def read_rows(path: str) -> list[dict]:

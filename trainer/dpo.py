@@ -19,6 +19,7 @@ import torch
 
 from trainer.config import TrainConfig
 from trainer.data import load_dataset_file, validate_preference
+from trainer.errors import DataError
 from trainer.encode import Encoded, encode_pair, pad_batch
 from trainer.logps import completion_token_logps, frozen_token_logps
 from trainer.loop import StepLoss, train_loop
@@ -78,7 +79,7 @@ def train_dpo(model, tokenizer, rows: list[dict], config: TrainConfig | None = N
     validate_preference(rows, source)
     pairs = [p for p in encode_pairs(tokenizer, rows, config.max_length) if sum(p[0].mask) and sum(p[1].mask)]
     if not pairs:
-        raise ValueError(f"{source}: no pair has completion tokens within max_length={config.max_length}")
+        raise DataError(f"{source}: no pair has completion tokens within max_length={config.max_length}")
     accelerator = make_accelerator(config)
     _attach_reference(model, ref_model, pairs, _pad_id(tokenizer), config, accelerator)
     collate = partial(dpo_collate, pad_id=_pad_id(tokenizer))

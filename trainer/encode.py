@@ -21,6 +21,8 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 
+from trainer.errors import ModelError
+
 IGNORE = -100
 
 
@@ -38,7 +40,7 @@ class Encoded:
 
 def render(tokenizer, messages: list[dict], add_generation_prompt: bool = False) -> str:
     if not getattr(tokenizer, "chat_template", None):
-        raise ValueError("this tokenizer has no chat_template; chat data needs one (set tokenizer.chat_template)")
+        raise ModelError("this tokenizer has no chat_template; chat data needs one (set tokenizer.chat_template)")
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
 
 
@@ -56,7 +58,7 @@ def assistant_spans(tokenizer, messages: list[dict], first_trained: int = 0) -> 
         before = render(tokenizer, messages[:i], add_generation_prompt=True)
         through = render(tokenizer, messages[: i + 1])
         if not (full.startswith(through) and through.startswith(before)):
-            raise ValueError("the chat template is not prefix-stable (rendering a conversation's first turns is not a "
+            raise ModelError("the chat template is not prefix-stable (rendering a conversation's first turns is not a "
                              "prefix of rendering all of it), so assistant tokens cannot be located")
         spans.append((len(before), len(through)))
     return full, spans
@@ -175,7 +177,7 @@ def encode_sampled(tokenizer, messages: list[dict], token_ids: list[int], max_le
     if any(m["role"] == "assistant" for m in head[first_trained:]):
         full, spans = assistant_spans(tokenizer, head, first_trained)
         if not text.startswith(full):
-            raise ValueError("the chat template is not prefix-stable (the generation prompt changes the turns before "
+            raise ModelError("the chat template is not prefix-stable (the generation prompt changes the turns before "
                              "it), so the sampled turn cannot be placed after them")
     prefix = encode_texts(tokenizer, [text], [spans], max_length=10**9)[0]
     return _with_tail(prefix.ids, prefix.mask, token_ids, max_length, logprobs)

@@ -20,6 +20,7 @@ from typing import Callable
 
 import torch
 
+from trainer.errors import ConfigError
 from trainer.lora import is_peft
 from trainer.losses import warmup_cosine
 from trainer.progress import Progress
@@ -140,7 +141,7 @@ def _train_loop(model, examples, lengths, collate, step_loss, config, out_dir, n
     from torch.utils.data import DataLoader
 
     if config.lora and not is_peft(model):
-        raise ValueError("config.lora is set but the model has no adapters: wrap it first with "
+        raise ConfigError("config.lora is set but the model has no adapters: wrap it first with "
                          "trainer.lora.apply_lora(model, config) (the file-based run_* entry points do this)")
     accelerator = accelerator or make_accelerator(config)
     set_seed(config.seed)

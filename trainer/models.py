@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import os
 
+from trainer.errors import ConfigError, ModelNotFound
 from trainer.tiny import TINY_CONFIGS, build_tiny_model, build_tiny_tokenizer
-
-
-class ModelNotFound(ValueError):
-    """The model name is neither a local directory nor a built-in tiny config."""
 
 
 def is_tiny_name(name: str) -> bool:
@@ -66,4 +63,4 @@ def _torch_dtype(name: str):
         return {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
                 "float16": torch.float16, "fp16": torch.float16}[name]
     except KeyError:
-        raise ValueError(f"unknown dtype {name!r}: use float32, bfloat16 or float16") from None
+        raise ConfigError(f"unknown dtype {name!r}: use float32, bfloat16 or float16") from None

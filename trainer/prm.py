@@ -31,6 +31,7 @@ from torch import nn
 
 from trainer.config import TrainConfig
 from trainer.data import DataError, read_rows
+from trainer.errors import ConfigError
 from trainer.loop import StepLoss, train_loop
 
 PRM_FORMAT = "selfplay-prm-v2"  # v2: TRL's layout (no separator after the prompt), optional confidence input
@@ -54,7 +55,7 @@ def encode_steps(tokenizer, prompt, steps: list[str], separator: str, max_length
 
     prompt_ids, sep_ids = tok(prompt_text(tokenizer, prompt)), tok(separator)
     if not sep_ids:
-        raise ValueError("the step separator must produce at least one token")
+        raise ConfigError("the step separator must produce at least one token")
     ids, positions, spans = list(prompt_ids), [], []
     for step in steps:
         start = len(ids)
@@ -110,7 +111,7 @@ class ScalarHeadPRM(nn.Module):
         hidden = hidden.to(self.head.weight.dtype)
         if self.confidence:
             if spans is None:
-                raise ValueError("a PRM with the confidence input needs each step's token span (see prm_collate)")
+                raise DataError("a PRM with the confidence input needs each step's token span (see prm_collate)")
             feature = step_confidence(hidden, input_ids, self.lm_weight, spans)
             hidden = torch.cat([hidden, feature.unsqueeze(-1)], dim=-1)
         return self.head(hidden).squeeze(-1)

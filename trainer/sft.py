@@ -12,6 +12,7 @@ from functools import partial
 
 from trainer.config import TrainConfig
 from trainer.data import load_dataset_file, validate_sft
+from trainer.errors import DataError
 from trainer.encode import encode_sft, pack, packed_batch, pad_batch
 from trainer.loop import StepLoss, train_loop
 from trainer.losses import sft_loss_sum
@@ -42,7 +43,7 @@ def prepare_sft(tokenizer, rows: list[dict], config: TrainConfig, source: str = 
     encoded = [e for e in encode_sft(tokenizer, rows, config.max_length) if sum(e.mask[1:]) > 0]
     truncated = sum(e.extra.get("truncated", False) for e in encoded)
     if not encoded:
-        raise ValueError(f"{source}: no row has an assistant token within max_length={config.max_length}")
+        raise DataError(f"{source}: no row has an assistant token within max_length={config.max_length}")
     if config.packing:
         encoded = pack(encoded, config.max_length)
     collate = partial(sft_collate, pad_id=_pad_id(tokenizer), packed=config.packing)

@@ -2,7 +2,8 @@
 
 Each command module exposes `register(subparsers)`, which adds its parser and sets `func(args) -> int`.
 Errors the user can fix (`selfplay.core.errors.UserError`) print one clear message and exit 1; a budget stop
-exits 3. This module does no work of its own.
+exits 3; a model server that went away mid-job (`EndpointLost`) exits 4 (start it, run the same command: the
+job resumes). Every `SelfplayError` prints its message without a traceback. This module does no work of its own.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 
 from pydantic import ValidationError
 
-from selfplay.core.errors import EXIT_USER_ERROR, BudgetStop, UserError
+from selfplay.core.errors import EXIT_USER_ERROR, BudgetStop, EndpointLost, SelfplayError, UserError
 
 # Packages of the optional extras: a command needing one that is absent is listed as unavailable.
 OPTIONAL_PACKAGES = {"torch", "transformers", "peft", "accelerate", "tokenizers", "safetensors", "ray", "vllm"}
@@ -68,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
         print(f"error: invalid input: {problems}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except BudgetStop as exc:
+    except (BudgetStop, EndpointLost) as exc:  # deliberate stops: what was done is recorded; the same command resumes
         print(f"stopped: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except SelfplayError as exc:  # any other error of ours: its message and its exit code, no traceback
+        print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -12,7 +12,7 @@ import asyncio
 import json
 import sys
 
-from selfplay.config.common import load_generate_config
+from selfplay.config.generate import load_generate_config
 from selfplay.cli.job_args import add_job_arguments
 from selfplay.core.errors import EXIT_BUDGET
 

@@ -28,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from selfplay.jobs.prm_label import PrmLabelJob, load_prm_label_config
+    from selfplay.config.prm_label import load_prm_label_config
+    from selfplay.jobs.prm_label import PrmLabelJob
 
     config = load_prm_label_config(args.config, list(args.set))
     summary = asyncio.run(PrmLabelJob(config, args.out).run())

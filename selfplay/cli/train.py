@@ -65,10 +65,9 @@ def build_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from trainer.data import DataError
     from trainer.dpo import run_dpo
+    from trainer.errors import DataError, ModelNotFound, TrainerError
     from trainer.grpo import run_grpo
-    from trainer.models import ModelNotFound
     from trainer.sft import run_sft
 
     config = build_config(args)
@@ -87,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{exc}") from None
     except ModelNotFound as exc:
         raise UserError(f"--model {exc}") from None
+    except TrainerError as exc:  # a setting, a chat template: the trainer's message names it
+        raise UserError(f"{exc}") from None
     keys = ("steps", "final_loss", "train_loss", "tokens", "tokens_per_s", "rewards/accuracy", "reward_mean",
             "resumed_from", "model_dir")
     print(json.dumps({k: summary[k] for k in keys if k in summary}, default=str))

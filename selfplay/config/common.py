@@ -1,8 +1,12 @@
-"""Typed job configs (TOML -> pydantic), flag overrides, and the resolved config written to the run dir.
+"""What every job's config shares: the sections, the TOML loader, flag overrides, and one-message errors.
 
-What it is for: one validated, serialisable config per job. Unknown keys are errors (a typo never
-silently does nothing); every error names the file, the key and what was expected.
-What it does not do: run anything. Jobs read these objects.
+What it is for: the sections more than one job reads ([model], sampling with adaptive K, [budget],
+[executor], [judge], [prm]) and the loader pieces (`read_toml`, `apply_overrides`, `validate`,
+`Problems` for cross-field checks, `locate` / `key_line` / `suggest` for messages naming file:line and
+the near-miss key, `write_resolved` for config.json). Unknown keys are errors (a typo never silently
+does nothing); every error of a config is reported in one message.
+What it does not do: hold a job's own config, pinned keys or checks (`generate`, `run`, `prm_label`
+beside it), compare with a run directory (`resume`), or run anything.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from selfplay.core.errors import UserError
 
@@ -60,13 +64,23 @@ class SamplingSection(Section):
     verify_concurrency: int = Field(default=4, ge=1)
 
 
-class GenerateSection(SamplingSection):
-    tasks: str
-    verifier: str | None = None          # "math" | "code" | "judge" | "prm": verify each batch as it lands
-    k_max: int | None = Field(default=None, ge=1)            # adaptive K (needs a verifier)
-    stop_after_verified: int | None = Field(default=None, ge=1)
-    batch: int | None = Field(default=None, ge=1)
-    low_pass_rate: float = Field(default=0.5, gt=0, le=1)
+class AdaptiveSamplingSection(SamplingSection):
+    """Sampling with adaptive K (agents.workflows.adaptive; the one sampler: selfplay.pipeline.sample), declared
+    once for generate and the loop. Unset `k_max` and `stop_after_verified`: a fixed K per task."""
+
+    k_max: int | None = Field(default=None, ge=1)                 # draw more batches up to k_max (needs a verifier)
+    stop_after_verified: int | None = Field(default=None, ge=1)   # stop a task once this many passed
+    batch: int | None = Field(default=None, ge=1)                 # samples per further batch (None: k)
+    # None means 0.5 (agents.workflows.adaptive's default; selfplay.pipeline.sample.adaptive_settings). Generate
+    # declared 0.5 and the loop None: both ran with 0.5. None is kept so that the loop's runs written before this
+    # key existed (it is pinned there) still resume; generate's config.json now records null where it said 0.5.
+    low_pass_rate: float | None = Field(default=None, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _k_max_not_below_k(self) -> "AdaptiveSamplingSection":
+        if self.k_max is not None and self.k_max < self.k:
+            raise ValueError(f"k_max ({self.k_max}) must be at least k ({self.k})")
+        return self
 
 
 class JudgeSection(ModelSection):
@@ -102,17 +116,6 @@ class ExecutorSection(Section):
     worker_num_cpus: float = Field(default=0.25, ge=0)    # CPUs a worker actor reserves
     verify_num_cpus: float = Field(default=1.0, gt=0)     # CPUs one verification (or tool) Ray task reserves
     max_worker_losses: int = Field(default=3, ge=0)       # re-sends of one request whose worker died
-
-
-class GenerateConfig(Section):
-    model: ModelSection
-    critic: ModelSection | None = None   # self_refine's critic_model; defaults to [model] with that name
-    judge: JudgeSection | None = None    # verifier = "judge"
-    prm: PRMSection | None = None        # verifier = "prm"
-    generate: GenerateSection
-    budget: BudgetSection = Field(default_factory=BudgetSection)
-    prices: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    executor: ExecutorSection = Field(default_factory=ExecutorSection)
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
@@ -153,9 +156,41 @@ def validate(model: type[BaseModel], data: dict[str, Any], source: str) -> Any:
         return model.model_validate(data)
     except ValidationError as exc:
         text = _text_of(source)
-        problems = [_problem(model, e, source, text) for e in exc.errors()[:5]]
-        raise UserError(problems[0] if len(problems) == 1 else
-                        "invalid config:\n  " + "\n  ".join(problems)) from exc
+        errors = exc.errors()
+        problems = [_problem(model, e, source, text) for e in errors[:5]]
+        if len(errors) > 5:
+            problems.append(f"... and {len(errors) - 5} more")
+        raise UserError(_one_message(problems)) from exc
+
+
+class Problems:
+    """The cross-field problems of one config, collected so that they are all reported in ONE message.
+
+    `add(["generate", "workflow"], "...")` records `file:line: [generate] workflow: ...` (the line where the TOML
+    spells the key out; no file without a `source`, e.g. a config built in code); `raise_if_any()` raises them
+    together as one UserError, in the same form `validate` reports field errors.
+    """
+
+    def __init__(self, source: str | None = None) -> None:
+        self.source = source
+        self.text = _text_of(source) if source else None
+        self.items: list[str] = []
+
+    def add(self, loc: list[str], message: str) -> None:
+        key = f"[{'.'.join(loc[:-1])}] {loc[-1]}" if len(loc) > 1 else f"[{loc[0]}]"
+        self.items.append(f"{locate(self.source, self.text, loc)}: {key}: {message}" if self.source
+                          else f"{key}: {message}")
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise UserError(_one_message(self.items))
+
+
+def _one_message(problems: list[str]) -> str:
+    return problems[0] if len(problems) == 1 else "invalid config:\n  " + "\n  ".join(problems)
 
 
 def _problem(model: type[BaseModel], error: dict[str, Any], source: str, text: str | None) -> str:
@@ -227,74 +262,12 @@ def key_line(text: str, loc: list[str]) -> int | None:
     return best
 
 
-def load_generate_config(path: str | Path, overrides: list[str] | None = None) -> GenerateConfig:
-    data = apply_overrides(read_toml(path), overrides or [])
-    config = validate(GenerateConfig, data, str(path))
-    tasks = Path(config.generate.tasks)
-    if not tasks.is_absolute() and not config.generate.tasks.startswith("hf:"):  # files are found next to the config
-        config.generate.tasks = str((Path(path).parent / tasks).resolve())
-    return config
+def beside(config_path: str | Path, value: str) -> str:
+    """A path the config names, found next to the config file when relative (`hf:` dataset names kept)."""
+    if Path(value).is_absolute() or value.startswith("hf:"):
+        return value
+    return str((Path(config_path).parent / value).resolve())
 
 
 def write_resolved(config: BaseModel, run_dir: Path, name: str = "config.json") -> None:
     (run_dir / name).write_text(json.dumps(config.model_dump(mode="json"), indent=2) + "\n")
-
-
-def run_dir_produced(run_dir: str | Path) -> bool:
-    """Whether a run directory holds any result: a candidate, a paid reply, a round or a checkpoint.
-
-    A directory whose first start failed before producing anything (unreachable server, missing price,
-    bad task file) holds only its `config.json`: a corrected config may then take it over.
-    """
-    import sqlite3
-
-    run_dir = Path(run_dir)
-    if (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
-        return True
-    db = run_dir / "run.db"
-    if not db.is_file():
-        return False
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-            for sql in ("SELECT 1 FROM candidates LIMIT 1", "SELECT 1 FROM rounds LIMIT 1",
-                        "SELECT 1 FROM reservations WHERE result IS NOT NULL OR usd > 0 LIMIT 1"):
-                try:
-                    if conn.execute(sql).fetchone():
-                        return True
-                except sqlite3.OperationalError:  # a table this store never created
-                    continue
-    except sqlite3.Error:
-        return True  # unreadable: be safe, treat it as holding results
-    return False
-
-
-def _section_default(config: BaseModel, section: str) -> dict[str, Any] | None:
-    """A section that a run written before it existed did not record: that run used its defaults."""
-    field = type(config).model_fields.get(section)
-    default = field.get_default(call_default_factory=True) if field is not None else None
-    return default.model_dump(mode="json") if isinstance(default, BaseModel) else None
-
-
-def check_resume(config: BaseModel, run_dir: str | Path, pinned: dict[str, tuple[str, ...]]) -> None:
-    """Refuse to resume `run_dir` with a config whose `pinned` keys differ from its `config.json`.
-
-    Nothing is written here: a refusal leaves the directory as it was. A directory that produced
-    nothing yet never blocks a corrected config.
-    """
-    run_dir = Path(run_dir)
-    previous_path = run_dir / "config.json"
-    if not previous_path.exists() or not run_dir_produced(run_dir):
-        return
-    try:
-        previous = json.loads(previous_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{previous_path}: unreadable ({exc}); choose another --out") from exc
-    current = config.model_dump(mode="json")
-    for section, keys in pinned.items():
-        before = previous[section] if section in previous else _section_default(config, section)
-        for key in keys:
-            old, new = (before or {}).get(key), (current.get(section) or {}).get(key)
-            if old != new:
-                raise UserError(f"{run_dir} holds a run with {section}.{key} = {old!r}, but this config says {new!r}; "
-                                f"{section}.{key} decides what the run's results mean, so resume with the same value "
-                                f"or choose another --out")

@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 from pydantic import Field, TypeAdapter, ValidationError, model_validator
 
-from selfplay.config.common import (BudgetSection, ModelSection, PRMSection, SamplingSection, Section, apply_overrides, locate,
-                             read_toml, suggest, validate)
+from selfplay.config.common import (AdaptiveSamplingSection, BudgetSection, ModelSection, PRMSection, Problems, Section,
+                                    apply_overrides, read_toml, suggest, validate)
 from selfplay.core.errors import UserError
 
 
@@ -45,15 +45,10 @@ class TasksSection(Section):
         return self
 
 
-class LoopGenerate(SamplingSection):
+class LoopGenerate(AdaptiveSamplingSection):  # adaptive K keys and their k_max >= k check: as in `selfplay generate`
     max_tokens: int = Field(default=256, ge=1)
     verifier: str = "math"  # math | code | auto (Task.kind picks) | all_of:/any_of:/weighted:/threshold: specs
     verify_concurrency: int = Field(default=2, ge=1)
-    # adaptive K, as in `selfplay generate` (agents.workflows.adaptive; the one sampler: selfplay.pipeline.sample)
-    k_max: int | None = Field(default=None, ge=1)
-    stop_after_verified: int | None = Field(default=None, ge=1)
-    batch: int | None = Field(default=None, ge=1)
-    low_pass_rate: float | None = Field(default=None, gt=0, le=1)   # None: 0.5 (unset keeps old runs resumable)
 
     @model_validator(mode="after")
     def _known_verifier(self) -> "LoopGenerate":
@@ -63,8 +58,6 @@ class LoopGenerate(SamplingSection):
             raise ValueError(f"verifier {self.verifier!r} is not available in `selfplay run`; use math, code, auto, "
                              "prm (with a [prm] section) or a composition of them")
         parse_verifier(self.verifier)  # a ValueError names the spec and the forms
-        if self.k_max is not None and self.k_max < self.k:
-            raise ValueError(f"k_max ({self.k_max}) must be at least k ({self.k})")
         return self
 
 
@@ -217,13 +210,10 @@ def load_run_config(path: str | Path, overrides: list[str] | None = None) -> Run
 
 
 def check_run_config(config: RunConfig, source: str) -> None:
-    """Refuse keys with no effect in this setup, bad trainer settings, missing files: UserError at file:line."""
-    text = _text(source)
-
-    def fail(loc: list[str], message: str) -> None:
-        key = f"[{'.'.join(loc[:-1])}] {loc[-1]}" if len(loc) > 1 else f"[{loc[0]}]"
-        raise UserError(f"{locate(source, text, loc)}: {key}: {message}")
-
+    """Refuse keys with no effect in this setup, bad trainer settings, missing files: every problem in ONE
+    UserError, each at file:line (`fail` records a problem; the checks go on to find the others)."""
+    problems = Problems(source)
+    fail = problems.add
     model = config.model
     _check_policy(config, fail)
     for key in sorted(model.model_fields_set - MODEL_KEYS_USED):
@@ -247,6 +237,7 @@ def check_run_config(config: RunConfig, source: str) -> None:
         fail(["select", "max_pairs"], f"only DPO reads it, but [train] algorithm = {algorithm!r}; remove it")
     if config.loop.control_steps is not None and config.loop.arm != "control":
         fail(["loop", "control_steps"], "only the control arm reads it; set arm = \"control\" or remove it")
+    problems.raise_if_any()
 
 
 def _check_tasks(tasks: TasksSection, fail) -> None:
@@ -278,12 +269,14 @@ def _check_train(config: RunConfig, fail) -> None:
         if key in ("sft", "dpo", "grpo"):  # per-algorithm settings (selfplay.jobs.phases.train_config)
             if not isinstance(settings[key], dict):
                 fail(["train", "settings", key], "expected a table of trainer settings, e.g. { lr = 3e-4 }")
+                continue
             for sub in settings[key]:
                 if sub not in known:
                     fail(["train", "settings", key, sub], f"unknown trainer setting{suggest(sub, known)}")
             continue
         if key not in known:
             fail(["train", "settings", key], f"unknown trainer setting{suggest(key, known)}")
+            continue
         if key.startswith("lora") and not _publishes_lora(config):
             fail(["train", "settings", key], "has no effect here (the loop trains the full model; LoRA rounds need "
                  "[policy] mode = \"served\" with publish = \"lora\"); remove it")
@@ -291,8 +284,10 @@ def _check_train(config: RunConfig, fail) -> None:
         if wants and wants != train.algorithm:
             fail(["train", "settings", key], f"only {wants.upper()} reads it, but [train] algorithm = "
                  f"{train.algorithm!r}; remove it")
+    flat = {k: v for k, v in settings.items() if k not in ("sft", "dpo", "grpo")}
     try:
-        TypeAdapter(TrainConfig).validate_python({k: v for k, v in settings.items() if k not in ("sft", "dpo", "grpo")})
+        if set(flat) <= set(known):  # unknown keys are reported above, once
+            TypeAdapter(TrainConfig).validate_python(flat)
     except ValidationError as exc:
         error = exc.errors()[0]
         key = str(error["loc"][0]) if error["loc"] else "settings"
@@ -321,6 +316,7 @@ def _check_generate(gen: LoopGenerate, fail, served: bool = False) -> None:
         options = validate_options(gen.workflow, gen.workflow_options)
     except ValueError as exc:
         fail(["generate", "workflow"], str(exc))
+        options = None
     if getattr(options, "critic_model", None):
         fail(["generate", "workflow_options"], "critic_model: `selfplay run` has one in-process policy, so the "
              "policy critiques itself; remove critic_model")
@@ -419,15 +415,10 @@ def _check_prm(config: RunConfig, fail) -> None:
         if key not in known:
             fail(["prm", "settings", key], f"unknown trainer setting{suggest(key, known)}")
     try:
-        TypeAdapter(TrainConfig).validate_python(config.prm.settings)
+        if set(config.prm.settings) <= set(known):  # unknown keys are reported above, once
+            TypeAdapter(TrainConfig).validate_python(config.prm.settings)
     except ValidationError as exc:
         error = exc.errors()[0]
         key = str(error["loc"][0]) if error["loc"] else "settings"
         fail(["prm", "settings", key], f"{error['msg']} (got {error.get('input')!r})")
 
-
-def _text(source: str) -> str | None:
-    try:
-        return Path(source).read_text()
-    except (OSError, UnicodeDecodeError):
-        return None

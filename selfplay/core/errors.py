@@ -6,8 +6,8 @@ exit 4, and the same command resumes), and which a server of ours answers as an 
 
     SelfplayError                   the root: `except SelfplayError` catches every one of them
     ├── UserError                   bad input: a config, a task file, a flag, an endpoint unreachable at start (exit 1)
-    │   └── ScriptError             a mock server script (selfplay.servers.mock.script)
-    │       └── TemplateError       a reply template of a script rule (selfplay.servers.mock.templates; a ValueError)
+    │   ├── ScriptError             a mock server script that cannot be loaded (selfplay.servers.mock.script)
+    │   └── TemplateError           a script rule's reply template (selfplay.servers.mock.templates; also a ValueError)
     ├── BudgetStop                  a budget cap stopped the job after everything in flight was recorded (exit 3)
     ├── EndpointLost                the model server went away mid-job (exit 4); start it, run the same command
     ├── RequestRefused              a request one of our servers answers with an HTTP error status

@@ -22,18 +22,18 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agents.money.ledger import BudgetLedger, Caps
-from agents.workflows.registry import validate_options
+from agents.llm.types import BudgetExceeded
+from agents.money.ledger import BudgetLedger
 from selfplay.pipeline.llm import check_reachable, price_table
-from selfplay.config.common import GenerateConfig, run_dir_produced
+from selfplay.config.generate import PINNED, GenerateConfig, check_generate
 from selfplay.core.errors import UserError
+from selfplay.jobs.setup import open_run
 from selfplay.pipeline.executors import open_executor
 from selfplay.pipeline.sample import TaskOutcome, TaskSampler, sandbox_tool
 from selfplay.pipeline.summary import CandidateTally, generate_summary
@@ -45,10 +45,6 @@ from selfplay.tasks.load import load_tasks
 from selfplay.tasks.task import Task
 
 ROUND = 0  # generate jobs write round 0; the loop (`selfplay run`) writes rounds 1..N
-# Settings that change what is generated: a resumed job must keep them (budget, concurrency may change).
-PINNED = {"model": ("name", "backend", "base_url"),
-          "generate": ("tasks", "k", "max_tokens", "temperature", "top_p", "stop", "seed", "system_prompt",
-                       "workflow", "workflow_options", "verifier", "k_max", "stop_after_verified", "batch")}
 
 
 @dataclass
@@ -69,42 +65,6 @@ def task_seed(run_seed: int, task_id: str) -> int:
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
-def check_resume_compatible(config: Any, run_dir: Path, pinned: dict[str, tuple[str, ...]] = PINNED) -> None:
-    """Refuse to resume `run_dir` (its `config.json`) with a config whose `pinned` keys differ (any job's config)."""
-    previous_path = run_dir / "config.json"
-    if not previous_path.exists() or not run_dir_produced(run_dir):  # a first start that made nothing never blocks
-        return
-    previous = json.loads(previous_path.read_text())
-    current = config.model_dump(mode="json")
-    for section, keys in pinned.items():
-        for key in keys:
-            old, new = previous.get(section, {}).get(key), current[section][key]
-            if old != new:
-                raise UserError(f"{run_dir} holds a run with {section}.{key} = {old!r}, but this config says {new!r}; "
-                                f"resume with the same settings or choose another --out")
-
-
-def check_workflow(config: GenerateConfig) -> None:
-    gen = config.generate
-    try:
-        validate_options(gen.workflow, gen.workflow_options)
-    except ValueError as exc:
-        raise UserError(f"[generate] workflow / workflow_options: {exc}") from exc
-    if gen.workflow == "feedback" and gen.verifier is None:
-        raise UserError("[generate] workflow = \"feedback\" needs a verifier: set verifier = \"math\" or \"code\"")
-    for name in ("judge", "prm"):
-        if gen.verifier == name and getattr(config, name) is None:
-            raise UserError(f"[generate] verifier = \"{name}\" needs a [{name}] section (see README: Verifiers)")
-    if gen.verifier is not None:  # math, code, judge, prm, auto (by Task.kind) or a composition (selfplay.pipeline.verify)
-        from selfplay.pipeline.verify import parse_verifier
-        try:
-            parse_verifier(gen.verifier)
-        except ValueError as exc:
-            raise UserError(f"[generate] {exc}") from exc
-    if (gen.k_max or gen.stop_after_verified) and gen.verifier is None:
-        raise UserError("[generate] adaptive K (k_max / stop_after_verified) needs a verifier: set verifier = ...")
-
-
 class GenerateJob:
     def __init__(self, config: GenerateConfig, run_dir: str | Path, *, show_progress: bool | None = None) -> None:
         self.config = config
@@ -113,23 +73,17 @@ class GenerateJob:
 
     async def run(self) -> dict[str, Any]:
         tasks = load_tasks(self.config.generate.tasks)
-        check_workflow(self.config)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        check_resume_compatible(self.config, self.run_dir)
-        self._check_batch()
+        check_generate(self.config)  # load_generate_config checked a file's config; this one may be built in code
         prices = price_table(self.config.prices)
-        self.executor = open_executor(self.config, self.run_dir)  # [executor] kind: in-process or Ray
-        try:
-            with RunStore(self.run_dir) as store:
-                summary = await self._run_with_store(store, tasks, prices, self.executor.verify_pool)
-        finally:
-            self.executor.close()
-        return summary
+        with open_run(self.config, self.run_dir, PINNED, tasks) as run:  # resume check, store, config.json, ledger
+            self.executor = open_executor(self.config, self.run_dir)  # [executor] kind: in-process or Ray
+            try:
+                return await self._run_with_store(run.store, run.ledger, tasks, prices, self.executor.verify_pool)
+            finally:
+                self.executor.close()
 
-    async def _run_with_store(self, store: RunStore, tasks: list[Task], prices: Any, executor) -> dict[str, Any]:
-        (self.run_dir / "config.json").write_text(json.dumps(self.config.model_dump(mode="json"), indent=2))
-        store.put_tasks([t.model_dump(mode="json") for t in tasks])
-        ledger = BudgetLedger(Caps(**self.config.budget.model_dump()), backend=store)
+    async def _run_with_store(self, store: RunStore, ledger: BudgetLedger, tasks: list[Task], prices: Any,
+                              executor) -> dict[str, Any]:
         backends = [self.executor.backend(self.config.model, self.config.generate.concurrency)]
         try:
             llm = self.executor.metered(self.config.model, backends[0], prices, ledger, store)
@@ -154,12 +108,6 @@ class GenerateJob:
         write_candidates(self.run_dir, round_=ROUND, verifier=self.config.generate.verifier)
         write_json(summary, self.run_dir / "summary.json")
         return summary
-
-    def _check_batch(self) -> None:
-        model = self.config.model
-        if model.batch and (model.backend != "openai" or self.config.executor.kind != "local"):
-            raise UserError("[model] batch = true needs backend = \"openai\" and [executor] kind = \"local\" "
-                            f"(got backend = {model.backend!r}, [executor] kind = {self.config.executor.kind!r})")
 
     def _critic(self, prices, ledger, store, backends: list) -> Any:
         name = self.config.generate.workflow_options.get("critic_model")
@@ -219,7 +167,7 @@ class GenerateJob:
         while not state.stop.is_set() and not queue.empty():
             try:
                 ledger.check_open()
-            except Exception:  # a cap is reached: start nothing new
+            except BudgetExceeded:  # a cap is reached: start nothing new (any other failure is not "budget")
                 state.stopped_reason = "budget"
                 state.stop.set()
                 return

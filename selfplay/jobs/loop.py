@@ -24,7 +24,7 @@ from typing import Any
 
 from agents.llm.metered import MeteredLLM
 from agents.llm.types import BudgetExceeded, SamplingParams
-from agents.money.ledger import BudgetLedger, Caps
+from agents.money.ledger import BudgetLedger
 from agents.workflows.common import CheckResult
 from agents.workflows.registry import spec
 from selfplay.core.crashpoints import crash_point
@@ -35,8 +35,8 @@ from selfplay.jobs import phases
 from selfplay.tasks.loop import LoopTasks, load_loop_tasks
 from selfplay.policy import Policy, build_policy
 from selfplay.pipeline.report import write_report
-from selfplay.config.common import check_resume, write_resolved
 from selfplay.config.run import PINNED, RunConfig
+from selfplay.jobs.setup import OpenRun, open_run
 from selfplay.core.store import RunStore
 from selfplay.core.files import write_json
 from selfplay.tracking import open_tracker
@@ -59,21 +59,17 @@ class RunJob:
     # --- orchestration ------------------------------------------------------------------------
     async def run(self) -> list[dict[str, Any]]:
         tasks = load_loop_tasks(self.config.tasks, self.config.generate.seed)  # bad task files fail before any write
-        check_resume(self.config, self.dir, PINNED)  # a refusal leaves config.json as it was
-        self.dir.mkdir(parents=True, exist_ok=True)
-        write_resolved(self.config, self.dir)
-        _set_threads(self.config.local.threads)
-        executor = ThreadPoolExecutor(max_workers=self.config.generate.verify_concurrency,
-                                      thread_name_prefix="selfplay-verify")
-        try:
-            with RunStore(self.dir) as store:
-                return await self._run(store, tasks, executor)
-        finally:
-            executor.shutdown(wait=True)
+        with open_run(self.config, self.dir, PINNED, tasks.train + tasks.eval) as run:  # a refusal writes nothing
+            _set_threads(self.config.local.threads)
+            executor = ThreadPoolExecutor(max_workers=self.config.generate.verify_concurrency,
+                                          thread_name_prefix="selfplay-verify")
+            try:
+                return await self._run(run, tasks, executor)
+            finally:
+                executor.shutdown(wait=True)
 
-    async def _run(self, store: RunStore, tasks: LoopTasks, executor) -> list[dict[str, Any]]:
-        store.put_tasks([t.model_dump(mode="json") for t in tasks.train + tasks.eval])
-        ledger = BudgetLedger(Caps(**self.config.budget.model_dump()), backend=store)
+    async def _run(self, run: OpenRun, tasks: LoopTasks, executor) -> list[dict[str, Any]]:
+        store, ledger = run.store, run.ledger
         policy = build_policy(self.config, self.dir)
         await policy.prepare()  # a served policy's server answers before anything is spent
         ctx = _Round(self, store, ledger, policy, tasks, executor)

@@ -22,16 +22,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
-
-from agents.llm.types import SamplingParams
-from agents.money.ledger import BudgetLedger, Caps
+from agents.llm.types import BudgetExceeded, SamplingParams
+from agents.money.ledger import BudgetLedger
 from selfplay.pipeline.llm import build_backend, build_metered, check_reachable, price_table
-from selfplay.config.common import BudgetSection, GenerateSection, ModelSection, Section, apply_overrides, read_toml, validate
+from selfplay.config.common import ModelSection
+from selfplay.config.generate import GenerateSection
+from selfplay.config.prm_label import PINNED, PrmLabelConfig
 from selfplay.core.crashpoints import crash_point
 from selfplay.pipeline.datasets import write_dataset
 from selfplay.core.errors import UserError
-from selfplay.jobs.generate import check_resume_compatible, task_seed
+from selfplay.jobs.generate import task_seed
+from selfplay.jobs.setup import open_run
 from selfplay.jobs.prm_rollouts import (CONTINUE_EXTRA_BODY, ROUND, CandidateLabeller, ContinuingLocalBackend,
                                         RolloutSettings)
 from selfplay.pipeline.sample import TaskSampler
@@ -41,46 +42,6 @@ from selfplay.tasks.load import load_tasks
 from selfplay.tasks.task import Task
 
 CRASH_AFTER_CANDIDATE = "prm_label:candidate"   # SELFPLAY_CRASH_AT: after a candidate's rollouts are stored
-PINNED = {"model": ("name", "backend", "base_url"),
-          "prm_label": ("tasks", "candidates", "k", "rollouts", "separator", "max_tokens", "temperature", "top_p",
-                        "seed", "system_prompt")}
-
-
-class PrmLabelSection(Section):
-    tasks: str                                   # the tasks (with reference answers) the candidates answer
-    candidates: str | None = None                # a `selfplay generate` candidates.jsonl; else sample k per task
-    k: int = Field(default=4, ge=1)              # candidates per task when sampling here
-    rollouts: int = Field(default=8, ge=1)       # N completions per step prefix
-    separator: str | None = None                 # step separator (None: `split_steps`' default rule)
-    soft: bool = False                           # soft labels (fraction verified) instead of hard (any verified)
-    max_tokens: int = Field(default=256, ge=1)
-    temperature: float = Field(default=1.0, ge=0)
-    top_p: float = Field(default=1.0, gt=0, le=1)
-    seed: int = 0
-    system_prompt: str | None = None
-    dedup: bool = True                           # label identical candidate texts of one task once
-    concurrency: int = Field(default=16, ge=1)   # candidates labelled at once
-    threads: int | None = Field(default=None, ge=1)  # local: torch CPU threads (else $SELFPLAY_TORCH_THREADS)
-
-
-class PrmLabelConfig(Section):
-    model: ModelSection
-    prm_label: PrmLabelSection
-    budget: BudgetSection = Field(default_factory=BudgetSection)
-    prices: dict[str, dict[str, Any]] = Field(default_factory=dict)
-
-
-def load_prm_label_config(path: str | Path, overrides: list[str] | None = None) -> PrmLabelConfig:
-    data = apply_overrides(read_toml(path), overrides or [])
-    config = validate(PrmLabelConfig, data, str(path))
-    section = config.prm_label
-    for key in ("tasks", "candidates"):  # files are found next to the config
-        value = getattr(section, key)
-        if value and not Path(value).is_absolute():
-            setattr(section, key, str((Path(path).parent / value).resolve()))
-    if config.model.path and not Path(config.model.path).is_absolute():
-        config.model.path = str((Path(path).parent / config.model.path).resolve())
-    return config
 
 
 def read_candidates(path: str, tasks: dict[str, Task]) -> list[dict[str, Any]]:
@@ -142,13 +103,9 @@ class PrmLabelJob:
     async def run(self) -> dict[str, Any]:
         section = self.config.prm_label
         tasks = {t.id: t for t in load_tasks(section.tasks)}
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        check_resume_compatible(self.config, self.run_dir, PINNED)
         prices = price_table(self.config.prices)
-        with RunStore(self.run_dir) as store:
-            (self.run_dir / "config.json").write_text(json.dumps(self.config.model_dump(mode="json"), indent=2))
-            store.put_tasks([t.model_dump(mode="json") for t in tasks.values()])
-            ledger = BudgetLedger(Caps(**self.config.budget.model_dump()), backend=store)
+        with open_run(self.config, self.run_dir, PINNED, tasks.values()) as run:  # resume check, store, ledger
+            store, ledger = run.store, run.ledger
             backend = policy_backend(self.config.model, section.concurrency, section.threads)
             try:
                 await check_reachable(backend, self.config.model.base_url)
@@ -245,6 +202,6 @@ def _set_threads(configured: int | None) -> None:
 def _open(ledger: BudgetLedger) -> bool:
     try:
         ledger.check_open()
-    except Exception:  # a cap is reached: start nothing new
+    except BudgetExceeded:  # a cap is reached: start nothing new (any other failure is not "budget")
         return False
     return True

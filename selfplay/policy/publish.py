@@ -10,7 +10,9 @@ restarted server forgets runtime adapters): call it before sampling on resume.
 With `tag` (the served policy passes a digest of the adapter's weights) the name is `round-r-TAG`: a name then
 means one set of weights, so a request cache keyed by it never answers for other weights, and publishing also
 unloads this prefix's other adapters of round r and every one of round <= r-2.
-A refusal or an unreachable server is a `UserError` naming the endpoint and the fix (exit 1, no traceback).
+A refusal is a `UserError` naming the endpoint and the fix (exit 1, no traceback); a server that cannot be reached
+is `EndpointLost` (exit 4: start it and run the same command; the served policy's `prepare` reports it as a
+`UserError` when the job has not started yet).
 What it does not do: copy the adapter to the server's disk (`adapter_dir` must be readable by the server
 process; it is sent as an absolute path), or restart servers (`agents.llm.vllm_server.restart_server`); the loop
 reaches it through `selfplay.policy.served`.
@@ -25,7 +27,7 @@ import httpx
 
 from agents.llm.vllm_server import error_message, server_root
 from selfplay.core.crashpoints import crash_point
-from selfplay.core.errors import UserError
+from selfplay.core.errors import EndpointLost, UserError
 
 PREFIX = "round"
 KEEP_ROUNDS = 2  # round r and r-1 stay loaded (r-1 may still answer in-flight requests); r-2 is unloaded
@@ -109,9 +111,9 @@ class LoraPublisher:
         url = f"{self.root}{route}"
         try:
             response = httpx.request(method, url, json=body, headers=self.headers, timeout=self.timeout_s)
-        except httpx.HTTPError as exc:
-            raise UserError(f"{method} {url}: cannot {what}: {type(exc).__name__}: {exc}; is the server running "
-                            f"at {self.root}?") from None
+        except httpx.HTTPError as exc:  # no answer at all: the server is gone (or never was: see `prepare`)
+            raise EndpointLost(f"{method} {url}: cannot {what}: {type(exc).__name__}: {exc}; is the server running "
+                               f"at {self.root}? Start it and run the same command: the run resumes") from None
         if response.status_code < 400:
             return response
         message = error_message(response)

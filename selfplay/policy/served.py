@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from selfplay.core.errors import UserError
+from selfplay.core.errors import EndpointLost, UserError
 from selfplay.policy.local import _load
 
 ADAPTER = "adapter"
@@ -115,7 +115,10 @@ class ServedPolicy:
         """Before anything is spent: the server answers and serves `base_model` (LoRA mode; restart starts it)."""
         if not self.lora:
             return
-        served = self._lora_publisher().served()
+        try:
+            served = self._lora_publisher().served()
+        except EndpointLost as exc:  # nothing started yet: a wrong url or a server not started is the user's input
+            raise UserError(str(exc)) from None
         if self.cfg.base_model not in served:
             raise UserError(f"GET {self._lora_publisher().root}/v1/models lists {served}, not [policy] base_model = "
                             f"{self.cfg.base_model!r}; set base_model to the id the server serves its base model as")

@@ -4,3 +4,6 @@ runtime LoRA routes), the protocol pieces they share (`protocol`, `sse`, `http`)
 What it is for: letting jobs and users' tests talk HTTP exactly as they would to vLLM or OpenAI.
 What it does not do: run jobs; nothing here imports `selfplay.jobs`.
 """
+
+# The public face: these submodules (imported on use).
+__all__ = ["http", "mock", "protocol", "serve", "sse", "testing"]

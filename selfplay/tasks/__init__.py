@@ -3,3 +3,6 @@
 
 What it is for: everything a job needs to know about what it asks. What it does not do: sample or verify.
 """
+
+# The public face: these submodules (imported on use).
+__all__ = ["builtin", "load", "loop", "sources", "task"]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from selfplay.config.common import GenerateConfig
+from selfplay.config.generate import GenerateConfig
 
 
 class JobExecutor(Protocol):

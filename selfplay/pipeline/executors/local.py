@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from selfplay.pipeline.llm import build_backend, build_metered
-from selfplay.config.common import GenerateConfig
+from selfplay.config.generate import GenerateConfig
 
 
 class LocalExecutor:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.money.prices import PriceError
-from selfplay.config.common import GenerateConfig
+from selfplay.config.generate import GenerateConfig
 from selfplay.core.errors import UserError
 from selfplay.pipeline.executors.metering import ClusterMeteredLLM
 from selfplay.pipeline.executors.ray_backend import RayBackend, WorkerPool

@@ -24,6 +24,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 
+from selfplay.core.errors import SelfplayError
 from selfplay.servers.mock.batches import add_batch_routes
 from selfplay.servers.mock.requests import (BadRequest, chat_params, completion_params, parse_body,
                                             request_key)
@@ -56,7 +57,7 @@ class MockConfig:
     batch_outcome: str = "completed"  # or "expired" (half the lines answered) or "failed"
 
 
-class DroppedConnection(Exception):
+class DroppedConnection(SelfplayError):
     """Raised after a deliberately partial body so that uvicorn closes the connection."""
 
 

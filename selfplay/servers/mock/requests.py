@@ -10,10 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 
+from selfplay.core.errors import RequestRefused
 from selfplay.servers.mock.matching import canonical_json
 
 
-class BadRequest(Exception):
+class BadRequest(RequestRefused):
+    """A request the mock refuses: answered with `status` and OpenAI's error `kind` (selfplay.core.errors)."""
+
     def __init__(self, kind: str, message: str, status: int = 400, param: str | None = None):
         super().__init__(message)
         self.kind, self.message, self.status, self.param = kind, message, status, param

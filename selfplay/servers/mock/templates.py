@@ -17,6 +17,8 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
+from selfplay.core.errors import UserError
+
 PLACEHOLDER = re.compile(r"\{(\w+)(?::([^{}]*))?\}")
 
 
@@ -37,7 +39,7 @@ OPS = {
 }
 
 
-class TemplateError(ValueError):
+class TemplateError(UserError, ValueError):
     """A template that cannot be rendered (bad reference, non-numeric group in a computed field)."""
 
 

@@ -19,10 +19,14 @@ import os
 import threading
 from typing import Any
 
+from selfplay.core.errors import RequestRefused
+
 ADAPTER_CONFIG = "adapter_config.json"
 
 
-class AdapterError(Exception):
+class AdapterError(RequestRefused):
+    """A LoRA route's refusal: 400 (bad field, duplicate, an adapter peft cannot load) or 404 (unknown adapter)."""
+
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status, self.message = status, message
