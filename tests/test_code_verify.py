@@ -32,7 +32,9 @@ def test_strict_types_and_expected_value_expressions(pool):
     assert not verify("def f(): return 1", ["assert f() == True"], pool=pool).passed
     assert verify("import math\ndef f(): return math.pi", ["assert f() == math.pi"], pool=pool).passed
     v = verify("def f(): return [0, 1, 4]", ["assert f() == list(i * i for i in range(3))"], pool=pool)
-    assert v.passed and v.details["weak_tests"] == [0]  # comprehension leaf: runs beside the candidate
+    assert v.passed and v.details["weak_tests"] == []  # name-free comprehension: on the trusted worker (issue 22)
+    v = verify("def f(x): return x", ["assert all(f(x) == x for x in range(3))"], pool=pool)
+    assert v.passed and v.details["weak_tests"] == [0]  # a candidate call on the test's own variable: weak
     v = verify("def f(x): return x > 1", ["assert f(2)", "assert not f(0)", "assert f(0) is False"], pool=pool)
     assert v.passed
 

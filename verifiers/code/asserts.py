@@ -1,47 +1,40 @@
-"""Split assert tests into what the sandbox evaluates and what the trusted parent keeps and judges.
+"""Judge an assert test in the trusted parent, on plain values: strict types, no untrusted hashing.
 
-What it is for: `compile_assert("assert add(1, 2) == 3")` returns a `SplitTest` whose `leaves` are the
-sub-expressions that need candidate code (`["add(1, 2)"]`, sent to the sandbox) and whose `root` is
-the rest of the expression with each leaf replaced by a placeholder; `judge(test, leaf_values)`
-evaluates that rest here, in the parent, on the plain values the sandbox sent back. Constants,
-containers of them, comparisons, `not`/`and`/`or`, arithmetic on numbers and a few pure builtins
-(abs, len, round, sorted, set, min, max, sum, isinstance, math.isclose...) are evaluated in the
-parent: expected values never enter the sandbox, and a candidate cannot patch the comparison.
+What it is for: `judge(compile_assert(source), leaf_values)` evaluates the part of the assert that
+`testsplit.compile_assert` kept for the parent (comparisons, `not`/`and`/`or`, arithmetic on numbers,
+constants and containers, and a few pure builtins: abs, len, round, sorted, set, min, max, sum, all,
+any, isinstance, math.isclose / fabs / isinf / isnan / isfinite / floor / ceil / trunc), with every
+leaf replaced by its value: a candidate call's value from the sandbox, an expected value or a wrapper
+around candidate values from the trusted worker. The builtins here are always Python's own (a
+program that defines `abs` or a module `math` does not change the test).
 
 Policy (documented in docs/verifiers-code.md):
 - `==`, `!=`, `in`, `not in`, `is None` use type-strict equality (values.strict_equal): 1 != True != 1.0.
 - sets and dicts (decoded or built here) are values.PlainSet / PlainDict: no untrusted value is hashed.
 - ordering (<, <=, >, >=) allows int vs float, nothing else mixed (no bools).
 - truth is strict: `assert e` passes only if `e` is exactly True; `not`, `and`, `or` need bools.
-- the builtins named above are always Python's own (a program that defines `abs` does not change the test).
-- a leaf that itself contains test logic (a comparison, boolean operator, comprehension, lambda) is
-  evaluated in the sandbox and its result trusted as a plain value; such tests are reported as
-  "weak" (`SplitTest.weak`): a candidate can forge them, as it could under any in-process harness.
+- work here is bounded by the size of the values (ints, powers, repetitions and round() digits capped).
 
-What it does NOT do: run anything from the candidate, or accept statements other than one `assert`.
+What it does NOT do: split tests (see `testsplit.py`), run anything from the candidate, or accept
+statements other than one `assert`.
 """
 
 from __future__ import annotations
 
 import ast
-import functools
 import math
 import operator
-from dataclasses import dataclass, field
 from typing import Any
 
+from verifiers.code.testsplit import LEAF_PREFIX, BadTest, SplitTest, call_name, compile_assert
 from verifiers.code.values import PlainDict, PlainSet, canonical, make_dict, make_set, strict_equal, type_of
 
-LEAF_PREFIX = "__leaf_"
+__all__ = ["BadTest", "CheckFailed", "SplitTest", "compile_assert", "judge"]
 MAX_INT_BITS = 1 << 14
 MAX_SEQUENCE = 1 << 20
 MAX_ROUND_DIGITS = 400
 TYPE_NAMES = {"int": int, "float": float, "str": str, "bool": bool, "list": list, "tuple": tuple, "dict": dict,
               "set": set, "frozenset": frozenset}
-
-
-class BadTest(ValueError):
-    """The test itself is unusable (not one assert statement, unparsable...): a verifier error."""
 
 
 class CheckFailed(Exception):
@@ -69,99 +62,16 @@ SAFE_CALLS = {
     "isinstance": lambda x, t: issubclass(type_of(x), t),
     "math.isclose": _isclose,
     "math.fabs": lambda x: math.fabs(_number(x)),
+    "math.isinf": lambda x: math.isinf(_number(x)),
+    "math.isnan": lambda x: math.isnan(_number(x)),
+    "math.isfinite": lambda x: math.isfinite(_number(x)),
+    "math.floor": lambda x: math.floor(_number(x)),
+    "math.ceil": lambda x: math.ceil(_number(x)),
+    "math.trunc": lambda x: math.trunc(_number(x)),
 }
 BIN_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
            ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
 ORDER_OPS = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge}
-PURE_NAMES = frozenset({
-    "range", "list", "tuple", "dict", "set", "frozenset", "float", "int", "str", "bool", "abs", "len", "sorted",
-    "min", "max", "sum", "round", "reversed", "enumerate", "zip", "map", "chr", "ord", "pow", "divmod", "any",
-    "all", "repr", "bin", "hex", "oct"})
-PURE_MODULES = frozenset({"math", "cmath", "string", "fractions", "decimal", "itertools", "collections"})
-LOGIC_NODES = (ast.Compare, ast.BoolOp, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.Lambda,
-               ast.IfExp, ast.NamedExpr)
-
-
-@dataclass
-class SplitTest:
-    source: str
-    root: ast.expr
-    leaves: list[str] = field(default_factory=list)
-    pure: list[bool] = field(default_factory=list)  # leaf uses no candidate name: an expected value
-    weak: bool = False
-
-
-# ----------------------------------------------------------------------------------------- splitting
-@functools.lru_cache(maxsize=8192)  # the K candidates of a task share its tests; SplitTest is never mutated
-def compile_assert(source: str) -> SplitTest:
-    try:
-        module = ast.parse(source.strip())
-    except SyntaxError as exc:
-        raise BadTest(f"test does not parse: {exc.msg}") from None
-    if len(module.body) != 1 or not isinstance(module.body[0], ast.Assert):
-        raise BadTest("each test must be exactly one assert statement")
-    test = SplitTest(source=source, root=ast.Constant(None))
-    test.root = _split(module.body[0].test, test)
-    return test
-
-
-def _split(node: ast.expr, test: SplitTest) -> ast.expr:
-    """Replace every sub-expression the parent cannot evaluate by a placeholder leaf."""
-    if not _parent_can_evaluate(node):
-        return _make_leaf(node, test)
-    for name, value in ast.iter_fields(node):
-        if isinstance(value, ast.expr) and name != "func":
-            setattr(node, name, _split(value, test))
-        elif isinstance(value, list):
-            setattr(node, name, [_split(v, test) if isinstance(v, ast.expr) else v for v in value])
-    for keyword in getattr(node, "keywords", []):
-        keyword.value = _split(keyword.value, test)
-    return node
-
-
-def _make_leaf(node: ast.expr, test: SplitTest) -> ast.expr:
-    if any(isinstance(n, LOGIC_NODES) for n in ast.walk(node)):
-        test.weak = True
-    test.leaves.append(ast.unparse(node))
-    test.pure.append(_is_pure(node))
-    return ast.Name(id=f"{LEAF_PREFIX}{len(test.leaves) - 1}", ctx=ast.Load())
-
-
-def _is_pure(node: ast.expr) -> bool:
-    """True when the leaf names only builtins / stdlib modules, or no name at all (e.g. `math.pi`,
-    `list(range(5))`, `''.join(['a', 'b'])`, `'abc'[::-1]`): it is part of the expected value and is
-    evaluated by a worker that never runs candidate code, so the candidate controls neither side."""
-    names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
-    return names <= PURE_NAMES | PURE_MODULES
-
-
-def _parent_can_evaluate(node: ast.expr) -> bool:
-    if isinstance(node, (ast.Constant, ast.Compare, ast.BoolOp)):
-        return True
-    if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
-        return not any(isinstance(e, ast.Starred) for e in node.elts)
-    if isinstance(node, ast.Dict):
-        return None not in node.keys
-    if isinstance(node, ast.UnaryOp):
-        return isinstance(node.op, (ast.Not, ast.USub, ast.UAdd))
-    if isinstance(node, ast.BinOp):
-        return type(node.op) in BIN_OPS
-    if isinstance(node, ast.Name):
-        return node.id in TYPE_NAMES
-    if isinstance(node, ast.Call):
-        return _call_name(node) in SAFE_CALLS and not any(
-            isinstance(a, (ast.Starred, ast.GeneratorExp, ast.Lambda)) for a in node.args) and all(
-            k.arg is not None for k in node.keywords)
-    return False
-
-
-def _call_name(node: ast.Call) -> str | None:
-    func = node.func
-    if isinstance(func, ast.Name):
-        return func.id
-    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
-        return f"{func.value.id}.{func.attr}"
-    return None
 
 
 # ----------------------------------------------------------------------------------------- judging
@@ -202,7 +112,7 @@ def _eval(node: ast.expr, leaves: list[Any]) -> Any:
     if isinstance(node, ast.Call):
         args = [_eval(a, leaves) for a in node.args]
         kwargs = {k.arg: _eval(k.value, leaves) for k in node.keywords}
-        return SAFE_CALLS[_call_name(node)](*args, **kwargs)
+        return SAFE_CALLS[call_name(node)](*args, **kwargs)
     raise CheckFailed(f"cannot evaluate {type(node).__name__}")  # unreachable after _split
 
 

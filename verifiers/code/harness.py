@@ -13,16 +13,14 @@ Expected values are read here and never put into a job.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Any
 
-from verifiers.code.asserts import BadTest, SplitTest, CheckFailed, compile_assert, judge
+from verifiers.code.asserts import BadTest, CheckFailed, SplitTest, compile_assert, judge
 from verifiers.code.pool import SandboxError, SandboxPool
+from verifiers.code.trusted import pure_values, wrapper_values
 from verifiers.code.values import Budget, OverCap, ProtocolError, check_reply, describe, from_plain, loads
 
-PURE_IMPORTS = "import math, cmath, string, fractions, decimal, itertools, collections\n"
-_pure_cache: OrderedDict[str, Any] = OrderedDict()
-PURE_CACHE_SIZE = 4096
+
 PROGRAM_ERROR = -1  # key of the program's own error in parse_results' dict (test indices are >= 0)
 
 
@@ -44,22 +42,25 @@ def run_job(pool: SandboxPool, job: dict, timeout_s: float, role: str = "candida
 # ----------------------------------------------------------------------------------------- asserts
 def check_asserts(pool: SandboxPool, program: str, tests: list[str], timeout: float, memory_mb: int) -> dict:
     splits = [compile_assert(t) for t in tests]
-    expected = _pure_values(pool, splits, memory_mb)
+    expected = pure_values(pool, splits, memory_mb)
     leaves: list[str] = []
-    where: list[list[tuple[str, Any]]] = []  # per test, per leaf: ("sandbox", index) or ("value", v)
+    where: list[list[tuple[str, Any]]] = []  # per test, per leaf: ("sandbox", i), ("value", v) or ("trusted", None)
     for split in splits:
         slots = []
-        for leaf, pure in zip(split.leaves, split.pure):
-            if pure:
+        for leaf, kind in zip(split.leaves, split.kinds):
+            if kind == "pure":
                 slots.append(("value", expected[leaf]))
-            else:
+            elif kind == "candidate":
                 slots.append(("sandbox", len(leaves)))
                 leaves.append(leaf)
+            else:
+                slots.append(("trusted", None))
         where.append(slots)
     runs, isolation = run_job(pool, make_job(pool, "asserts", program, timeout, memory_mb, leaves=leaves), timeout)
     run = runs[0]
     results, problem = parse_results(run["results"], len(leaves), run["results_truncated"])
-    records = [_judge_one(i, split, slots, results, problem, run) for i, (split, slots) in
+    wrapped = {} if problem else wrapper_values(pool, splits, where, results, memory_mb)
+    records = [_judge_one(i, split, slots, results, problem, run, wrapped) for i, (split, slots) in
                enumerate(zip(splits, where))]
     return {"mode": "asserts", "tests": records, "run": run, "isolation": isolation,
             "weak_tests": [i for i, s in enumerate(splits) if s.weak]}
@@ -105,13 +106,14 @@ def parse_results(text: str, count: int, truncated: bool) -> tuple[dict[int, tup
     return results, problem
 
 
-def _judge_one(index: int, split: SplitTest, slots: list, results: dict, problem: str | None, run: dict) -> dict:
+def _judge_one(index: int, split: SplitTest, slots: list, results: dict, problem: str | None, run: dict,
+               wrapped: dict) -> dict:
     record = {"index": index, "test": split.source[:200], "passed": False, "weak": split.weak}
     if problem:
         return {**record, "status": "error", "detail": problem}
     values = []
-    for kind, ref in slots:
-        if kind == "value":
+    for kind, ref in slots:  # candidate values first: a missing one is why a wrapper around it is missing
+        if kind == "value" or kind == "trusted":
             values.append(ref)
             continue
         if ref not in results:
@@ -121,6 +123,12 @@ def _judge_one(index: int, split: SplitTest, slots: list, results: dict, problem
         if outcome == "error":
             return {**record, "status": "error", "detail": value}
         values.append(value)
+    for leaf, (kind, _) in enumerate(slots):
+        if kind == "trusted":
+            outcome, value = wrapped.get((index, leaf), ("error", "trusted evaluation gave no value"))
+            if outcome == "error":
+                return {**record, "status": "fail", "detail": f"{split.leaves[leaf][:80]}: {value}"}
+            values[leaf] = value
     try:
         judge(split, values)
     except CheckFailed as exc:
@@ -137,25 +145,6 @@ def _why_missing(run: dict, results: dict) -> str:
     if PROGRAM_ERROR in results:
         return "program failed before the tests ran: " + results[PROGRAM_ERROR][1]
     return f"sandbox exited (code {run['exit_code']}) before this test ran"
-
-
-def _pure_values(pool: SandboxPool, splits: list[SplitTest], memory_mb: int) -> dict[str, Any]:
-    """Evaluate expected-value leaves (e.g. `math.pi`, `'abc'[::-1]`) on the pool's expected-value
-    worker, which never runs candidate code (and is still sandboxed: tests may be model-written); cached."""
-    wanted = sorted({leaf for s in splits for leaf, pure in zip(s.leaves, s.pure) if pure})
-    found = {leaf: _pure_cache[leaf] for leaf in wanted if leaf in _pure_cache}
-    missing = [leaf for leaf in wanted if leaf not in found]
-    if missing:
-        job = make_job(pool, "asserts", PURE_IMPORTS, 10.0, memory_mb, leaves=missing)
-        runs, _ = run_job(pool, job, 10.0, role="expected")  # a worker that never runs candidates
-        results, problem = parse_results(runs[0]["results"], len(missing), runs[0]["results_truncated"])
-        for i, leaf in enumerate(missing):
-            if problem or results.get(i, ("error",))[0] != "value":
-                raise BadTest(f"expected-value expression {leaf!r} did not evaluate to plain data")
-            found[leaf] = _pure_cache[leaf] = results[i][1]
-            if len(_pure_cache) > PURE_CACHE_SIZE:
-                _pure_cache.popitem(last=False)
-    return found
 
 
 # ----------------------------------------------------------------------------------------- stdin/stdout

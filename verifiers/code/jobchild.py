@@ -36,7 +36,7 @@ def prepare_in_template(workdir: str) -> None:
     (The zygote already runs in its own session, so children have no controlling terminal.)"""
     os.environ.clear()
     os.environ.update(HOME=workdir, TMPDIR=workdir, PATH="/usr/local/bin:/usr/bin:/bin", LANG="C.UTF-8",
-                      PYTHONIOENCODING="utf-8")
+                      PYTHONIOENCODING="utf-8", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     _STREAMS.extend(_std_streams())
 
 
@@ -144,6 +144,8 @@ def _run_asserts(job: dict, namespace: dict) -> int:
     # Taken (and the tests compiled) before candidate code runs: patching builtins changes nothing.
     write, dumps, to_plain, evaluate = os.write, json.dumps, values.to_plain, builtins.eval
     compiled = [compile(expression, f"<test {i}>", "eval") for i, expression in enumerate(job["leaves"])]
+    # trusted jobs only (never run next to a candidate): the candidate's decoded plain values
+    namespace.update((name, values.to_python(raw)) for name, raw in (job.get("inputs") or {}).items())
     try:
         exec(compile(job["program"], "<candidate>", "exec"), namespace)
     except BaseException as exc:

@@ -117,7 +117,7 @@ class Worker:
     def run(self, job: dict, timeout_s: float) -> dict:
         """Run the job once per stdin case; returns {"runs": [...]}. SandboxError if the worker fails."""
         limits = {k: job[k] for k in ("timeout", "memory_mb", "max_procs", "max_files", "max_output_bytes")}
-        payload = json.dumps({k: job.get(k) for k in ("kind", "program", "leaves")}).encode()
+        payload = json.dumps({k: job.get(k) for k in ("kind", "program", "leaves", "inputs")}).encode()
         job_fd = _memfd("job", payload)
         try:
             runs = [self._run_once(limits, job_fd, stdin, timeout_s) for stdin in job.get("stdin_cases") or [""]]

@@ -75,7 +75,35 @@ def to_plain(value: Any, depth: int = 0) -> Any:
         return {_CONTAINERS[value.kind]: [to_plain(v, depth + 1) for v in value]}
     if kind is PlainDict:
         return {"d": [[to_plain(k, depth + 1), to_plain(v, depth + 1)] for k, v in value.items()]}
+    if kind.__module__ == "numpy":  # numpy's own types only (a subclass lives in another module)
+        return to_plain(_from_numpy(value, kind), depth)
     raise NotPlainData(f"{kind.__name__} is not plain data (None/bool/int/float/str/list/tuple/dict/set)")
+
+
+def _from_numpy(value: Any, kind: type) -> Any:
+    """A numpy array as its .tolist(), a numpy scalar as its .item() (the exact numpy methods)."""
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and kind is numpy.ndarray:
+        return numpy.ndarray.tolist(value)
+    if numpy is not None and isinstance(value, numpy.generic):
+        return numpy.generic.item(value)
+    raise NotPlainData(f"numpy {kind.__name__} is not plain data")
+
+
+def to_python(raw: Any, depth: int = 0) -> Any:
+    """Real Python values from the JSON form (in the trusted worker, which runs no candidate code:
+    wrappers there get real lists, dicts and sets)."""
+    if raw is None or type(raw) in _SCALARS:
+        return raw
+    if depth >= MAX_DEPTH or type(raw) is not dict or len(raw) != 1:
+        raise ProtocolError("not an encoded value")
+    (tag, items), = raw.items()
+    if tag == "d":
+        return {to_python(k, depth + 1): to_python(v, depth + 1) for k, v in items}
+    builder = {"l": list, "t": tuple, "S": set, "F": frozenset}.get(tag)
+    if builder is None or type(items) is not list:
+        raise ProtocolError(f"unknown tag {tag!r}")
+    return builder(to_python(v, depth + 1) for v in items)
 
 
 # ----------------------------------------------------------------------------------------- parent side
