@@ -18,6 +18,13 @@ verifier sees every case once; both keep their own internal caches).
 
 Run: `python bench/bench_math_verify.py [--sets all|regression|peer|first-wave] [--no-adversarial]` (needs
 the `bench` extra: math-verify). The regression and peer-derived sets are also split by source, same run.
+
+`--solutions FILE.jsonl` (rows with `solution` and `answer`, e.g. MATH-500's test.jsonl) measures the cost
+and the effect of issue 22's commit rule on complete, human-written solutions: each solution with its
+`\\boxed{}` unwrapped (so the fallback must find the concluding value) is checked with the rule and with
+the rule switched off (in-process `check`, the rule's two functions replaced by no-ops), and each solution
+cut at a random point before its box (a truncated rollout; seed 22) is checked with finish_reason unknown
+and "length". Runs alone (no other set, no math-verify).
 """
 
 from __future__ import annotations
@@ -151,12 +158,57 @@ def adversarial_math_verify() -> list[tuple[float, str]]:
     return rows
 
 
+def unbox(text: str) -> str:
+    """`... = \\boxed{24}$.` -> `... = 24$.` (every box unwrapped, brace-matched)."""
+    from verifiers.math.extract import find_boxed
+
+    for content in find_boxed(text):
+        text = text.replace(f"\\boxed{{{content}}}", content, 1)
+    return text
+
+
+def commit_rule_on_solutions(path: Path) -> None:
+    """Recall cost of the commit rule on unboxed complete solutions, and false passes on truncated ones."""
+    import random
+
+    import verifiers.math.extract as extract
+    from verifiers.math.check import check
+
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    with_rule = [check(unbox(r["solution"]), r["answer"]) for r in rows]
+    rule = extract.cut_off, extract.presented_as_conclusion
+    extract.cut_off, extract.presented_as_conclusion = (lambda *a, **k: False), (lambda *a, **k: "")
+    try:
+        without = [check(unbox(r["solution"]), r["answer"]) for r in rows]
+    finally:
+        extract.cut_off, extract.presented_as_conclusion = rule
+    lost = sum(w["passed"] < wo["passed"] for w, wo in zip(with_rule, without))
+    fallback = sum(wo["passed"] and wo["details"].get("source") in ("last_math", "last_number") for wo in without)
+    print(f"\n== commit rule on {len(rows)} complete solutions from {path.name}, boxes unwrapped")
+    print(f"passed with the rule {sum(w['passed'] for w in with_rule)}, without it {sum(w['passed'] for w in without)}: "
+          f"{lost} correct conclusions lost ({lost / max(fallback, 1):.1%} of the {fallback} the fallback graded right)")
+    rng, unknown, length, cut = random.Random(22), 0, 0, 0
+    for row in rows:
+        box = row["solution"].rfind("\\boxed")
+        if box > 40:
+            text = row["solution"][: rng.randint(int(box * 0.4), box)]
+            cut += 1
+            unknown += check(text, row["answer"])["passed"]
+            length += check(text, row["answer"], finish_reason="length")["passed"]
+    print(f"cut before their box: {cut}; passed with finish_reason unknown {unknown}, with 'length' {length} "
+          "(a pass here needs an answer committed before the cut, e.g. an earlier box)")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sets", choices=("all", "regression", "peer", "first-wave"), default="all",
                         help="which labelled set(s) to run (default: all, the issue-22 regression set first)")
     parser.add_argument("--no-adversarial", action="store_true", help="skip the 1 s power-tower/factorial inputs")
+    parser.add_argument("--solutions", type=Path, help="JSONL of solution/answer rows: measure the commit rule only")
     args = parser.parse_args(argv)
+    if args.solutions:
+        commit_rule_on_solutions(args.solutions)
+        return
     sets = (("regression", "issue-22 regression set (new sources)", REGRESSION_CASES_PATH),
             ("peer", "peer-derived set", PEER_CASES_PATH), ("first-wave", "first-wave labelled set", CASES_PATH))
     for key, title, path in sets:
