@@ -77,17 +77,21 @@ def test_run_writes_train_rows_and_verdicts_and_exports(tmp_path):
 
 
 def test_round_rows_name_the_candidates_they_came_from():
-    """phases.training_rows for each algorithm, then the ids found back by content (a model-free check)."""
+    """Each algorithm's rows carry the ids of the candidates they were built from (a model-free check)."""
     from types import SimpleNamespace
 
-    from selfplay.pipeline.export import round_candidate_ids
-    from selfplay.jobs.phases import training_rows
-    from selfplay.pipeline.select import Scored
+    from selfplay.jobs.algorithms import get
+    from selfplay.pipeline.metrics import by_task
+    from tests.candidates import verified
 
     def item(task, index, text, passed):
-        prompt = ({"role": "user", "content": f"task {task}"},)
-        return Scored(task_id=task, sample_index=index, prompt=prompt, completion=({"role": "assistant",
-                      "content": text},), text=text, passed=passed, score=float(passed))
+        return verified(task, index, text, passed, prompt=[{"role": "user", "content": f"task {task}"}], round_=3)
+
+    def training_rows(items, select, name, _eval):
+        return get(name).rows(by_task(items), select), None
+
+    def round_candidate_ids(rows, *_):
+        return [row.get("candidate_ids", []) for row in rows]
 
     items = [item("a", 0, "right", True), item("a", 1, "wrong", False), item("a", 2, "also wrong", False),
              item("b", 0, "b right", True), item("b", 1, "b right 2", True)]

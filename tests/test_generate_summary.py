@@ -17,7 +17,6 @@ from agents.workflows.dedup import dedup_report
 from agents.workflows.stats import workflow_stats
 from selfplay.config.generate import GenerateConfig
 from selfplay.jobs.generate import GenerateJob
-from selfplay.pipeline.summary import _StoredTrajectory
 from selfplay.core.store import RunStore
 from selfplay.servers.testing import MockServer
 
@@ -40,13 +39,13 @@ def _from_store(out) -> dict:
     with RunStore(out) as store:
         records = list(store.iter_candidates(0))
         verdicts = store.verdicts_for(0, "math")
-    views = [_StoredTrajectory(r) for r in records]
-    keys = [(r["task_id"], r["workflow"], r["sample_index"]) for r in records]
+    views = records
+    keys = [r.key for r in records]
     passed = [None if verdicts.get(k) is None or verdicts[k].get("error") else bool(verdicts[k]["passed"])
               for k in keys]
-    ok = [r for r in records if r.get("error") is None]
+    ok = [r for r in records if r.ok]
     return {"candidates": len(ok), "verified": sum(1 for p in passed if p),
-            "verifier_errors": sum(1 for r, k in zip(records, keys) if r.get("error") is None
+            "verifier_errors": sum(1 for r, k in zip(records, keys) if r.ok
                                    and verdicts.get(k, {}).get("error")),
             "per_workflow": {n: s.model_dump(mode="json") for n, s in workflow_stats(views, passed).items()},
             "dedup": dedup_report(views).model_dump(mode="json")}

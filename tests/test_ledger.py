@@ -7,6 +7,7 @@ import pytest
 
 from agents.llm.types import BudgetExceeded
 from agents.money.ledger import BudgetLedger, Caps
+from selfplay.core.candidate import Candidate
 from selfplay.core.store import RunStore
 
 
@@ -90,7 +91,7 @@ async def test_group_commits_put_a_reservation_on_disk_before_areserve_returns(t
             assert _on_disk(tmp_path, "SELECT key, status FROM reservations ORDER BY key") == [
                 ("a", "reserved"), ("b", "reserved")]
             ledger.settle(first, 0.05, 4, {"key": "a", "result": {"usage": {}, "requests": 1}})
-            store.put_candidates(0, [{"task_id": "t", "workflow": "direct", "sample_index": 0}])
+            store.put_candidates(0, [Candidate(task_id="t", workflow="direct", sample_index=0)])
             assert store.get_response("a") is not None  # this process reads what is staged
             assert _on_disk(tmp_path, "SELECT COUNT(*) FROM candidates") == [(0,)]  # staged, not committed yet
             await ledger.areserve(0.1, 5, key="c")  # the next reservation's commit carries them
@@ -103,7 +104,7 @@ async def test_group_commits_put_a_reservation_on_disk_before_areserve_returns(t
 async def test_group_commits_commit_staged_writes_within_max_delay(tmp_path):
     with RunStore(tmp_path) as store:
         async with store.group_commits(max_delay_s=0.05):
-            store.put_candidates(0, [{"task_id": "t", "workflow": "direct", "sample_index": 0}])
+            store.put_candidates(0, [Candidate(task_id="t", workflow="direct", sample_index=0)])
             assert _on_disk(tmp_path, "SELECT COUNT(*) FROM candidates") == [(0,)]
             await asyncio.sleep(0.2)
             assert _on_disk(tmp_path, "SELECT COUNT(*) FROM candidates") == [(1,)]

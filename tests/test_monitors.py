@@ -7,13 +7,12 @@ import re
 
 from selfplay.pipeline.monitors import (audit, distinct_answers, distinct_ngrams, entropy_and_kl, last_number_matches,
                                text_monitors)
-from selfplay.pipeline.select import Scored
+from selfplay.core.candidate import Candidate
+from tests.candidates import verified
 
 
-def item(task: str, text: str, answer: str | None = None, passed: bool = True, index: int = 0) -> Scored:
-    return Scored(task_id=task, sample_index=index, prompt=({"role": "user", "content": task},),
-                  completion=({"role": "assistant", "content": text},), text=text, passed=passed, score=float(passed),
-                  answer=answer)
+def item(task: str, text: str, answer: str | None = None, passed: bool = True, index: int = 0) -> Candidate:
+    return verified(task, index, text, passed, answer=answer, prompt=[{"role": "user", "content": task}])
 
 
 def test_diversity_and_length_by_hand():
@@ -22,7 +21,8 @@ def test_diversity_and_length_by_hand():
     # 2-grams: (x y) (y z) (x y) (y w) (p q) (p q): 6 in all, 4 distinct
     assert distinct_ngrams([c.text for c in items], 2) == 4 / 6
     assert distinct_ngrams(["85", "86"], 2) is None  # one-word answers have no 2-grams: not "no diversity"
-    records = [{"usage": {"completion_tokens": n}} for n in (3, 5, 2, 6)]
+    records = [c.model_copy(update={"usage": c.usage.model_copy(update={"completion_tokens": n})})
+               for c, n in zip(items, (3, 5, 2, 6))]
     assert text_monitors(items, records)["mean_length"] == 4.0
 
 

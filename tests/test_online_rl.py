@@ -1,4 +1,4 @@
-"""On-policy GRPO rounds (selfplay.jobs.online_rl): iterations alternate sample -> update with the weights they
+"""On-policy GRPO rounds (selfplay.jobs.algorithms.grpo): iterations alternate sample -> update with the weights they
 produced, `kill -9` between (and inside) iterations resumes to the same results, and the round record carries
 per-iteration metrics. The task is tiny on purpose: answer "1" (seed rows answer "1" or "2" at random), so a micro
 model's groups have reward variance from the start and GRPO has something to learn."""
@@ -69,25 +69,27 @@ def fingerprint(model) -> str:
 
 
 def test_each_iteration_samples_with_the_weights_the_previous_one_trained(tmp_path, monkeypatch):
-    from selfplay.jobs import online_rl, phases
+    from selfplay.jobs import round as round_module
+    from selfplay.jobs.algorithms import grpo as online_rl
     from selfplay.jobs.loop import RunJob
+    from selfplay.pipeline.sample import EVAL
     from selfplay.config.run import load_run_config
 
     events = []
-    sample, train = phases.sample_chunked, online_rl.train_iteration
+    sample, train = round_module.sample_tasks, online_rl.train_iteration
 
-    async def spy_sample(llm, store, round_, tasks, *, label, **kw):
-        if label != phases.EVAL:
+    async def spy_sample(llm, store, round_, tasks, spec, *, label, **kw):
+        if label != EVAL:
             events.append(("sample", fingerprint(llm.inner.hf_model), [t.id for t in tasks]))
-        return await sample(llm, store, round_, tasks, label=label, **kw)
+        return await sample(llm, store, round_, tasks, spec, label=label, **kw)
 
-    def spy_train(policy, rows, *args, **kw):
+    def spy_train(algorithm, policy, rows, *args, **kw):
         before = fingerprint(policy.model)
-        metrics = train(policy, rows, *args, **kw)
+        metrics = train(algorithm, policy, rows, *args, **kw)
         events.append(("train", before, fingerprint(policy.model)))
         return metrics
 
-    monkeypatch.setattr(phases, "sample_chunked", spy_sample)
+    monkeypatch.setattr(round_module, "sample_tasks", spy_sample)
     monkeypatch.setattr(online_rl, "train_iteration", spy_train)
     config = load_run_config(write_run(tmp_path, rounds=1))
     rounds = asyncio.run(RunJob(config, tmp_path / "out").run())

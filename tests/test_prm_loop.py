@@ -217,12 +217,11 @@ def test_a_bad_prm_path_is_one_clear_error_before_anything_runs(tmp_path):
 
 def test_best_of_n_by_hand():
     from selfplay.jobs.prm_refresh import best_of_n, outcome_row
-    from selfplay.pipeline.select import Scored
+    from tests.candidates import verified
     from verifiers.verdict import Verdict
 
     def item(task, index, score, passed=True, error=None):
-        return Scored(task_id=task, sample_index=index, prompt=(), completion=(), text="", passed=passed,
-                      score=score, error=error)
+        return verified(task, index, "", passed, score, error=error)
 
     prm = [item("a", 0, 0.2), item("a", 1, 0.9), item("b", 0, 0.7), item("b", 1, 0.7),
            item("c", 0, 0.99, error="too long")]

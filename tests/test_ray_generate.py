@@ -66,7 +66,7 @@ def run_job(cfg: GenerateConfig, out) -> dict:
 
 def results(out) -> tuple[list[dict], dict]:
     with RunStore(out) as store:
-        candidates = [{k: v for k, v in c.items() if k not in VOLATILE} for c in store.iter_candidates(0)]
+        candidates = [c.model_dump(mode="json", exclude=set(VOLATILE)) for c in store.iter_candidates(0)]
         verdicts = {f"{t}/{w}/{i}": {k: v for k, v in body.items() if k != "details"}
                     for (t, w, i), body in store.verdicts_for(0, "code").items()}
     return candidates, verdicts

@@ -1,4 +1,4 @@
-"""The loop's sampling goes through the one sampler (`selfplay.pipeline.sample.TaskSampler` via `phases.sample_chunked`):
+"""The loop's sampling goes through the one sampler (`selfplay.pipeline.sample.TaskSampler` via `sample_tasks`):
 a non-direct workflow (feedback, self_refine) with adaptive K draws the batches the adaptive rule asks for, stores
 each wave whole, verifies it as it lands, and a second call on the same store (a resumed run) sends nothing.
 
@@ -15,7 +15,8 @@ from types import SimpleNamespace
 
 from agents.llm.types import ChatResult, Choice, SamplingParams, Usage
 from agents.workflows.adaptive import AdaptiveK, next_batch
-from selfplay.jobs import phases
+from selfplay.pipeline import sample as sampling
+from selfplay.pipeline.sample import SamplingSpec, sample_tasks
 from selfplay.core.store import RunStore
 from selfplay.tasks.task import Task
 
@@ -69,22 +70,23 @@ def sample(store: RunStore, llm: ScriptedLLM, workflow: str, options: dict, adap
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=2) as pool:
-            return await phases.sample_chunked(
-                llm, store, 1, TASKS, label=workflow, workflow=workflow, k=4, params_for=params_for,
-                options=options, chunk_size=3, check_for=_check_for(pool) if workflow == "feedback" else None,
-                adaptive=adaptive, verifier="math", executor=pool)
+            adaptive_keys = vars(adaptive) if adaptive is not None else {}
+            spec = SamplingSpec(workflow=workflow, k=4, workflow_options=options, verifier="math", **adaptive_keys)
+            return await sample_tasks(
+                llm, store, 1, TASKS, spec, label=workflow, params_for=params_for, chunk_size=3,
+                check_for=_check_for(pool) if workflow == "feedback" else None, executor=pool)
     return asyncio.run(go())
 
 
 def _check_for(pool):
     from agents.workflows.common import CheckResult
-    from selfplay.pipeline.verify import get_check, run_check
+    from selfplay.pipeline.verify import answer_only, get_check, run_check
 
     check = get_check("math")
 
     def check_for(task: Task):
         async def feedback_check(answer: str) -> CheckResult:
-            verdict = await run_check(check, {"final_answer": answer}, task, pool)
+            verdict = await run_check(check, answer_only(task, answer), task, pool)
             return CheckResult(passed=verdict.passed, reason=verdict.reason, error=verdict.error)
         return feedback_check
     return check_for
@@ -98,21 +100,21 @@ def test_self_refine_with_adaptive_k_draws_what_the_rule_asks_and_a_rerun_sends_
     options = {"max_rounds": 1}  # the policy critiques itself (the script always accepts)
     with RunStore(tmp_path) as store:
         assert sample(store, llm, "self_refine", options, ADAPTIVE)
-        records = [r for r in store.iter_candidates(1) if r["workflow"] == "self_refine"]
+        records = [r for r in store.iter_candidates(1) if r.workflow == "self_refine"]
         sent = llm.requests
         verdicts = {(v["task_id"], v["sample_index"]) for v in _verdicts(store)}
-    per_task = {t.id: sorted(r["sample_index"] for r in records if r["task_id"] == t.id) for t in TASKS}
+    per_task = {t.id: sorted(r.sample_index for r in records if r.task_id == t.id) for t in TASKS}
     expected = _expected_counts(lambda t, idx, seed: right(t.prompt, seed))
     assert {t: len(v) for t, v in per_task.items()} == expected
     assert expected["t0"] == 4 and expected["t1"] > 4 and expected["t3"] == 4  # adaptive K did adapt
     assert all(v == list(range(len(v))) for v in per_task.values())
     assert len(verdicts) == len(records)  # verified as the waves landed
-    assert all(r["generator"] == "self_refine" and r["turns"] == 1 and r["metadata"]["critiques"] for r in records)
-    assert all(r["completion_token_ids"] == list(r["final_answer"].encode()) + [2] for r in records)
+    assert all(r.generator == "self_refine" and r.turns == 1 and r.metadata["critiques"] for r in records)
+    assert all(r.completion_token_ids == list(r.final_answer.encode()) + [2] for r in records)
     llm2 = ScriptedLLM(right)
     with RunStore(tmp_path) as store:  # the same call again (a resumed run): everything is reused
         assert sample(store, llm2, "self_refine", options, ADAPTIVE)
-        assert [r for r in store.iter_candidates(1) if r["workflow"] == "self_refine"] == records
+        assert [r for r in store.iter_candidates(1) if r.workflow == "self_refine"] == records
     assert llm2.requests == 0 and sent > 0
 
 
@@ -120,13 +122,13 @@ def test_feedback_with_adaptive_k_retries_on_the_verifiers_reason(tmp_path):
     llm = ScriptedLLM(right)
     with RunStore(tmp_path) as store:
         assert sample(store, llm, "feedback", {"max_attempts": 2}, ADAPTIVE)
-        records = [r for r in store.iter_candidates(1) if r["workflow"] == "feedback"]
-    wrong_first = [r for r in records if not r["metadata"]["checks"][0]["passed"]]
-    assert wrong_first and all(r["turns"] == 2 and len(r["metadata"]["checks"]) == 2 for r in wrong_first)
+        records = [r for r in store.iter_candidates(1) if r.workflow == "feedback"]
+    wrong_first = [r for r in records if not r.metadata["checks"][0]["passed"]]
+    assert wrong_first and all(r.turns == 2 and len(r.metadata["checks"]) == 2 for r in wrong_first)
     # the ids are those of the LAST assistant turn (the retry), not of the first answer
-    assert all(r["completion_token_ids"] == list(r["messages"][-1]["content"].encode()) + [2] for r in records)
-    assert all(r["messages"][-1]["role"] == "assistant" for r in records)
-    counts = {t.id: sum(1 for r in records if r["task_id"] == t.id) for t in TASKS}
+    assert all(r.completion_token_ids == list(r.messages[-1]["content"].encode()) + [2] for r in records)
+    assert all(r.messages[-1]["role"] == "assistant" for r in records)
+    counts = {t.id: sum(1 for r in records if r.task_id == t.id) for t in TASKS}
     assert counts["t0"] == 4 and counts["t3"] == 4 and counts["t1"] > 4
 
 
@@ -207,7 +209,7 @@ def test_a_run_killed_between_waves_resumes_to_the_same_candidates_without_redra
 
     killed_llm = ScriptedLLM(right)
     with monkeypatch.context() as patch:
-        patch.setattr(phases, "crash_point", crash_after_second_wave)
+        patch.setattr(sampling, "crash_point", crash_after_second_wave)
         with RunStore(tmp_path / "resumed") as store:
             try:
                 sample(store, killed_llm, "self_refine", options, ADAPTIVE)
@@ -249,17 +251,17 @@ def test_tool_use_runs_in_the_loop_with_the_code_sandbox(tmp_path):
 
     async def go() -> bool:
         with ThreadPoolExecutor(max_workers=2) as pool:
-            return await phases.sample_chunked(
-                llm, store, 1, tasks, label="tool_use", workflow="tool_use", k=2,
-                params_for=lambda t: SamplingParams(max_tokens=32, seed=seed_of(t)), options={"mode": "fenced"},
-                executor=pool)
+            spec = SamplingSpec(workflow="tool_use", k=2, workflow_options={"mode": "fenced"})
+            return await sample_tasks(
+                llm, store, 1, tasks, spec, label="tool_use",
+                params_for=lambda t: SamplingParams(max_tokens=32, seed=seed_of(t)), executor=pool)
 
     with RunStore(tmp_path) as store:
         assert asyncio.run(go())
         records = list(store.iter_candidates(1))
     assert len(records) == 4
     for r in records:
-        task = next(t for t in tasks if t.id == r["task_id"])
-        assert r["tool_calls"] == 1 and r["tool_errors"] == 0, r
-        assert r["final_answer"] == f"Final answer: \\boxed{{{task.answer}}}"  # the sandbox printed the sum
-        assert r["completion_token_ids"] == list(r["final_answer"].encode()) + [2]
+        task = next(t for t in tasks if t.id == r.task_id)
+        assert r.tool_calls == 1 and r.tool_errors == 0, r
+        assert r.final_answer == f"Final answer: \\boxed{{{task.answer}}}"  # the sandbox printed the sum
+        assert r.completion_token_ids == list(r.final_answer.encode()) + [2]

@@ -1,13 +1,12 @@
 """Selection rules on hand-made candidates."""
 
-from selfplay.pipeline.select import (Scored, best_of_k, contaminated, majority_label, preference_pairs, rejection_sample,
-                             rl_group)
+from selfplay.pipeline.select import (best_of_k, contaminated, majority_label, preference_pairs, rejection_sample,
+                                      rl_group)
+from tests.candidates import verified
 
 
 def cand(i, text, passed, score=None, answer=None, error=None, task="t"):
-    return Scored(task_id=task, sample_index=i, prompt=({"role": "user", "content": "q"},),
-                  completion=({"role": "assistant", "content": text},), text=text, passed=passed,
-                  score=(1.0 if passed else 0.0) if score is None else score, answer=answer, error=error)
+    return verified(task, i, text, passed, score, answer=answer, error=error)
 
 
 GROUP = [cand(0, "wrong 5", False, answer="5"), cand(1, "right 4", True, answer="4"),

@@ -21,7 +21,7 @@ from agents.llm.local import LocalBackend
 from agents.llm.openai_backend import to_chat_result
 from agents.llm.types import SamplingParams
 from selfplay.pipeline.datasets import preference_row, rl_row, sft_row
-from selfplay.jobs.phases import scored
+from selfplay.core.candidate import Candidate
 from tests.tiny_model import chat_ids, tiny_pair, use_one_thread
 from trainer.data import DataError, validate_groups, validate_sft
 from trainer.encode import encode_pair, encode_prompt_completion, encode_sft, group_sampled
@@ -159,8 +159,10 @@ def test_training_rows_carry_the_ids_from_the_candidate_record():
     records = [_candidate(0, "42", [52, 50, 2], True, [-0.1, -0.2, -0.3]), _candidate(1, "41", [52, 49, 2], False),
                _candidate(2, "40", None, False)]
     verdicts = {("t", "direct", i): {"passed": i == 0, "score": float(i == 0), "details": {}} for i in range(3)}
-    items = scored(records, verdicts)
-    assert items[0].token_ids == (52, 50, 2) and items[0].logprobs == (-0.1, -0.2, -0.3)
+    # a stored record of schema 1 (the whole conversation) read back as the typed Candidate, then verified
+    items = [Candidate.from_store(r).with_verdict(verdicts[("t", "direct", r["sample_index"])]) for r in records]
+    assert items[0].token_ids == [52, 50, 2] and items[0].logprobs == [-0.1, -0.2, -0.3]
+    assert items[0].prompt == PROMPT and items[0].completion == [{"role": "assistant", "content": "42"}]
     assert sft_row(items[0])["completion_token_ids"] == [52, 50, 2]
     assert "completion_token_ids" not in sft_row(items[2])
     pair = preference_row(items[0], items[1])

@@ -9,7 +9,12 @@ import pytest
 
 from selfplay.tasks.task import Task
 from selfplay.servers.testing import MockServer
+from selfplay.core.candidate import Candidate
 from selfplay.pipeline.verify import check_by_kind, parse_verifier
+
+
+def C(text: str) -> Candidate:  # noqa: N802 - a candidate that is only its answer
+    return Candidate(task_id="t", workflow="direct", sample_index=0, final_answer=text)
 from tests.gen_helpers import cli, write_job
 
 MATH = Task(id="m", prompt="What is 2 + 3?", answer="5")
@@ -20,25 +25,25 @@ PROGRAM = "```python\ndef add(a, b):\n    return a + b\n```"
 
 def test_auto_picks_the_check_by_kind():
     assert MATH.kind == "math" and CODE.kind == "code"
-    assert check_by_kind({"final_answer": "\\boxed{5}"}, MATH).passed
-    assert not check_by_kind({"final_answer": "\\boxed{6}"}, MATH).passed
-    assert check_by_kind({"final_answer": PROGRAM}, CODE).passed
-    assert not check_by_kind({"final_answer": PROGRAM.replace("+", "-")}, CODE).passed
+    assert check_by_kind(C("\\boxed{5}"), MATH).passed
+    assert not check_by_kind(C("\\boxed{6}"), MATH).passed
+    assert check_by_kind(C(PROGRAM), CODE).passed
+    assert not check_by_kind(C(PROGRAM.replace("+", "-")), CODE).passed
     open_task = Task(id="o", prompt="Write a poem.")
-    assert check_by_kind({"final_answer": "roses"}, open_task).error == "no_verifier"
+    assert check_by_kind(C("roses"), open_task).error == "no_verifier"
 
 
 def test_compositions_follow_verifiers_compose():
     answer_only, program_only = "\\boxed{3}", PROGRAM  # the program's text has no boxed 3, the answer no program
     both = PROGRAM + "\nSo add(1, 2) is \\boxed{3}."
     all_of, any_of = parse_verifier("all_of:math,code"), parse_verifier("any_of:math,code")
-    assert all_of({"final_answer": both}, BOTH).passed and not all_of({"final_answer": answer_only}, BOTH).passed
-    assert any_of({"final_answer": answer_only}, BOTH).passed and any_of({"final_answer": program_only}, BOTH).passed
+    assert all_of(C(both), BOTH).passed and not all_of(C(answer_only), BOTH).passed
+    assert any_of(C(answer_only), BOTH).passed and any_of(C(program_only), BOTH).passed
     weighted = parse_verifier("weighted:math=3,code=1@0.7")
-    verdict = weighted({"final_answer": answer_only}, BOTH)
+    verdict = weighted(C(answer_only), BOTH)
     assert verdict.score == pytest.approx(0.75) and verdict.passed
-    assert not weighted({"final_answer": program_only}, BOTH).passed  # 0.25 < 0.7
-    assert parse_verifier("threshold:code@0.5")({"final_answer": both}, BOTH).passed
+    assert not weighted(C(program_only), BOTH).passed  # 0.25 < 0.7
+    assert parse_verifier("threshold:code@0.5")(C(both), BOTH).passed
     for bad in ("nope", "all_of:math,judge", "weighted:math=x", "threshold:math", "threshold:math,code@1"):
         with pytest.raises(ValueError):
             parse_verifier(bad)

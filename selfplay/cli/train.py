@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any, Callable
 
 from selfplay.core.errors import UserError
 
@@ -23,7 +24,7 @@ FLAGS = {"epochs": int, "steps": int, "lr": float, "batch_size": int, "grad_accu
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("train", help="SFT / DPO / GRPO on a dataset file (LoRA or full fine-tune)",
                             description=__doc__.splitlines()[0])
-    parser.add_argument("algorithm", choices=["sft", "dpo", "grpo", "prm"],
+    parser.add_argument("algorithm", choices=list(RUNNERS),
                         help="sft: {messages}; dpo: {prompt, chosen, rejected}; grpo: {prompt, completions, rewards}; "
                              "prm: {prompt, completions: [step...], labels: [bool...]} (a scalar head per step)")
     parser.add_argument("--step-separator", default=None, help="prm: the text that ends each step")
@@ -64,24 +65,37 @@ def build_config(args: argparse.Namespace):
         raise UserError(f"{args.config or 'flags'}: {exc}") from None
 
 
-def run(args: argparse.Namespace) -> int:
-    from trainer.dpo import run_dpo
-    from trainer.errors import DataError, ModelNotFound, TrainerError
-    from trainer.grpo import run_grpo
+def _sft(args: argparse.Namespace, config: Any) -> dict:
     from trainer.sft import run_sft
+    return run_sft(args.model, args.data, args.out, config)
+
+
+def _dpo(args: argparse.Namespace, config: Any) -> dict:
+    from trainer.dpo import run_dpo
+    return run_dpo(args.model, args.data, args.out, config, ref_model_name=args.ref_model)
+
+
+def _grpo(args: argparse.Namespace, config: Any) -> dict:
+    from trainer.grpo import run_grpo
+    return run_grpo(args.model, args.data, args.out, config, ref_model_name=args.ref_model)
+
+
+def _prm(args: argparse.Namespace, config: Any) -> dict:
+    from trainer.prm import run_prm
+    return run_prm(args.model, args.data, args.out, config, separator=args.step_separator,
+                   confidence=args.confidence)
+
+
+# the trainers behind `selfplay train ALGORITHM` (the file-based entry points of the `trainer` package)
+RUNNERS: dict[str, Callable[[argparse.Namespace, Any], dict]] = {"sft": _sft, "dpo": _dpo, "grpo": _grpo, "prm": _prm}
+
+
+def run(args: argparse.Namespace) -> int:
+    from trainer.errors import DataError, ModelNotFound, TrainerError
 
     config = build_config(args)
     try:
-        if args.algorithm == "sft":
-            summary = run_sft(args.model, args.data, args.out, config)
-        elif args.algorithm == "dpo":
-            summary = run_dpo(args.model, args.data, args.out, config, ref_model_name=args.ref_model)
-        elif args.algorithm == "grpo":
-            summary = run_grpo(args.model, args.data, args.out, config, ref_model_name=args.ref_model)
-        else:
-            from trainer.prm import run_prm
-            summary = run_prm(args.model, args.data, args.out, config, separator=args.step_separator,
-                              confidence=args.confidence)
+        summary = RUNNERS[args.algorithm](args, config)
     except DataError as exc:
         raise UserError(f"{exc}") from None
     except ModelNotFound as exc:

@@ -56,6 +56,11 @@ CREATE TABLE IF NOT EXISTS reservations (
 );
 -- (no index on status: it is read only when a job starts, and one costs every settlement ~75 us)
 CREATE INDEX IF NOT EXISTS reservations_replies ON reservations(key) WHERE result IS NOT NULL;
+-- each distinct prompt once (a candidate's body names it by `prompt_id`: K samples share one row)
+CREATE TABLE IF NOT EXISTS prompts (
+    id TEXT PRIMARY KEY,
+    messages TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS candidates (
     task_id TEXT NOT NULL,
     round INTEGER NOT NULL,

@@ -33,10 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from agents.money.ledger import Reservation, Totals
+from selfplay.core.candidate import Candidate
 from selfplay.core.errors import UserError
 from selfplay.core.schema import apply_migrations
 
 DB_NAME = "run.db"
+PROMPT_CACHE = 4096  # prompts kept decoded in memory (a bounded cache; the table holds them all)
 
 
 class RunStore:
@@ -63,6 +65,8 @@ class RunStore:
         self.had_candidates = bool(self._read("SELECT 1 FROM candidates LIMIT 1"))  # False: a fresh run
         self._grouping = False  # inside group_commits(): staged writes wait for a shared commit
         self._commit_due: asyncio.Future | None = None
+        self._prompt_ids: set[str] = set()  # prompts this process stored (INSERT OR IGNORE handles the rest)
+        self._prompts: dict[str, list[dict[str, Any]]] = {}
 
     # --- lifecycle -----------------------------------------------------------------
     def close(self) -> None:
@@ -221,45 +225,68 @@ class RunStore:
         return [r[0] for r in self._read("SELECT key FROM reservations WHERE status = 'orphaned'")]
 
     # --- candidates --------------------------------------------------------------------
-    def put_candidates(self, round_: int, candidates: list[dict[str, Any]]) -> None:
-        """Insert or replace candidates (a retried failure replaces its error row) in one transaction."""
+    def put_candidates(self, round_: int, candidates: list[Candidate]) -> None:
+        """Insert or replace candidates (a retried failure replaces its error row) in one transaction; each
+        distinct prompt is stored once (the `prompts` table), the candidate's body carries its `prompt_id`."""
         now = time.time()
-        rows = [(c["task_id"], round_, c["workflow"], c["sample_index"], c.get("error"), json.dumps(c), now)
-                for c in candidates]
-        self._write("INSERT OR REPLACE INTO candidates(task_id, round, workflow, sample_index, error, "
-                    "body, created) VALUES (?, ?, ?, ?, ?, ?, ?)", rows, many=True, staged=True)
+        rows, prompts = [], []
+        for c in candidates:
+            pid, body = c.to_store()
+            if pid not in self._prompt_ids:
+                self._prompt_ids.add(pid)
+                prompts.append((pid, json.dumps(c.prompt, ensure_ascii=False)))
+            rows.append((c.task_id, round_, c.workflow, c.sample_index, c.error,
+                         body[:-1] + f', "prompt_id": "{pid}"}}', now))
+        with self._lock:
+            if prompts:
+                self._write("INSERT OR IGNORE INTO prompts(id, messages) VALUES (?, ?)", prompts, many=True,
+                            staged=True)
+            self._write("INSERT OR REPLACE INTO candidates(task_id, round, workflow, sample_index, error, "
+                        "body, created) VALUES (?, ?, ?, ?, ?, ?, ?)", rows, many=True, staged=True)
+
+    def _candidate(self, body: str) -> Candidate:
+        data = json.loads(body)
+        pid = data.pop("prompt_id", None)
+        return Candidate.from_store(data, self._prompt(pid) if pid else None)
+
+    def _prompt(self, pid: str) -> list[dict[str, Any]]:
+        found = self._prompts.get(pid)
+        if found is None:
+            rows = self._read("SELECT messages FROM prompts WHERE id = ?", (pid,))
+            found = json.loads(rows[0][0]) if rows else []
+            if len(self._prompts) >= PROMPT_CACHE:  # bounded: memory does not grow with the number of tasks
+                self._prompts.pop(next(iter(self._prompts)))
+            self._prompts[pid] = found
+        return found
 
     def ok_candidate_counts(self, round_: int, workflow: str) -> dict[str, int]:
         rows = self._read("SELECT task_id, COUNT(*) FROM candidates WHERE round = ? AND workflow = ? "
                           "AND error IS NULL GROUP BY task_id", (round_, workflow))
         return dict(rows)
 
-    def task_candidates(self, round_: int, workflow: str, task_id: str) -> list[dict[str, Any]]:
+    def task_candidates(self, round_: int, workflow: str, task_id: str) -> list[Candidate]:
         rows = self._read("SELECT body FROM candidates WHERE round = ? AND workflow = ? AND task_id = ? "
                           "ORDER BY sample_index", (round_, workflow, task_id))
-        return [json.loads(body) for (body,) in rows]
+        return [self._candidate(body) for (body,) in rows]
 
-    def iter_candidates(self, round_: int | None = None) -> Iterator[dict[str, Any]]:
-        """Candidates in task order, then workflow, then sample index."""
-        for body in self.iter_candidate_json(round_):
-            yield json.loads(body)
-
-    def iter_candidate_json(self, round_: int | None = None) -> Iterator[str]:
-        """The stored JSON text of each candidate (exports copy it as is), in `iter_candidates` order."""
+    def iter_candidates(self, round_: int | None = None, workflow: str | None = None) -> Iterator[Candidate]:
+        """Candidates in round, task order, then workflow, then sample index (only `workflow`'s when given)."""
+        where = [w for w, v in (("c.round = ?", round_), ("c.workflow = ?", workflow)) if v is not None]
+        args = tuple(v for v in (round_, workflow) if v is not None)
         sql = ("SELECT c.body FROM candidates c LEFT JOIN tasks t ON t.id = c.task_id "
-               + ("WHERE c.round = ? " if round_ is not None else "")
+               + (f"WHERE {' AND '.join(where)} " if where else "")
                + "ORDER BY c.round, t.position, c.task_id, c.workflow, c.sample_index")
-        for (body,) in self._read(sql, (round_,) if round_ is not None else ()):
-            yield body
+        for (body,) in self._read(sql, args):
+            yield self._candidate(body)
 
     def candidate_task_ids(self, round_: int) -> list[str]:
         return [r[0] for r in self._read("SELECT DISTINCT task_id FROM candidates WHERE round = ?", (round_,))]
 
-    def candidates_of_task(self, round_: int, task_id: str) -> list[dict[str, Any]]:
+    def candidates_of_task(self, round_: int, task_id: str) -> list[Candidate]:
         """Every stored candidate of one task (all workflows), in `iter_candidates` order."""
         rows = self._read("SELECT body FROM candidates WHERE round = ? AND task_id = ? ORDER BY workflow, sample_index",
                           (round_, task_id))
-        return [json.loads(body) for (body,) in rows]
+        return [self._candidate(body) for (body,) in rows]
 
     def candidate_error_counts(self, round_: int | None = None) -> dict[str, int]:
         where = "WHERE error IS NOT NULL" + (" AND round = ?" if round_ is not None else "")
@@ -268,9 +295,9 @@ class RunStore:
         return dict(rows)
 
     # --- verdicts ----------------------------------------------------------------------
-    def put_verdicts(self, round_: int, rows: list[tuple[dict[str, Any], str, dict[str, Any]]]) -> None:
+    def put_verdicts(self, round_: int, rows: list[tuple[Candidate, str, dict[str, Any]]]) -> None:
         """rows: (candidate, verifier name, verdict dict)."""
-        values = [(c["task_id"], round_, c["workflow"], c["sample_index"], name, int(bool(v["passed"])),
+        values = [(c.task_id, round_, c.workflow, c.sample_index, name, int(bool(v["passed"])),
                    float(v["score"]), v.get("error"), json.dumps(v)) for c, name, v in rows]
         self._write("INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", values,
                     many=True, staged=True)
@@ -325,3 +352,43 @@ def _take_dir_lock(run_dir: Path):
     handle.write(f"{os.getpid()}\n")
     handle.flush()
     return handle
+
+
+class RunReader:
+    """A read-only view of a run directory's store: exports and reports read it beside a running job (no lock, no
+    writes), streaming rows so memory does not grow with the number of candidates."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        db = Path(run_dir) / DB_NAME
+        if not db.is_file():
+            raise UserError(f"{run_dir}: no run store ({DB_NAME}); pass a directory written by `selfplay generate` "
+                            "or `selfplay run`")
+        self._db = sqlite3.connect(f"file:{db}?mode=ro", uri=True, check_same_thread=False)
+        self._lock = threading.RLock()
+        self._prompts: dict[str, list[dict[str, Any]]] = {}
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> "RunReader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    _read = RunStore._read
+    _candidate = RunStore._candidate
+    _prompt = RunStore._prompt
+
+    def iter_candidates_with_verdicts(self, round_: int | None = None
+                                      ) -> Iterator[tuple[Candidate, dict[str, dict[str, Any]]]]:
+        """(candidate, its verdicts by verifier name), in `RunStore.iter_candidates` order, streamed."""
+        where = "WHERE c.round = ? " if round_ is not None else ""
+        sql = ("SELECT c.body, (SELECT json_group_object(v.verifier, json(v.body)) FROM verdicts v "
+               "WHERE v.task_id = c.task_id AND v.round = c.round AND v.workflow = c.workflow "
+               "AND v.sample_index = c.sample_index) FROM candidates c LEFT JOIN tasks t ON t.id = c.task_id "
+               + where + "ORDER BY c.round, t.position, c.task_id, c.workflow, c.sample_index")
+        cursor = self._db.execute(sql, (round_,) if round_ is not None else ())
+        while batch := cursor.fetchmany(512):
+            for body, verdicts in batch:
+                yield self._candidate(body), json.loads(verdicts) if verdicts else {}

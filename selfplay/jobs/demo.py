@@ -18,6 +18,7 @@ from __future__ import annotations
 import html
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +29,34 @@ from selfplay.core.store import RunStore
 from selfplay.core.files import write_json
 
 
-ARMS = ("sft", "dpo", "grpo", "majority", "control")
+@dataclass(frozen=True)
+class Arm:
+    """One arm of the demo: its label, its run directory, and how its loop config differs from the SFT arm's."""
+
+    label: str
+    directory: str
+    loop_arm: str = "self_improve"                  # `[loop] arm` ("control": the seed rows alone)
+    algorithm: str | None = None                    # `[train] algorithm` with its own defaults (no SFT-only keys)
+    rule: str | None = None                         # `[select] rule`
+
+
+# the demo's arms, in the order they run (the SFT arm keeps its historical directory name)
+ARMS: dict[str, Arm] = {
+    "sft": Arm("rejection-sampling SFT", "self_improve"),
+    "dpo": Arm("DPO", "dpo", algorithm="dpo"),
+    "grpo": Arm("GRPO", "grpo", algorithm="grpo"),
+    "majority": Arm("majority pseudo-labels (SFT)", "majority", rule="majority"),
+    "control": Arm("control (seed set only)", "control", loop_arm="control"),
+}
 DEFAULT_ARMS = ("sft", "control")
-ARM_LABELS = {"sft": "rejection-sampling SFT", "dpo": "DPO", "grpo": "GRPO", "majority": "majority pseudo-labels (SFT)",
-              "control": "control (seed set only)"}
+ARM_LABELS = {name: arm.label for name, arm in ARMS.items()}
+CONTROL = "control"   # the arm that spends the learning arms' steps on the seed set
+REFERENCE_ARM = "sft"  # the arm whose steps the control spends, whose figures demo.json reports as self_improve
 
 
 def arm_dir(arm: str) -> str:
-    """The arm's run directory under the demo's --out (the SFT arm keeps its historical name)."""
-    return "self_improve" if arm == "sft" else arm
+    """The arm's run directory under the demo's --out."""
+    return ARMS[arm].directory
 
 
 def parse_arms(text: str) -> tuple[str, ...]:
@@ -52,14 +72,14 @@ def parse_arms(text: str) -> tuple[str, ...]:
 def arm_config(seed: int, arm: str, rounds: int = 4, control_steps: list[int] | None = None,
                quick: bool = False) -> RunConfig:
     """The demo's loop for one arm: `demo_config` with only the arm's own keys changed (algorithm or rule)."""
-    values = demo_config(seed, "control" if arm == "control" else "self_improve", rounds, control_steps,
-                         quick).model_dump(mode="json", exclude_unset=True)
-    if arm in ("dpo", "grpo"):  # the algorithm's own defaults (selfplay.jobs.phases.train_config); no SFT-only keys
-        values["train"]["algorithm"] = arm
+    spec = ARMS[arm]
+    values = demo_config(seed, spec.loop_arm, rounds, control_steps, quick).model_dump(mode="json", exclude_unset=True)
+    if spec.algorithm:  # the algorithm's own defaults (selfplay.jobs.algorithms); no SFT-only keys
+        values["train"]["algorithm"] = spec.algorithm
         values["select"] = {}
         values["train"].pop("replay_seed", None)
-    elif arm == "majority":
-        values["select"]["rule"] = "majority"
+    if spec.rule:
+        values["select"]["rule"] = spec.rule
     return RunConfig.model_validate(values)
 
 
@@ -91,14 +111,14 @@ async def run_demo(out: str | Path, *, seed: int = 0, rounds: int = 4, quick: bo
                    progress: Any = None, arms: tuple[str, ...] = DEFAULT_ARMS) -> dict[str, Any]:
     """Run every arm (the first one trains the cold start, the others copy it); write demo.json and the report."""
     out = Path(out)
-    learners = [arm for arm in arms if arm != "control"]
+    learners = [arm for arm in arms if arm != CONTROL]
     runs: dict[str, list[dict[str, Any]]] = {}
     walls: dict[str, float] = {}
     first = None
-    for arm in learners + (["control"] if "control" in arms else []):
+    for arm in learners + ([CONTROL] if CONTROL in arms else []):
         steps = None
-        if arm == "control" and learners:  # the control spends the steps of the SFT arm (else of the first arm)
-            steps = train_steps(runs["sft" if "sft" in runs else learners[0]])
+        if arm == CONTROL and learners:  # the control spends the steps of the SFT arm (else of the first arm)
+            steps = train_steps(runs[REFERENCE_ARM if REFERENCE_ARM in runs else learners[0]])
         config = arm_config(seed, arm, rounds, control_steps=steps, quick=quick)
         if first is not None:
             _share_cold_start(out / arm_dir(first), out / arm_dir(arm), runs[first][0], config.loop.arm)
@@ -109,7 +129,7 @@ async def run_demo(out: str | Path, *, seed: int = 0, rounds: int = 4, quick: bo
     result = demo_result(seed, runs, walls)
     write_json(result, out / "demo.json")
     _write_demo_report(out, runs, result)
-    return {"result": result, "arms": runs, "self_improve": runs.get("sft", []), "control": runs.get("control", [])}
+    return {"result": result, "arms": runs, "self_improve": runs.get(REFERENCE_ARM, []), "control": runs.get(CONTROL, [])}
 
 
 def train_steps(rounds: list[dict[str, Any]]) -> list[int]:
@@ -137,15 +157,15 @@ def demo_result(seed: int, runs: dict[str, list[dict[str, Any]]], walls: dict[st
     summaries = {arm: arm_summary(rounds, walls.get(arm, 0.0)) for arm, rounds in runs.items()}
     result: dict[str, Any] = {"seed": seed, "cold_start": first[0]["eval_pass@1"],
                               "cold_start_seconds": first[0].get("seconds", 0),
-                              "arms": {arm: s["pass@1"] for arm, s in summaries.items() if arm != "control"},
+                              "arms": {arm: s["pass@1"] for arm, s in summaries.items() if arm != CONTROL},
                               "per_arm": summaries}
-    if "control" in runs:
-        result["control"] = summaries["control"]["pass@1"]
-        result["control_pass@k"] = [r["eval_pass@k"] for r in runs["control"]]
-    if "sft" in runs:
-        result["self_improve"] = summaries["sft"]["pass@1"]
-        result["self_improve_pass@k"] = [r["eval_pass@k"] for r in runs["sft"]]
-        result["train_steps_per_round"] = summaries["sft"]["steps_per_round"]
+    if CONTROL in runs:
+        result["control"] = summaries[CONTROL]["pass@1"]
+        result["control_pass@k"] = [r["eval_pass@k"] for r in runs[CONTROL]]
+    if REFERENCE_ARM in runs:
+        result["self_improve"] = summaries[REFERENCE_ARM]["pass@1"]
+        result["self_improve_pass@k"] = [r["eval_pass@k"] for r in runs[REFERENCE_ARM]]
+        result["train_steps_per_round"] = summaries[REFERENCE_ARM]["steps_per_round"]
     result["seconds"] = round(first[0].get("seconds", 0) + sum(s["seconds"] for s in summaries.values()), 1)
     return result
 
@@ -165,13 +185,13 @@ def demo_table(outcome: dict[str, Any]) -> str:
     """The two-arm table for `sft,control` (as it always was), else one pass@1 column per arm plus a summary."""
     runs = outcome["arms"]
     if tuple(runs) == DEFAULT_ARMS:
-        return comparison_table(runs["sft"], runs["control"])
+        return comparison_table(runs[REFERENCE_ARM], runs[CONTROL])
     return arms_table(runs, outcome["result"])
 
 
 def demo_summary_line(result: dict[str, Any]) -> str:
     """`cold start 0.072 -> self-improvement 0.940 vs control 0.219 (held-out pass@1)`, one `arm final` per arm."""
-    finals = [f"{'self-improvement' if arm == 'sft' else arm} {values[-1]:.3f}"
+    finals = [f"{'self-improvement' if arm == REFERENCE_ARM else arm} {values[-1]:.3f}"
               for arm, values in result["arms"].items() if values]
     control = f" vs control {result['control'][-1]:.3f}" if result.get("control") else ""
     return f"cold start {result['cold_start']:.3f} -> {', '.join(finals) or 'no arm'}{control} (held-out pass@1)"

@@ -172,7 +172,7 @@ class GenerateJob:
                 state.stop.set()
                 return
             outcome = await sampler.run(queue.get_nowait())
-            state.candidates += sum(1 for c in outcome.records if c.get("error") is None)
+            state.candidates += sum(1 for c in outcome.records if c.ok)
             state.verified += outcome.passed
             state.tally.add_task(outcome.task_id, outcome.stored)
             outcome.records, outcome.stored = [], []  # stored already; keeping them would grow memory with the job

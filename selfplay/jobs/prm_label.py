@@ -22,19 +22,21 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from agents.llm.types import BudgetExceeded, SamplingParams
 from agents.money.ledger import BudgetLedger
-from selfplay.pipeline.llm import build_backend, build_metered, check_reachable, price_table
+from selfplay.pipeline.llm import Engine, build_backend, build_metered, check_reachable, price_table
 from selfplay.config.common import ModelSection
 from selfplay.config.generate import GenerateSection
 from selfplay.config.prm_label import PINNED, PrmLabelConfig
+from selfplay.core.candidate import Candidate
 from selfplay.core.crashpoints import crash_point
 from selfplay.pipeline.datasets import write_dataset
 from selfplay.core.errors import UserError
 from selfplay.jobs.generate import task_seed
 from selfplay.jobs.setup import open_run
-from selfplay.jobs.prm_rollouts import (CONTINUE_EXTRA_BODY, ROUND, CandidateLabeller, ContinuingLocalBackend,
-                                        RolloutSettings)
+from selfplay.jobs.prm_rollouts import ROUND, CandidateLabeller, RolloutSettings
 from selfplay.pipeline.sample import TaskSampler
 from selfplay.core.store import RunStore
 from selfplay.core.files import write_json
@@ -44,7 +46,7 @@ from selfplay.tasks.task import Task
 CRASH_AFTER_CANDIDATE = "prm_label:candidate"   # SELFPLAY_CRASH_AT: after a candidate's rollouts are stored
 
 
-def read_candidates(path: str, tasks: dict[str, Task]) -> list[dict[str, Any]]:
+def read_candidates(path: str, tasks: dict[str, Task]) -> list[Candidate]:
     """The usable candidates of a candidates.jsonl (no error, task known), in file order."""
     file = Path(path)
     if not file.is_file():
@@ -57,19 +59,25 @@ def read_candidates(path: str, tasks: dict[str, Task]) -> list[dict[str, Any]]:
             record = json.loads(line)
         except ValueError as exc:
             raise UserError(f"{path}:{number}: not JSON ({exc})") from exc
+        if not isinstance(record, dict):
+            raise UserError(f"{path}:{number}: expected a JSON object (a candidates.jsonl row)")
         if record.get("error") is None and record.get("task_id") in tasks:
-            out.append(record)
+            try:
+                out.append(Candidate.from_store({"workflow": "input", "sample_index": number, **record}))
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                raise UserError(f"{path}:{number}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from exc
     return out
 
 
-def dedup_candidates(candidates: list[dict[str, Any]], dedup: bool) -> tuple[list[dict[str, Any]], int]:
+def dedup_candidates(candidates: list[Candidate], dedup: bool) -> tuple[list[Candidate], int]:
     """(the candidates to label, how many were left out as a repeat of an earlier one's task and text)."""
     if not dedup:
         return candidates, 0
     seen: set[tuple[str, str]] = set()
     kept = []
     for candidate in candidates:
-        key = (candidate["task_id"], candidate.get("final_answer") or "")
+        key = (candidate.task_id, candidate.final_answer or "")
         if key not in seen:
             seen.add(key)
             kept.append(candidate)
@@ -80,18 +88,7 @@ def policy_backend(model: ModelSection, concurrency: int, threads: int | None = 
     """The policy's backend, able to continue a final assistant message (local: natively; openai: vLLM flags)."""
     if model.backend == "local":
         _set_threads(threads)
-        from trainer.models import ModelNotFound, load_model
-        try:
-            net, tokenizer = load_model(model.path or model.name, dtype=model.dtype)
-        except ModelNotFound as exc:
-            raise UserError(f"[model]: {exc}") from exc
-        return ContinuingLocalBackend(net.to(model.device) if model.device else net, tokenizer, name=model.name,
-                                      hourly_usd=model.hourly_usd or 0.0)
-    if model.backend == "vllm":
-        raise UserError("prm-label continues step prefixes, which the in-process vllm backend does not do: "
-                        "serve the model with `vllm serve` and use backend = \"openai\"")
-    return build_backend(model.model_copy(update={"extra_body": {**CONTINUE_EXTRA_BODY, **model.extra_body}}),
-                         concurrency)
+    return build_backend(model, concurrency, Engine(continue_final=True))
 
 
 class PrmLabelJob:
@@ -148,10 +145,10 @@ class PrmLabelJob:
             if outcome is None or outcome.budget_refused:
                 self.stopped_reason = "budget"
                 continue
-            out.extend(r for r in outcome.records if r.get("error") is None)
+            out.extend(r for r in outcome.records if r.ok)
         return out
 
-    async def _label_all(self, candidates: list[dict[str, Any]], tasks: dict[str, Task], llm: Any,
+    async def _label_all(self, candidates: list[Candidate], tasks: dict[str, Task], llm: Any,
                          store: RunStore, ledger: BudgetLedger) -> tuple[list[dict[str, Any]], dict[str, int]]:
         section = self.config.prm_label
         settings = RolloutSettings(section.rollouts, section.separator, section.soft,
@@ -161,12 +158,12 @@ class PrmLabelJob:
         results: list[Any] = [None] * len(candidates)
         gate = asyncio.Semaphore(section.concurrency)
 
-        async def one(position: int, candidate: dict[str, Any]) -> None:
+        async def one(position: int, candidate: Candidate) -> None:
             async with gate:
                 if self.stopped_reason == "budget" or not _open(ledger):
                     self.stopped_reason = "budget"
                     return
-                results[position] = labelled = await labeller.label(candidate, tasks[candidate["task_id"]])
+                results[position] = labelled = await labeller.label(candidate, tasks[candidate.task_id])
                 if labelled.budget_refused:
                     self.stopped_reason = "budget"
                 else:

@@ -32,8 +32,7 @@ from typing import Any, Callable, Sequence
 
 from selfplay.core.crashpoints import crash_point
 from selfplay.core.errors import UserError
-from selfplay.jobs import phases
-from selfplay.pipeline.select import Scored
+from selfplay.core.candidate import Candidate
 from selfplay.core.store import RunStore
 from selfplay.tasks.task import Task
 from selfplay.pipeline.verify import prm_check, verify_candidates
@@ -65,9 +64,9 @@ def prm_dir_problem(path: str) -> str | None:
 
 
 # ---- pure halves: labels and best-of-N ---------------------------------------------------------------------------
-def candidate_steps(record: dict[str, Any], separator: str | None) -> list[str]:
+def candidate_steps(candidate: Candidate, separator: str | None) -> list[str]:
     """The steps the PRM scores for a candidate (as `selfplay.pipeline.verify.prm_check`: its own, else split)."""
-    return list(record.get("steps") or split_steps(record.get("final_answer") or "", separator))
+    return list(candidate.steps or split_steps(candidate.final_answer or "", separator))
 
 
 def outcome_row(prompt: Any, steps: Sequence[str], verdict: Verdict) -> dict[str, Any] | None:
@@ -79,14 +78,14 @@ def outcome_row(prompt: Any, steps: Sequence[str], verdict: Verdict) -> dict[str
     return prm_row(prompt, steps, labels)
 
 
-def best_of_n(prm_items: Sequence[Scored], reference: Sequence[Scored], task_ids: Sequence[str]) -> dict[str, Any]:
+def best_of_n(prm_items: Sequence[Candidate], reference: Sequence[Candidate], task_ids: Sequence[str]) -> dict[str, Any]:
     """Per eval task, the PRM's top-scored sample (ties: lowest index) judged by the reference verdicts.
 
     A task none of whose samples the PRM could score, or whose pick has no reference verdict, counts as wrong."""
-    right = {(c.task_id, c.sample_index): c.passed for c in reference if c.error is None}
-    groups: dict[str, list[Scored]] = {}
+    right = {(c.task_id, c.sample_index): c.passed for c in reference if c.verifier_error is None}
+    groups: dict[str, list[Candidate]] = {}
     for item in prm_items:
-        if item.error is None:
+        if item.verifier_error is None:
             groups.setdefault(item.task_id, []).append(item)
     correct = 0
     for task_id in task_ids:
@@ -146,7 +145,7 @@ class LoopPRM:
         return self._models[path]
 
     # --- after round R's candidates are verified ----------------------------------------------------------------
-    async def refresh(self, round_: int, store: RunStore, records: list[dict[str, Any]], tasks: dict[str, Task],
+    async def refresh(self, round_: int, store: RunStore, records: list[Candidate], tasks: dict[str, Task],
                       executor: Any) -> dict[str, Any]:
         """Retrain (retrain = "each_round"): label the round's candidates by the reference and fine-tune the PRM."""
         if not self.retrains:
@@ -155,22 +154,21 @@ class LoopPRM:
         if (final / REFRESH_FILE).is_file():  # retrained before a kill: the same PRM
             self._trained[round_] = json.loads((final / REFRESH_FILE).read_text())
             return self._trained[round_]
-        verdicts = await verify_candidates(store, round_, records, tasks, REFERENCE, concurrency=self.concurrency,
+        verified = await verify_candidates(store, round_, records, tasks, REFERENCE, concurrency=self.concurrency,
                                            executor=executor)
-        rows = self.label_rows(records, verdicts, tasks)
+        rows = self.label_rows(verified, tasks)
         info = self._retrain(round_, rows)
         self._trained[round_] = info
         return info
 
-    def label_rows(self, records: list[dict[str, Any]], verdicts: dict[tuple[str, str, int], dict[str, Any]],
-                   tasks: dict[str, Task]) -> list[dict[str, Any]]:
+    def label_rows(self, verified: list[Candidate], tasks: dict[str, Task]) -> list[dict[str, Any]]:
+        """PRM rows of the verified candidates, labelled by their reference verdicts."""
         rows = []
-        for record in records:
-            found = verdicts.get((record["task_id"], record["workflow"], record["sample_index"]))
-            if record.get("error") is not None or found is None:
+        for cand in verified:
+            if not cand.ok or cand.verdict is None:
                 continue
-            row = outcome_row(tasks[record["task_id"]].prompt, candidate_steps(record, self.section.step_separator),
-                              Verdict.model_validate(found))
+            row = outcome_row(tasks[cand.task_id].prompt, candidate_steps(cand, self.section.step_separator),
+                              cand.verdict)
             if row is not None:
                 rows.append(row)
         return rows
@@ -217,14 +215,14 @@ class LoopPRM:
                                                                                if k in fields}}
 
     # --- after round R's eval samples are checked by the reference ----------------------------------------------
-    async def evaluate(self, round_: int, store: RunStore, records: list[dict[str, Any]], reference: list[Scored],
+    async def evaluate(self, round_: int, store: RunStore, records: list[Candidate], reference: list[Candidate],
                        metrics: dict[str, Any], tasks: list[Task], executor: Any) -> dict[str, Any]:
         """The round record's "prm": best-of-N of the PRM in force now on the eval samples, pass@1, majority."""
         by_id = {t.id: t for t in tasks}
         path = self.path_after(round_)
-        verdicts = await verify_candidates(store, round_, records, by_id, PRM_VERIFIER, concurrency=self.concurrency,
-                                           executor=executor, check=prm_check(self._model(path)))
-        found = best_of_n(phases.scored(records, verdicts), reference, [t.id for t in tasks])
+        scored = await verify_candidates(store, round_, records, by_id, PRM_VERIFIER, concurrency=self.concurrency,
+                                         executor=executor, check=prm_check(self._model(path)))
+        found = best_of_n([c for c in scored if c.verdict is not None], reference, [t.id for t in tasks])
         trained = self._trained.get(round_)
         if trained is None and self.retrains and (self.round_dir(round_) / REFRESH_FILE).is_file():
             trained = json.loads((self.round_dir(round_) / REFRESH_FILE).read_text())

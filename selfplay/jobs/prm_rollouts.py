@@ -9,8 +9,8 @@ prefix + continuation is checked by the math verifier against the task's referen
 (cache, budget) and are stored in the run store's `candidates` table under the workflow label
 `prm:r<round>:<workflow>:<index>:<step>` before their verdicts are used, so a resumed job reuses them
 (and a paid but unstored reply is a $0 cache hit).
-`ContinuingLocalBackend` is the `local` backend that renders such a final assistant message as a prefix to
-continue (`continue_final_message`); `CONTINUE_EXTRA_BODY` asks a vLLM / SGLang server for the same.
+The policy's backend continues such a prefix: `selfplay.pipeline.llm.build_backend(..., Engine(continue_final=True))`
+(the local backend's `continue_final_message`, or the flags a vLLM / SGLang server needs).
 What it does not do: schedule candidates, stop the job, or write datasets (`selfplay.jobs.prm_label`).
 """
 
@@ -21,34 +21,17 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from agents.llm.local import LocalBackend
-from agents.llm.types import LLMError, Message, SamplingParams
+from agents.llm.types import SamplingParams
 from agents.workflows.registry import budget_exhausted, run_workflow
+from selfplay.core.candidate import Candidate
 from selfplay.core.store import RunStore
 from selfplay.tasks.task import Task
-from selfplay.pipeline.verify import check_math
+from selfplay.pipeline.verify import answer_only, check_math
 from verifiers.prm.labels import prm_row, step_labels
 from verifiers.prm.steps import split_steps
 from verifiers.verdict import Verdict
 
 ROUND = 0
-# What an OpenAI-compatible vLLM / SGLang server needs to continue the last assistant message.
-CONTINUE_EXTRA_BODY = {"continue_final_message": True, "add_generation_prompt": False}
-
-
-class ContinuingLocalBackend(LocalBackend):
-    """The `local` backend; a chat whose last message is the assistant's is continued, not answered."""
-
-    def encode(self, messages: list[Message], tools: list[dict[str, Any]] | None = None) -> list[int]:
-        if not messages or messages[-1].get("role") != "assistant":
-            return super().encode(messages, tools)
-        with self._tokenizer_lock:
-            try:
-                text = self._tokenizer.apply_chat_template(messages, tools=tools, tokenize=False,
-                                                           add_generation_prompt=False, continue_final_message=True)
-            except Exception as exc:  # noqa: BLE001 - a template that cannot render these messages
-                raise LLMError("bad_request", f"chat template cannot continue this prefix: {exc}", status=400) from exc
-            return list(self._tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
 @dataclass
@@ -69,8 +52,8 @@ class Labelled:
     budget_refused: bool = False
 
 
-def candidate_label(candidate: dict[str, Any]) -> str:
-    return f"r{candidate.get('round', 0)}:{candidate['workflow']}:{candidate['sample_index']}"
+def candidate_label(candidate: Candidate) -> str:
+    return f"r{candidate.round}:{candidate.workflow}:{candidate.sample_index}"
 
 
 def prefixes(text: str, steps: list[str]) -> list[str]:
@@ -91,7 +74,7 @@ def prefix_seed(run_seed: int, task_id: str, label: str) -> int:
 
 
 def check_text(text: str, task: Task) -> Verdict:
-    return check_math({"final_answer": text}, task)
+    return check_math(answer_only(task, text), task)
 
 
 class CandidateLabeller:
@@ -102,8 +85,8 @@ class CandidateLabeller:
         self.store = store
         self.settings = settings
 
-    async def label(self, candidate: dict[str, Any], task: Task) -> Labelled:
-        text = candidate.get("final_answer") or ""
+    async def label(self, candidate: Candidate, task: Task) -> Labelled:
+        text = candidate.final_answer or ""
         steps = split_steps(text, self.settings.separator)
         if not steps:
             return Labelled(row=None, steps=0)
@@ -125,25 +108,25 @@ class CandidateLabeller:
         n = self.settings.rollouts
         stored = self.store.task_candidates(ROUND, label, task.id)
         drawn = 0
-        if len(stored) < n or any(r.get("error") is not None for r in stored):
+        if len(stored) < n or any(not r.ok for r in stored):
             stored = await self._draw(task, label, prefix)
             if stored is None:
                 return None, n
             drawn = n
-        verdicts = [await asyncio.to_thread(check_text, prefix + r["final_answer"], task) if r.get("error") is None
-                    else Verdict.broken(f"rollout failed: {r['error']}") for r in stored]
+        verdicts = [await asyncio.to_thread(check_text, prefix + r.final_answer, task) if r.ok
+                    else Verdict.broken(f"rollout failed: {r.error}") for r in stored]
         return verdicts, drawn
 
-    async def _draw(self, task: Task, label: str, prefix: str) -> list[dict[str, Any]] | None:
+    async def _draw(self, task: Task, label: str, prefix: str) -> list[Candidate] | None:
         messages = task.messages(self.settings.system_prompt) + [{"role": "assistant", "content": prefix}]
         params = self.settings.params.with_(seed=prefix_seed(self.settings.seed, task.id, label))
         trajectories = await run_workflow("direct", self.llm, task.id, messages, params, self.settings.rollouts)
         kept = [t for t in trajectories if t.error != "budget"]
         records = []
         for t in kept:
-            record = t.model_dump(mode="json")
-            record.update(workflow=label, round=ROUND, task_kind=task.kind, prm_prefix=prefix)
-            records.append(record)
+            record = Candidate.from_trajectory(t, round_=ROUND, task_kind=task.kind)
+            records.append(record.model_copy(update={"workflow": label,
+                                                     "metadata": {**record.metadata, "prm_prefix": prefix}}))
         if records:
             self.store.put_candidates(ROUND, records)
         return None if budget_exhausted(trajectories) else records

@@ -1,6 +1,6 @@
 """Training datasets in the formats TRL and HF `datasets` load directly, built from selected candidates.
 
-What it is for: turning `Scored` candidates into rows, and writing them as JSONL and Parquet:
+What it is for: turning verified `Candidate`s into rows (each row names its candidates in `candidate_ids`), and writing them as JSONL and Parquet:
 - SFT: `{"messages": [...]}` (prompt + generated turns)
 - preference: `{"prompt": [...], "chosen": [...], "rejected": [...]}` (conversational)
 - RL groups: `{"prompt": [...], "completions": [...], "rewards": [...]}`
@@ -20,28 +20,28 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from selfplay.pipeline.select import Scored
+from selfplay.core.candidate import Candidate
 from selfplay.core.files import write_jsonl, write_parquet
 
 
-def sft_row(cand: Scored) -> dict[str, Any]:
-    row: dict[str, Any] = {"messages": [*cand.prompt, *cand.completion]}
+def sft_row(cand: Candidate) -> dict[str, Any]:
+    row: dict[str, Any] = {"messages": [*cand.prompt, *cand.completion], "candidate_ids": [cand.id]}
     if cand.token_ids:
         row["completion_token_ids"] = list(cand.token_ids)
     return row
 
 
-def preference_row(chosen: Scored, rejected: Scored) -> dict[str, Any]:
+def preference_row(chosen: Candidate, rejected: Candidate) -> dict[str, Any]:
     row: dict[str, Any] = {"prompt": list(chosen.prompt), "chosen": list(chosen.completion),
-                           "rejected": list(rejected.completion)}
+                           "rejected": list(rejected.completion), "candidate_ids": [chosen.id, rejected.id]}
     if chosen.token_ids and rejected.token_ids:
         row.update(chosen_token_ids=list(chosen.token_ids), rejected_token_ids=list(rejected.token_ids))
     return row
 
 
-def rl_row(group: Sequence[Scored], rewards: Sequence[float]) -> dict[str, Any]:
+def rl_row(group: Sequence[Candidate], rewards: Sequence[float]) -> dict[str, Any]:
     row: dict[str, Any] = {"prompt": list(group[0].prompt), "completions": [c.text for c in group],
-                           "rewards": list(rewards)}
+                           "rewards": list(rewards), "candidate_ids": [c.id for c in group]}
     if any(c.token_ids for c in group):
         row["completion_token_ids"] = [list(c.token_ids) if c.token_ids else None for c in group]
         row["completion_logprobs"] = [list(c.logprobs) if c.token_ids and c.logprobs else None for c in group]

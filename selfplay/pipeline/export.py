@@ -1,7 +1,7 @@
 """Run directories as TRL / HF `datasets` files: candidates with their verdicts, each round's training rows, exports.
 
 What it is for:
-- `candidates_with_verdicts(store)`: every stored candidate with an `id` (`r{round}/{workflow}/{task}/{sample}`)
+- `iter_candidates_with_verdicts(reader)`: every stored candidate with an `id` (`r{round}/{workflow}/{task}/{sample}`)
   and its verdicts (`verdict`: the one of the job's verifier when there is one, `verdicts`: all, by verifier), so
   `candidates.jsonl` says which candidate passed without SQL;
 - `write_round_rows(run_dir, round, rows)`: `rounds/R/train.jsonl`, the rows round R trained on, each with the
@@ -9,60 +9,34 @@ What it is for:
 - `export_run(run_dir, fmt, out, min_score)`: `selfplay export` — SFT / DPO / GRPO / PRM rows from a `generate` or
   `run` directory, as JSONL or Parquet (by the suffix of `out`). Held-out evaluation samples (workflow `eval`) are
   never exported: training on them would contaminate the evaluation.
-What it does not do: decide what a round trains on (`selfplay.jobs.phases`), or label PRM steps (`selfplay prm-label`
+What it does not do: decide what a round trains on (`selfplay.jobs.algorithms`), or label PRM steps (`selfplay prm-label`
 does; `--format prm` exports its `prm.jsonl`).
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any, Iterator
 
+from selfplay.core.candidate import Candidate
 from selfplay.core.errors import UserError
 from selfplay.core.files import write_jsonl, write_parquet
+from selfplay.core.store import RunReader
 
 EVAL_WORKFLOW = "eval"
 FORMATS = ("sft", "dpo", "grpo", "prm")
 
 
-def candidate_id(record: dict[str, Any], round_: int | None = None) -> str:
-    rnd = record.get("round", round_ if round_ is not None else 0)
-    return f"r{rnd}/{record['workflow']}/{record['task_id']}/{record['sample_index']}"
-
-
-def _connect(run_dir: Path) -> sqlite3.Connection:
-    db = run_dir / "run.db"
-    if not db.is_file():
-        raise UserError(f"{run_dir}: no run store (run.db); pass a directory written by `selfplay generate` "
-                        "or `selfplay run`")
-    return sqlite3.connect(f"file:{db}?mode=ro", uri=True)  # read-only: safe beside a running job
-
-
-def iter_candidates_with_verdicts(conn: sqlite3.Connection, round_: int | None = None,
-                                  verifier: str | None = None) -> Iterator[dict[str, Any]]:
-    """Candidates in task order (as `RunStore.iter_candidates`), each with `id`, `verdict` and `verdicts`."""
-    where = "WHERE c.round = ? " if round_ is not None else ""
-    sql = ("SELECT c.round, c.task_id, c.workflow, c.sample_index, c.body FROM candidates c "
-           "LEFT JOIN tasks t ON t.id = c.task_id " + where
-           + "ORDER BY c.round, t.position, c.task_id, c.workflow, c.sample_index")
-    verdicts: dict[tuple, dict[str, dict[str, Any]]] = {}
-    vsql = "SELECT round, task_id, workflow, sample_index, verifier, body FROM verdicts" + (
-        " WHERE round = ?" if round_ is not None else "")
-    for rnd, tid, wf, idx, name, body in conn.execute(vsql, (round_,) if round_ is not None else ()):
-        verdicts.setdefault((rnd, tid, wf, idx), {})[name] = json.loads(body)
-    for rnd, tid, wf, idx, body in conn.execute(sql, (round_,) if round_ is not None else ()):
-        record = json.loads(body)
-        record.setdefault("round", rnd)
-        found = verdicts.get((rnd, tid, wf, idx), {})
-        record["id"] = candidate_id(record, rnd)
-        record["verdicts"] = found
+def iter_candidates_with_verdicts(reader: RunReader, round_: int | None = None,
+                                  verifier: str | None = None) -> Iterator[tuple[Candidate, dict[str, Any]]]:
+    """(candidate with the job's verdict attached, its `candidates.jsonl` row), in task order, streamed."""
+    for candidate, found in reader.iter_candidates_with_verdicts(round_):
         chosen = found.get(verifier) if verifier else None
         if chosen is None and len(found) == 1:
             chosen = next(iter(found.values()))
-        record["verdict"] = _brief_verdict(chosen)
-        yield record
+        candidate = candidate.with_verdict(chosen) if chosen is not None else candidate
+        yield candidate, {**candidate.export_row(), "verdicts": found, "verdict": _brief_verdict(chosen)}
 
 
 def _brief_verdict(verdict: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -76,18 +50,18 @@ def write_candidates(run_dir: str | Path, path: str | Path | None = None, *, rou
                      verifier: str | None = None) -> int:
     """`candidates.jsonl` of a run directory, each candidate with its verdicts; returns the count written."""
     run_dir = Path(run_dir)
-    with _connect(run_dir) as conn:
-        return write_jsonl(iter_candidates_with_verdicts(conn, round_, verifier), path or run_dir / "candidates.jsonl")
+    with RunReader(run_dir) as reader:
+        return write_jsonl((row for _, row in iter_candidates_with_verdicts(reader, round_, verifier)),
+                           path or run_dir / "candidates.jsonl")
 
 
-def write_round_rows(run_dir: str | Path, round_: int, rows: list[dict[str, Any]],
-                     candidate_ids: list[list[str]] | None = None) -> Path:
-    """`rounds/R/train.jsonl`: the rows round R trains on (seed rows have `candidate_ids` = [])."""
+def write_round_rows(run_dir: str | Path, round_: int, rows: list[dict[str, Any]]) -> Path:
+    """`rounds/R/train.jsonl`: the rows round R trains on, each with the `candidate_ids` it was built from (seed
+    rows: [])."""
     out = Path(run_dir) / "rounds" / str(round_)
     out.mkdir(parents=True, exist_ok=True)
-    ids = candidate_ids or [row.get("candidate_ids", []) for row in rows]
     path = out / "train.jsonl"
-    write_jsonl(({**row, "candidate_ids": list(i)} for row, i in zip(rows, ids)), path)
+    write_jsonl(({**row, "candidate_ids": list(row.get("candidate_ids", []))} for row in rows), path)
     return path
 
 
@@ -102,8 +76,8 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path, *, min_score: flo
     if fmt == "prm":
         rows = _prm_rows(run_dir, min_score)
     else:
-        with _connect(run_dir) as conn:
-            groups = _groups(conn, min_score)
+        with RunReader(run_dir) as reader:
+            groups = _groups(reader, min_score)
         rows = _rows(groups, fmt, max_pairs)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".parquet":
@@ -115,51 +89,43 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path, *, min_score: flo
     return {"rows": len(rows), "path": str(out), "format": fmt}
 
 
-def _groups(conn: sqlite3.Connection, min_score: float | None) -> dict[tuple, list[dict[str, Any]]]:
-    """Judged, error-free training candidates by (round, workflow, task); `passed` also needs score >= min_score."""
-    groups: dict[tuple, list[dict[str, Any]]] = {}
-    for record in iter_candidates_with_verdicts(conn):
-        verdict = record["verdict"]
-        if record["workflow"] == EVAL_WORKFLOW or record.get("error") is not None or verdict is None \
-                or verdict["error"]:
+def _groups(reader: RunReader, min_score: float | None) -> dict[tuple, list[tuple[Candidate, bool]]]:
+    """Judged, error-free training candidates by (round, workflow, task), each with whether it counts as passed
+    (passed, and score >= min_score when given)."""
+    groups: dict[tuple, list[tuple[Candidate, bool]]] = {}
+    for cand, row in iter_candidates_with_verdicts(reader):
+        verdict = row["verdict"]
+        if cand.workflow == EVAL_WORKFLOW or not cand.ok or verdict is None or verdict["error"]:
             continue
-        record["_passed"] = verdict["passed"] and (min_score is None or verdict["score"] >= min_score)
-        groups.setdefault((record["round"], record["workflow"], record["task_id"]), []).append(record)
+        passed = verdict["passed"] and (min_score is None or verdict["score"] >= min_score)
+        groups.setdefault((cand.round, cand.workflow, cand.task_id), []).append((cand, passed))
     return groups
 
 
-def _split(record: dict[str, Any]) -> tuple[list, list]:
-    split = record.get("prompt_messages", 1)
-    return list(record["messages"][:split]), list(record["messages"][split:])
-
-
-def _rows(groups: dict[tuple, list[dict[str, Any]]], fmt: str, max_pairs: int) -> list[dict[str, Any]]:
+def _rows(groups: dict[tuple, list[tuple[Candidate, bool]]], fmt: str, max_pairs: int) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for (_, _, task_id), group in groups.items():
-        passed = [r for r in group if r["_passed"]]
+        passed = [c for c, ok in group if ok]
         if fmt == "sft":
-            for r in passed:
-                prompt, completion = _split(r)
-                rows.append({"messages": prompt + completion, "task_id": task_id, "score": r["verdict"]["score"],
-                             "candidate_ids": [r["id"]]})
+            for c in passed:
+                rows.append({"messages": c.messages, "task_id": task_id, "score": c.score, "candidate_ids": [c.id]})
         elif fmt == "dpo":
             failed, seen = [], set()
-            for r in group:
-                key = " ".join(str(r.get("final_answer", "")).split()).lower()
-                if not r["_passed"] and key not in seen:
+            for c, ok in group:
+                key = " ".join(str(c.final_answer).split()).lower()
+                if not ok and key not in seen:
                     seen.add(key)
-                    failed.append(r)
+                    failed.append(c)
             for i, rejected in enumerate(failed[:max_pairs] if passed else []):
                 chosen = passed[i % len(passed)]
-                prompt, good = _split(chosen)
-                rows.append({"prompt": prompt, "chosen": good, "rejected": _split(rejected)[1], "task_id": task_id,
-                             "candidate_ids": [chosen["id"], rejected["id"]]})
+                rows.append({"prompt": chosen.prompt, "chosen": chosen.completion, "rejected": rejected.completion,
+                             "task_id": task_id, "candidate_ids": [chosen.id, rejected.id]})
         else:  # grpo: groups with a learning signal (rewards not all equal)
-            rewards = [r["verdict"]["score"] for r in group]
+            rewards = [c.score for c, _ in group]
             if len(group) < 2 or max(rewards) == min(rewards):
                 continue
-            rows.append({"prompt": _split(group[0])[0], "completions": [str(r.get("final_answer", "")) for r in group],
-                         "rewards": rewards, "task_id": task_id, "candidate_ids": [r["id"] for r in group]})
+            rows.append({"prompt": group[0][0].prompt, "completions": [c.final_answer for c, _ in group],
+                         "rewards": rewards, "task_id": task_id, "candidate_ids": [c.id for c, _ in group]})
     return rows
 
 
@@ -173,31 +139,3 @@ def _prm_rows(run_dir: Path, min_score: float | None) -> list[dict[str, Any]]:
     if min_score is not None:  # a PRM row's score: the share of its steps labelled correct
         rows = [r for r in rows if r["labels"] and sum(map(bool, r["labels"])) / len(r["labels"]) >= min_score]
     return rows
-
-
-def round_candidate_ids(rows: list[dict[str, Any]], items: list[Any], round_: int, workflow: str) -> list[list[str]]:
-    """The candidate ids each training row came from (`items`: the round's `Scored` candidates), found by content:
-    SFT rows by their messages, preference rows by chosen and rejected, RL groups by their completions; rows made
-    of no candidate (replayed seed rows) get []."""
-    by_messages: dict[str, str] = {}
-    by_text: dict[tuple[str, str], str] = {}
-    for c in items:
-        cid = f"r{round_}/{workflow}/{c.task_id}/{c.sample_index}"
-        by_messages.setdefault(_key([*c.prompt, *c.completion]), cid)
-        by_text.setdefault((_key(list(c.prompt)), c.text), cid)
-    out = []
-    for row in rows:
-        if "messages" in row:
-            ids = [by_messages.get(_key(row["messages"]))]
-        elif "chosen" in row:
-            ids = [by_messages.get(_key([*row["prompt"], *row[k]])) for k in ("chosen", "rejected")]
-        elif "completions" in row:
-            ids = [by_text.get((_key(row["prompt"]), text)) for text in row["completions"]]
-        else:
-            ids = []
-        out.append([i for i in ids if i is not None])
-    return out
-
-
-def _key(messages: Any) -> str:
-    return json.dumps(messages, sort_keys=True, ensure_ascii=False)

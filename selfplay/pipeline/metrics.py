@@ -8,7 +8,7 @@ What it does not do: run models or verifiers; it counts what they produced.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -58,3 +58,36 @@ def coverage(passed_per_task: Iterable[int]) -> float:
 def yield_rate(passed: int, total: int) -> float:
     """Passing candidates over candidates generated."""
     return passed / total if total else 0.0
+
+
+def by_task(items: Iterable[Any]) -> dict[str, list[Any]]:
+    """Candidates grouped by task id, in the order they come."""
+    groups: dict[str, list[Any]] = {}
+    for item in items:
+        groups.setdefault(item.task_id, []).append(item)
+    return groups
+
+
+def eval_metrics(items: Sequence[Any], task_ids: Sequence[str], k: int) -> dict[str, Any]:
+    """Held-out pass@1 / pass@k (unbiased) and maj@k of verified candidates (`passed`, `answer`, `verifier_error`)."""
+    groups = by_task(items)
+    counts = [(k, sum(1 for c in groups.get(t, []) if c.passed)) for t in task_ids]
+    majority = [maj_at_k([c.answer for c in groups.get(t, [])], [c.passed for c in groups.get(t, [])])
+                for t in task_ids]
+    return {"eval_pass@1": mean_pass_at_k(counts, 1), "eval_pass@k": mean_pass_at_k(counts, k),
+            "eval_maj@k": sum(majority) / len(task_ids) if task_ids else 0.0, "eval_k": k, "eval_tasks": len(task_ids),
+            "eval_verifier_errors": sum(1 for c in items if c.verifier_error)}
+
+
+def generation_stats(candidates: Sequence[Any], verified: Sequence[Any]) -> dict[str, Any]:
+    """A round's sampling figures: samples, passed, yield, coverage, completion / verified / prompt tokens."""
+    passed = [c for c in verified if c.passed]
+    tasks = {c.task_id for c in candidates}
+    solved = {c.task_id for c in passed}
+    passed_keys = {(c.task_id, c.sample_index) for c in passed}
+    tokens = sum(c.usage.completion_tokens for c in candidates)
+    verified_tokens = sum(c.usage.completion_tokens for c in candidates if (c.task_id, c.sample_index) in passed_keys)
+    return {"samples": len(candidates), "passed": len(passed),
+            "yield": len(passed) / len(candidates) if candidates else 0.0,
+            "coverage": len(solved) / len(tasks) if tasks else 0.0, "completion_tokens": tokens,
+            "verified_tokens": verified_tokens, "prompt_tokens": sum(c.usage.prompt_tokens for c in candidates)}

@@ -21,14 +21,15 @@ import random
 import re
 from typing import Any, Callable, Sequence
 
-from selfplay.pipeline.select import Scored
+from selfplay.pipeline.llm import load_policy_model
+from selfplay.core.candidate import Candidate
 
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
-def distinct_answers(items: Sequence[Scored]) -> float:
+def distinct_answers(items: Sequence[Candidate]) -> float:
     """Mean over tasks of (distinct extracted answers, None counted as one answer) / samples of the task."""
-    groups: dict[str, list[Scored]] = {}
+    groups: dict[str, list[Candidate]] = {}
     for item in items:
         groups.setdefault(item.task_id, []).append(item)
     if not groups:
@@ -48,9 +49,9 @@ def distinct_ngrams(texts: Sequence[str], n: int = 2) -> float | None:
     return len(seen) / total if total else None
 
 
-def text_monitors(items: Sequence[Scored], records: Sequence[dict[str, Any]], n: int = 2) -> dict[str, float]:
-    """Diversity and length of the eval samples (`records` give the token counts)."""
-    lengths = [r["usage"]["completion_tokens"] for r in records if r.get("usage")]
+def text_monitors(items: Sequence[Candidate], records: Sequence[Candidate], n: int = 2) -> dict[str, float]:
+    """Diversity and length of the eval samples (`items`: the verified ones; `records`: all, for the token counts)."""
+    lengths = [r.usage.completion_tokens for r in records]
     grams = distinct_ngrams([c.text for c in items], n)
     return {"distinct_answers": distinct_answers(items), **({f"distinct_{n}grams": grams} if grams is not None else {}),
             "mean_length": sum(lengths) / len(lengths) if lengths else 0.0}
@@ -68,8 +69,8 @@ def entropy_and_kl(policy_logps: Sequence[Sequence[float]], ref_logps: Sequence[
     return out
 
 
-def sample_logps(model: Any, tokenizer: Any, items: Sequence[Scored], limit: int, seed: int,
-                 max_length: int = 1024) -> tuple[list[Scored], list[list[float]]]:
+def sample_logps(model: Any, tokenizer: Any, items: Sequence[Candidate], limit: int, seed: int,
+                 max_length: int = 1024) -> tuple[list[Candidate], list[list[float]]]:
     """Completion-token log-probs of up to `limit` eval samples (seeded choice) under `model`."""
     from trainer.encode import encode_prompt_completion
     from trainer.logps import frozen_token_logps
@@ -83,7 +84,7 @@ def sample_logps(model: Any, tokenizer: Any, items: Sequence[Scored], limit: int
     return chosen, [[float(v) for v, m in zip(lp.tolist(), mask) if m] for lp, mask in zip(logps, masks)]
 
 
-def last_number_matches(item: Scored, reference: str | None) -> bool | None:
+def last_number_matches(item: Candidate, reference: str | None) -> bool | None:
     """The strict audit verifier: the response's last number equals the reference (None: cannot audit)."""
     ref = (reference or "").strip()
     if not _NUMBER.fullmatch(ref):
@@ -92,8 +93,8 @@ def last_number_matches(item: Scored, reference: str | None) -> bool | None:
     return bool(numbers) and math.isclose(float(numbers[-1]), float(ref), rel_tol=0, abs_tol=1e-9)
 
 
-def audit(accepted: Sequence[Scored], references: dict[str, str | None], fraction: float, seed: int,
-          threshold: float, checker: Callable[[Scored, str | None], bool | None] = last_number_matches) -> dict:
+def audit(accepted: Sequence[Candidate], references: dict[str, str | None], fraction: float, seed: int,
+          threshold: float, checker: Callable[[Candidate, str | None], bool | None] = last_number_matches) -> dict:
     """Re-check a `fraction` of the accepted (to-be-trained) candidates with `checker`; alarm above `threshold`."""
     if fraction <= 0 or not accepted:
         return {"audited": 0, "disagreements": 0, "disagreement_rate": 0.0, "alarm": False}
@@ -108,27 +109,18 @@ def audit(accepted: Sequence[Scored], references: dict[str, str | None], fractio
             "examples": [c.text[:200] for c, v in zip(picked, verdicts) if v is False][:3]}
 
 
-def accepted_items(items: Sequence[Scored], select: Any, algorithm: str) -> list[Scored]:
-    """The candidates the round trains on as positives (SFT with `rule = "majority"`: the pseudo-labelled ones)."""
-    if algorithm == "sft" and select.rule == "majority":
-        from selfplay.jobs.phases import _sft_choice, by_task
-        return [c for g in by_task(list(items)).values() for c in _sft_choice(g, select)]
-    return [c for c in items if c.passed]
-
-
 _COLD: dict[str, Any] = {}
 
 
 def _cold_start_model(path: str) -> Any:
     """The round-0 checkpoint, loaded once per process (the KL reference)."""
     if path not in _COLD:
-        from trainer.models import load_model
         _COLD.clear()
-        _COLD[path] = load_model(path)[0].eval()
+        _COLD[path] = load_policy_model(path)[0].eval()
     return _COLD[path]
 
 
-def round_monitors(policy: Any, items: Sequence[Scored], records: Sequence[dict[str, Any]], config: Any,
+def round_monitors(policy: Any, items: Sequence[Candidate], records: Sequence[Candidate], config: Any,
                    seed: int) -> dict[str, Any]:
     """Every monitor of one round's eval samples; entropy / KL need the policy's model (round 0 is the reference)."""
     out: dict[str, Any] = dict(text_monitors(items, records))

@@ -1,7 +1,7 @@
 """The one sampler of the engine: batches of a workflow per task, stored, verified, until adaptive K says stop.
 
 What it is for: every job that samples candidates (`selfplay generate`, each round of `selfplay run`
-through `phases.sample_chunked`, `selfplay prm-label`). For one task it replays a deterministic
+through `sample_tasks`, `selfplay prm-label`). For one task it replays a deterministic
 sequence of batches: the first K samples, then (with a verifier and `k_max` / `stop_after_verified`)
 more batches chosen by `agents.workflows.adaptive.next_batch` from the counts so far.
 `run(task)` samples one task (the generate job's workers call it concurrently); `run_group(tasks)`
@@ -31,9 +31,11 @@ from agents.llm.types import SamplingParams
 from agents.workflows.adaptive import AdaptiveK, next_batch
 from agents.workflows.common import CheckResult
 from agents.workflows.registry import budget_exhausted, run_workflow
+from selfplay.core.candidate import Candidate
+from selfplay.core.crashpoints import crash_point
 from selfplay.core.store import RunStore
 from selfplay.tasks.task import Task
-from selfplay.pipeline.verify import get_check, run_check, verify_candidates
+from selfplay.pipeline.verify import answer_only, get_check, run_check, verify_candidates
 
 
 @dataclass
@@ -43,8 +45,64 @@ class TaskOutcome:
     passed: int = 0
     new_candidates: int = 0
     budget_refused: bool = False
-    records: list[dict[str, Any]] = field(default_factory=list)  # the batches sampled or reused, in order
-    stored: list[dict[str, Any]] = field(default_factory=list)   # every stored candidate of the task, by index
+    records: list[Candidate] = field(default_factory=list)  # the batches sampled or reused, in order
+    stored: list[Candidate] = field(default_factory=list)   # every stored candidate of the task, by index
+
+
+@dataclass(frozen=True)
+class SamplingSpec:
+    """What the sampler draws for each task: the workflow, K (or adaptive K) and the verifier of adaptive K."""
+
+    workflow: str
+    k: int
+    system_prompt: str | None = None
+    workflow_options: dict[str, Any] = field(default_factory=dict)
+    verifier: str | None = None
+    verify_concurrency: int = 2
+    k_max: int | None = None
+    stop_after_verified: int | None = None
+    batch: int | None = None
+    low_pass_rate: float = 0.5
+
+    @classmethod
+    def of(cls, section: Any, *, adaptive: bool = True) -> "SamplingSpec":
+        """The spec of a config's sampling section (its adaptive K keys when `adaptive` and it sets them)."""
+        values = {k: getattr(section, k) for k in ("workflow", "k", "system_prompt", "workflow_options", "verifier",
+                                                   "verify_concurrency")}
+        if adaptive and is_adaptive(section):
+            values.update({k: getattr(section, k) for k in ADAPTIVE_KEYS})
+        return cls(**values)
+
+
+ADAPTIVE_KEYS = ("k_max", "stop_after_verified", "batch", "low_pass_rate")
+EVAL = "eval"  # the label held-out evaluation samples are filed under (never trained on, never exported)
+
+
+def chunks(items: list[Task], size: int) -> list[list[Task]]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+async def sample_tasks(llm: Any, store: RunStore, round_: int, tasks: list[Task], spec: SamplingSpec, *, label: str,
+                       params_for: Callable[[Task], SamplingParams], chunk_size: int = 32,
+                       on_chunk: Callable[[int], None] | None = None, check_for: Callable[[Task], Any] | None = None,
+                       executor: Any = None, check: Any = None, **workflow_kwargs: Any) -> bool:
+    """K candidates per task under `label`, `chunk_size` tasks at a time as one group of lock-step waves (each wave
+    stored in one write, see `TaskSampler`). With adaptive K keys and a verifier in `spec`, each wave is verified
+    on `executor` as it lands (`check`: a model check such as the PRM's). `workflow_kwargs`: `tool` (default for
+    `tool_use`: the code sandbox on `executor`), `critic_llm`. Returns False when the budget refused a request."""
+    if spec.workflow == "tool_use" and "tool" not in workflow_kwargs:  # the code sandbox, on the job's executor
+        workflow_kwargs["tool"] = sandbox_tool(executor)
+    sampler = TaskSampler(spec, llm, store, round_, executor=executor, label=label, params_for=params_for,
+                          check_for=check_for or (lambda task: None),
+                          verify=is_adaptive(spec) and spec.verifier is not None, replay=True, check=check,
+                          **workflow_kwargs)
+    for chunk in chunks(tasks, chunk_size):
+        outcomes = await sampler.run_group(chunk, on_wave=lambda: crash_point(f"round{round_}:{label}:chunk"))
+        if any(out.budget_refused for out in outcomes):
+            return False
+        if on_chunk:
+            on_chunk(len(chunk))
+    return True
 
 
 def adaptive_settings(gen: Any) -> AdaptiveK:
@@ -132,56 +190,61 @@ class TaskSampler:
             out.stored = [stored[task.id][i] for i in sorted(stored[task.id])]
         return outcomes
 
-    async def _draw_wave(self, wave: list, batches: list[list], stored: dict[str, dict[int, dict[str, Any]]]
-                         ) -> list[list[dict[str, Any]]]:
+    async def _draw_wave(self, wave: list, batches: list[list], stored: dict[str, dict[int, Candidate]]
+                         ) -> list[list[Candidate]]:
         """Draw every batch of the wave (the whole ones again too: same batch shapes), store them in one write."""
         drawn = await asyncio.gather(*(self._draw(t, out.sampled, n) for t, out, n in wave))
         records = [r for batch, _ in drawn for r in batch]
         if records:
             self.store.put_candidates(self.round, records)
         for (task, out, _), (batch, refused), before in zip(wave, drawn, batches):
-            stored[task.id].update((c["sample_index"], c) for c in batch)
+            stored[task.id].update((c.sample_index, c) for c in batch)
             out.budget_refused = refused
             if not refused and not _whole(before):
-                out.new_candidates += sum(1 for c in batch if c.get("error") is None)
+                out.new_candidates += sum(1 for c in batch if c.ok)
         return [batch for batch, _ in drawn]
 
-    def _stored(self, task: Task) -> dict[int, dict[str, Any]]:
+    def _stored(self, task: Task) -> dict[int, Candidate]:
         if not (self.replay or self.store.had_candidates):  # a fresh run has nothing to replay: skip the look-up
             return {}
-        return {c["sample_index"]: c for c in self.store.task_candidates(self.round, self.stored_as, task.id)}
+        return {c.sample_index: c for c in self.store.task_candidates(self.round, self.stored_as, task.id)}
 
-    async def _draw(self, task: Task, first: int, n: int) -> tuple[list[dict[str, Any]], bool]:
+    async def _draw(self, task: Task, first: int, n: int) -> tuple[list[Candidate], bool]:
         """The batch's records (not yet stored), and whether the budget refused one of its requests."""
         trajectories = await run_workflow(
             self.gen.workflow, self.llm, task.id, task.messages(self.gen.system_prompt), self.params_for(task), n,
             options=self.gen.workflow_options, check=self.check_for(task), tool=self.tool,
             first_index=first, critic_llm=self.critic_llm)
         kept = [t for t in trajectories if t.error != "budget"]
-        return [candidate_record(t, task, self.round, self.label) for t in kept], budget_exhausted(trajectories)
+        return ([Candidate.from_trajectory(t, round_=self.round, task_kind=task.kind, label=self.label) for t in kept],
+                budget_exhausted(trajectories))
 
-    async def _count_passed(self, tasks: list[Task], batches: list[list[dict[str, Any]]]) -> list[int]:
+    async def _count_passed(self, tasks: list[Task], batches: list[list[Candidate]]) -> list[int]:
         """Passed candidates per batch: one verification call for the whole wave."""
         if not self.verify or not tasks:
             return [0] * len(tasks)
         records = [c for batch in batches for c in batch]
-        verdicts = await verify_candidates(self.store, self.round, records, {t.id: t for t in tasks}, self.gen.verifier,
-                                           concurrency=self.gen.verify_concurrency, executor=self.executor,
-                                           check=self.check)
-        return [sum(1 for c in batch if verdicts.get((c["task_id"], c["workflow"], c["sample_index"]), {}).get("passed"))
-                for batch in batches]
+        verified = await verify_candidates(self.store, self.round, records, {t.id: t for t in tasks},
+                                           self.gen.verifier, concurrency=self.gen.verify_concurrency,
+                                           executor=self.executor, check=self.check)
+        passed = {c.key for c in verified if c.verdict is not None and c.verdict.passed}
+        return [sum(1 for c in batch if c.key in passed) for batch in batches]
 
     def _check_for(self, task: Task):
         """The `feedback` workflow's check: the configured verifier against this task's reference."""
         if self.gen.verifier is None:
             return None
-        check = get_check(self.gen.verifier, self.check)
+        return feedback_check(get_check(self.gen.verifier, self.check), task, self.executor)
 
-        async def feedback_check(answer: str) -> CheckResult:
-            verdict = await run_check(check, {"final_answer": answer}, task, self.executor)
-            return CheckResult(passed=verdict.passed, reason=verdict.reason, error=verdict.error)
 
-        return feedback_check
+def feedback_check(check: Any, task: Task, executor: Executor | None) -> Callable[[str], Any]:
+    """The `feedback` workflow's check of an answer to `task`: `check` (a verifier's) against the task's reference."""
+
+    async def check_answer(answer: str) -> CheckResult:
+        verdict = await run_check(check, answer_only(task, answer), task, executor)
+        return CheckResult(passed=verdict.passed, reason=verdict.reason, error=verdict.error)
+
+    return check_answer
 
 
 def sandbox_tool(executor: Executor | None) -> Callable[[str], Any]:
@@ -193,16 +256,6 @@ def sandbox_tool(executor: Executor | None) -> Callable[[str], Any]:
     return run_code
 
 
-def _whole(batch: list[dict[str, Any] | None]) -> bool:
+def _whole(batch: list[Candidate | None]) -> bool:
     """A stored batch that needs no request: every sample there and without error."""
-    return all(c is not None and c.get("error") is None for c in batch)
-
-
-def candidate_record(trajectory: Any, task: Task, round_: int, label: str | None = None) -> dict[str, Any]:
-    """The stored candidate: the trajectory, its round and task kind; filed under `label` when given."""
-    record = trajectory.model_dump(mode="json")
-    record["round"] = round_
-    record["task_kind"] = task.kind
-    if label is not None:
-        record.update(generator=record["workflow"], workflow=label)
-    return record
+    return all(c is not None and c.ok for c in batch)

@@ -3,7 +3,8 @@
 What it is for: rejection sampling (keep passed, cap per task, dedup), best-of-K by score,
 majority-vote pseudo-labels for tasks without a reference, preference pairs (passed vs failed of
 the same task) for DPO, groups with rewards for GRPO, and n-gram decontamination against the
-eval set. Each takes the candidates of ONE task (a `Scored` list) unless it says otherwise.
+eval set. Each takes the verified candidates of ONE task (`Candidate`s with their verdicts) unless it says
+otherwise.
 What it does not do: run verifiers or read the store; a candidate whose verifier failed
 (`error` set) is neither a pass nor a fail, and every rule here leaves it out.
 """
@@ -11,39 +12,17 @@ What it does not do: run verifiers or read the store; a candidate whose verifier
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Iterable, Sequence
 
+from selfplay.core.candidate import Candidate
 from selfplay.pipeline.metrics import majority_answer
-
-
-@dataclass(frozen=True)
-class Scored:
-    """One candidate with its verdict, as selection sees it."""
-
-    task_id: str
-    sample_index: int
-    prompt: tuple[dict[str, Any], ...]
-    completion: tuple[dict[str, Any], ...]   # the generated messages (assistant/tool turns)
-    text: str                                # final answer text
-    passed: bool
-    score: float
-    answer: str | None = None                # extracted answer, for majority vote
-    error: str | None = None                 # set when the verifier could not decide
-    steps: tuple[str, ...] = field(default=())
-    token_ids: tuple[int, ...] | None = None   # the last completion message as sampled (when the backend said)
-    logprobs: tuple[float, ...] | None = None  # their sampling log-probs (see agents.llm.types.Choice)
-
-    @property
-    def judged(self) -> bool:
-        return self.error is None
 
 
 def normalized_text(text: str) -> str:
     return re.sub(r"\s+", " ", text.strip().lower())
 
 
-def rejection_sample(group: Sequence[Scored], cap_per_task: int | None = None, dedup: bool = True) -> list[Scored]:
+def rejection_sample(group: Sequence[Candidate], cap_per_task: int | None = None, dedup: bool = True) -> list[Candidate]:
     """Passed candidates, best score first (ties: lower sample index), duplicates by text dropped, capped."""
     kept, seen = [], set()
     for cand in sorted((c for c in group if c.judged and c.passed), key=lambda c: (-c.score, c.sample_index)):
@@ -57,19 +36,19 @@ def rejection_sample(group: Sequence[Scored], cap_per_task: int | None = None, d
     return kept
 
 
-def best_of_k(group: Sequence[Scored]) -> Scored | None:
+def best_of_k(group: Sequence[Candidate]) -> Candidate | None:
     """The highest-scoring judged candidate (ties: lower sample index), passed or not."""
     judged = [c for c in group if c.judged]
     return min(judged, key=lambda c: (-c.score, c.sample_index)) if judged else None
 
 
-def majority_label(group: Sequence[Scored], threshold: float = 0.5) -> str | None:
+def majority_label(group: Sequence[Candidate], threshold: float = 0.5) -> str | None:
     """The maj@K answer as a pseudo-label, when its share of the K samples reaches `threshold`."""
     winner, share = majority_answer([c.answer for c in group])
     return winner if winner is not None and share >= threshold else None
 
 
-def preference_pairs(group: Sequence[Scored], max_pairs: int = 4) -> list[tuple[Scored, Scored]]:
+def preference_pairs(group: Sequence[Candidate], max_pairs: int = 4) -> list[tuple[Candidate, Candidate]]:
     """(chosen, rejected) pairs: passed vs failed of the same task, distinct texts, in sample order."""
     chosen = rejection_sample(group)
     rejected, seen = [], set()
@@ -82,11 +61,11 @@ def preference_pairs(group: Sequence[Scored], max_pairs: int = 4) -> list[tuple[
     return pairs[:max_pairs]
 
 
-def _cycle(items: list[Scored], length: int) -> list[Scored]:
+def _cycle(items: list[Candidate], length: int) -> list[Candidate]:
     return [items[i % len(items)] for i in range(length)] if items else []
 
 
-def rl_group(group: Sequence[Scored]) -> tuple[list[Scored], list[float]] | None:
+def rl_group(group: Sequence[Candidate]) -> tuple[list[Candidate], list[float]] | None:
     """The judged candidates and their rewards; None when all rewards are equal (no learning signal)."""
     judged = sorted((c for c in group if c.judged), key=lambda c: c.sample_index)
     rewards = [c.score for c in judged]

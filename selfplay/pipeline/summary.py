@@ -13,13 +13,12 @@ What it does not do: print or decide anything; the CLI prints a digest.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from types import SimpleNamespace
 from typing import Any
 
 from agents.workflows.adaptive import samples_per_solved
 from agents.workflows.dedup import DedupReport, dedup_report
 from agents.workflows.stats import add_to_sums, stats_from_sums
-from agents.workflows.trajectory import Trajectory
+from selfplay.core.candidate import Candidate
 
 
 class CandidateTally:
@@ -30,12 +29,12 @@ class CandidateTally:
         self.dedup = {name: 0 for name in DedupReport.model_fields}
         self.tasks: set[str] = set()
 
-    def add_task(self, task_id: str, records: Iterable[dict[str, Any]]) -> None:
+    def add_task(self, task_id: str, records: Iterable[Candidate]) -> None:
         """All stored candidates of one task (in sample order); a task is tallied once."""
         if task_id in self.tasks:
             raise ValueError(f"task {task_id!r} is tallied already")
         self.tasks.add(task_id)
-        views = [_StoredTrajectory(r) for r in records]
+        views = list(records)
         add_to_sums(self.sums, views, [None] * len(views))
         for name, value in dedup_report(views):
             self.dedup[name] += value
@@ -90,31 +89,3 @@ def generate_summary(config: Any, store: Any, llm: Any, ledger: Any, backend: An
         "workflow": config.generate.workflow,
         "price_table": price_version,
     }
-
-
-class _StoredTrajectory:
-    """A read-only view of a stored candidate with the attributes the summary's statistics read.
-
-    Building real `Trajectory` models for every candidate of a large job costs more than the rest of
-    the summary; the store wrote validated data, so a thin view is enough.
-    """
-
-    __slots__ = ("_r",)
-
-    def __init__(self, record: dict[str, Any]) -> None:
-        self._r = record
-
-    @property
-    def usage(self) -> SimpleNamespace:
-        usage = self._r.get("usage") or {}
-        return SimpleNamespace(total_tokens=usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0))
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self._r[name]
-        except KeyError:
-            return Trajectory.model_fields[name].get_default(call_default_factory=True)
-
-    @property
-    def completion_messages(self) -> list:
-        return self._r["messages"][self._r.get("prompt_messages", 1):]

@@ -18,12 +18,13 @@ from concurrent.futures import Executor
 from typing import Any, Awaitable, Callable
 
 from agents.workflows.dedup import answer_key
+from selfplay.core.candidate import Candidate
 from selfplay.core.errors import UserError
 from selfplay.core.store import RunStore
 from selfplay.tasks.task import Task
 from verifiers.verdict import Verdict
 
-CandidateCheck = Callable[[dict[str, Any], Task], Verdict]
+CandidateCheck = Callable[[Candidate, Task], Verdict]
 _FENCE = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)```", re.DOTALL)
 
 
@@ -33,23 +34,23 @@ def extract_program(text: str) -> str:
     return blocks[-1] if blocks else (text or "")
 
 
-def check_math(candidate: dict[str, Any], task: Task) -> Verdict:
+def check_math(candidate: Candidate, task: Task) -> Verdict:
     from verifiers.math import verify
 
     if task.answer is None:
         return Verdict.broken("no_reference", reason=f"task {task.id} has no reference answer")
-    return verify(candidate.get("final_answer", ""), task.answer)
+    return verify(candidate.final_answer, task.answer)
 
 
-def check_code(candidate: dict[str, Any], task: Task) -> Verdict:
+def check_code(candidate: Candidate, task: Task) -> Verdict:
     from verifiers.code import verify
 
     if not task.tests:
         return Verdict.broken("no_reference", reason=f"task {task.id} has no tests")
-    return verify(extract_program(candidate.get("final_answer", "")), task.tests)
+    return verify(extract_program(candidate.final_answer), task.tests)
 
 
-def check_by_kind(candidate: dict[str, Any], task: Task) -> Verdict:
+def check_by_kind(candidate: Candidate, task: Task) -> Verdict:
     """`auto`: the task's `kind` picks the check (math or code); an open task has nothing to check against here."""
     if task.kind in ("math", "code"):
         return CHECKS[task.kind](candidate, task)
@@ -98,24 +99,29 @@ def parse_verifier(spec: str) -> CandidateCheck | None:
             raise ValueError(f"verifier {spec!r}: threshold takes one part and a score, e.g. threshold:math@0.8")
         composite = Threshold(wrapped[names[0]], min_score=level)
 
-    def check(candidate: dict[str, Any], task: Task) -> Verdict:
-        return composite(candidate.get("final_answer", ""), task=task)
+    def check(candidate: Candidate, task: Task) -> Verdict:
+        return composite(candidate.final_answer, task=task)
 
     return check
 
 
 def _as_verifier(check: CandidateCheck):
     def verifier(response: str, *, task: Task) -> Verdict:
-        return check({"final_answer": response}, task)
+        return check(answer_only(task, response), task)
     return verifier
 MODEL_CHECKS = ("judge", "prm")  # built per job from their config sections (see `judge_check`, `prm_check`)
 
 
-def judge_check(judge: Any) -> Callable[[dict[str, Any], Task], Awaitable[Verdict]]:
+def answer_only(task: Task, answer: str) -> Candidate:
+    """A candidate that is only an answer to `task` (the feedback workflow's check, composed verifiers' parts)."""
+    return Candidate(task_id=task.id, workflow="check", sample_index=0, final_answer=answer, task_kind=task.kind)
+
+
+def judge_check(judge: Any) -> Callable[[Candidate, Task], Awaitable[Verdict]]:
     """An async check by a `verifiers.judge.PointwiseJudge`: it runs on the job's event loop (its LLM lives there)."""
 
-    async def check(candidate: dict[str, Any], task: Task) -> Verdict:
-        return await judge.averify(candidate.get("final_answer", ""), prompt=task.prompt)
+    async def check(candidate: Candidate, task: Task) -> Verdict:
+        return await judge.averify(candidate.final_answer, prompt=task.prompt)
 
     return check
 
@@ -123,9 +129,9 @@ def judge_check(judge: Any) -> Callable[[dict[str, Any], Task], Awaitable[Verdic
 def prm_check(prm: Any) -> CandidateCheck:
     """A check by a `verifiers.prm.model.ModelPRM`: the candidate's own steps are scored."""
 
-    def check(candidate: dict[str, Any], task: Task) -> Verdict:
-        steps = candidate.get("steps") or None
-        return prm(candidate.get("final_answer", ""), prompt=task.prompt, steps=steps)
+    def check(candidate: Candidate, task: Task) -> Verdict:
+        steps = candidate.steps or None
+        return prm(candidate.final_answer, prompt=task.prompt, steps=steps)
 
     return check
 
@@ -145,43 +151,38 @@ def dedup_mode(verifier: str) -> str:
     return "whitespace" if verifier in ("math", "judge", "prm") else "exact"  # code (whitespace is syntax) or mixed
 
 
-async def verify_candidates(store: RunStore, round_: int, candidates: list[dict[str, Any]], tasks: dict[str, Task],
-                            verifier: str, *, concurrency: int = 4,
-                            executor: Executor | None = None,
-                            check: Any = None) -> dict[tuple[str, str, int], dict[str, Any]]:
-    """Verdicts for every ok candidate given (stored ones reused); returns the verdicts of the given
-    candidates' tasks by candidate key.
+async def verify_candidates(store: RunStore, round_: int, candidates: list[Candidate], tasks: dict[str, Task],
+                            verifier: str, *, concurrency: int = 4, executor: Executor | None = None,
+                            check: Any = None) -> list[Candidate]:
+    """The given candidates with their verdicts attached (stored verdicts reused; identical answers of a task
+    checked once and the verdict shared); a candidate whose rollout failed comes back without a verdict.
 
     Run the checks on a long-lived `executor` (the code sandbox's warm workers belong to the thread
     that started them)."""
     check = get_check(verifier, check)
-    done = store.verdicts_for(round_, verifier, {c["task_id"] for c in candidates})
-    todo = [c for c in candidates if c.get("error") is None and _key(c) not in done]
-    groups: dict[str, list[dict[str, Any]]] = {}
+    done = store.verdicts_for(round_, verifier, {c.task_id for c in candidates})
+    todo = [c for c in candidates if c.ok and c.key not in done]
+    groups: dict[str, list[Candidate]] = {}
     for cand in todo:
-        groups.setdefault(answer_key(cand["task_id"], cand.get("final_answer", ""), dedup_mode(verifier)), []).append(cand)
+        groups.setdefault(answer_key(cand.task_id, cand.final_answer, dedup_mode(verifier)), []).append(cand)
     gate = asyncio.Semaphore(max(1, concurrency))
 
-    async def run_group(members: list[dict[str, Any]]) -> None:
+    async def run_group(members: list[Candidate]) -> None:
         async with gate:
-            verdict = await run_check(check, members[0], tasks[members[0]["task_id"]], executor)
+            verdict = await run_check(check, members[0], tasks[members[0].task_id], executor)
         shared = verdict.model_dump(mode="json")
         rows = [(m, verifier, {**shared, "details": {**shared["details"], "shared_with": len(members)}})
                 for m in members]
         store.put_verdicts(round_, rows)
         for m in members:
-            done[_key(m)] = rows[0][2]
+            done[m.key] = rows[0][2]
 
     await asyncio.gather(*(run_group(members) for members in groups.values()))
-    return done
+    return [c.with_verdict(done.get(c.key)) if c.ok else c for c in candidates]
 
 
-async def run_check(check: Any, candidate: dict[str, Any], task: Task, executor: Executor | None) -> Verdict:
+async def run_check(check: Any, candidate: Candidate, task: Task, executor: Executor | None) -> Verdict:
     """Await an async check on this loop; run a blocking one on the executor."""
     if asyncio.iscoroutinefunction(check):
         return await check(candidate, task)
     return await asyncio.get_running_loop().run_in_executor(executor, check, candidate, task)
-
-
-def _key(candidate: dict[str, Any]) -> tuple[str, str, int]:
-    return candidate["task_id"], candidate["workflow"], candidate["sample_index"]

@@ -7,7 +7,7 @@ What it is for: `selfplay run` talks to its policy through one seam, `Policy`, w
   - `ColocatedPolicy` (`mode = "colocated"`): trained here, sampled by an in-process vLLM engine with a
     `LoRARequest` per round (written against vLLM's documented API; tested with a fake, never run on vLLM).
 `build_policy(config, run_dir)` picks one from a `RunConfig`.
-What it does not do: train (the loop calls `trainer` through `selfplay.jobs.phases.train_policy`) or decide
+What it does not do: train (the loop calls `trainer` through `selfplay.jobs.algorithms`) or decide
 rounds (`selfplay.jobs.loop`).
 """
 

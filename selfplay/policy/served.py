@@ -29,8 +29,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from selfplay.config.common import ModelSection
+from selfplay.config.train import train_config
 from selfplay.core.errors import EndpointLost, UserError
-from selfplay.policy.local import _load
+from selfplay.pipeline.llm import Engine, build_backend, load_policy_model
 
 ADAPTER = "adapter"
 
@@ -66,7 +68,7 @@ class ServedPolicy:
         return (self.checkpoint(round_) / "config.json").is_file()
 
     def load_initial(self) -> None:
-        model, tokenizer = _load(self.source, self.seed)
+        model, tokenizer = load_policy_model(self.source, seed=self.seed, source="[model] name/path")
         if self.lora:
             from trainer.lora import apply_lora
 
@@ -79,10 +81,11 @@ class ServedPolicy:
         if self.lora:
             from peft import PeftModel
 
-            base, tokenizer = _load(self.source, self.seed)
+            base, tokenizer = load_policy_model(self.source, seed=self.seed, source="[model] name/path")
             model = PeftModel.from_pretrained(base, str(self.adapter(round_)), is_trainable=True)
         else:
-            model, tokenizer = _load(str(self.checkpoint(round_)), self.seed)
+            model, tokenizer = load_policy_model(str(self.checkpoint(round_)), seed=self.seed,
+                                                 source="[model] name/path")
         self.model, self.tokenizer, self.round = model, tokenizer, round_
 
     def save(self, round_: int) -> Path:
@@ -181,19 +184,15 @@ class ServedPolicy:
         return self._publisher
 
     def _openai(self, model: str) -> Any:
-        from agents.llm.openai_backend import OpenAIBackend
-        from agents.llm.retry import RetryPolicy
-
-        return OpenAIBackend(model, base_url=self.cfg.url, api_key=self._api_key(), timeout_s=self.cfg.timeout_s,
-                             concurrency=self.concurrency, retry=RetryPolicy(max_attempts=self.cfg.max_attempts))
+        section = ModelSection(name=model, backend="openai", base_url=self.cfg.url, api_key_env=self.cfg.api_key_env,
+                               timeout_s=self.cfg.timeout_s, max_attempts=self.cfg.max_attempts)
+        return build_backend(section, self.concurrency, source="[policy]")
 
     def _api_key(self) -> str | None:
         return os.environ.get(self.cfg.api_key_env) if self.cfg.api_key_env else None
 
     def _lora_config(self) -> Any:
-        from selfplay.jobs.phases import train_config
-
-        return train_config("sft", self.train_settings)
+        return train_config("sft", {}, self.train_settings)
 
     def _save_merged(self, partial: Path) -> None:
         """Round 0's merged weights next to its adapter: the monitors' cold-start reference loads them."""
@@ -201,7 +200,7 @@ class ServedPolicy:
 
         from trainer.models import save_model
 
-        base, tokenizer = _load(self.source, self.seed)
+        base, tokenizer = load_policy_model(self.source, seed=self.seed, source="[model] name/path")
         merged = PeftModel.from_pretrained(base, str(partial / ADAPTER)).merge_and_unload()
         save_model(merged, tokenizer, str(partial))
 
@@ -293,10 +292,8 @@ class ColocatedPolicy(ServedPolicy):
 
     def _engine(self) -> Any:
         if self.engine is None:
-            from agents.llm.vllm_backend import VLLMBackend
-
-            self.engine = VLLMBackend(self.source, name=f"{self.cfg.adapter_prefix}-base", enable_lora=True,
-                                      max_lora_rank=self._lora_config().lora_r, seed=self.seed,
-                                      hourly_usd=self.cfg.hourly_usd, engine_kwargs=self.cfg.engine_kwargs,
-                                      api=self.vllm_api)
+            section = ModelSection(name=f"{self.cfg.adapter_prefix}-base", backend="vllm", path=self.source,
+                                   enable_lora=True, hourly_usd=self.cfg.hourly_usd, engine_kwargs=self.cfg.engine_kwargs)
+            self.engine = build_backend(section, engine=Engine(seed=self.seed, max_lora_rank=self._lora_config().lora_r,
+                                                               vllm_api=self.vllm_api), source="[policy]")
         return self.engine

@@ -9,7 +9,7 @@ round would (K per task of the pool; `max_steps` split between iterations). Dura
 verdicts go to the run store (its slice's tasks, disjoint from every other iteration's and from the eval label), then
 its weights and the metrics of iterations 0..I to `checkpoints/round-R.iter-I` (written beside, then renamed),
 before the next iteration samples; a resumed run loads the newest complete iteration and equals an uninterrupted run.
-What it does not do: the GRPO math (`trainer.grpo`), or the round's evaluation and guards (`selfplay.jobs.loop`).
+What it does not do: the GRPO math (`trainer.grpo`), or the round's evaluation and guards (`selfplay.jobs.round`).
 """
 
 from __future__ import annotations
@@ -19,15 +19,17 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from selfplay.core.candidate import Candidate
 from selfplay.core.crashpoints import crash_point
 from selfplay.core.errors import UserError
-from selfplay.pipeline.export import round_candidate_ids, write_round_rows
-from selfplay.pipeline import monitors
-from selfplay.jobs import phases
+from selfplay.jobs.algorithms.base import Algorithm
+from selfplay.pipeline.datasets import rl_row
+from selfplay.pipeline.llm import load_policy_model
+from selfplay.pipeline.metrics import generation_stats
+from selfplay.pipeline.select import rl_group
 from selfplay.policy import LocalPolicy
-from selfplay.pipeline.verify import verify_candidates
 
 DEFAULT_ITERATIONS = 10
 METRICS_FILE = "online_rl.json"
@@ -35,6 +37,49 @@ OPTIMIZER_FILE = "optimizer.pt"
 # trainer metrics kept per iteration (the means over its steps)
 ITERATION_KEYS = ("steps", "clip_fraction", "kl", "kl_to_sampler", "entropy", "logp_delta", "grad_norm", "train_loss",
                   "groups_trained", "sequences", "anchor_sequences")
+
+
+class GRPO(Algorithm):
+    name = "grpo"
+    # Dr.GRPO advantages, the seed rows as an NLL anchor (without it SFT's lr collapses the policy onto its own
+    # outputs), one pass over each iteration's samples; docs/trainer.md "GRPO" has the measurements
+    defaults = {"lr": 1e-3, "normalize_std": False, "max_epochs": 4.0, "warmup_steps": 10, "min_lr_ratio": 1.0,
+                "anchor_coef": 1.0, "clip_eps": 0.2}
+
+    def rows(self, groups: dict[str, list[Candidate]], select: Any) -> list[dict[str, Any]]:
+        return [rl_row(*found) for g in groups.values() if (found := rl_group(g))]
+
+    def trainer(self) -> Callable[..., dict[str, Any]]:
+        from trainer.grpo import train_grpo
+        return train_grpo
+
+    async def improve(self, ctx: Any, round_: int) -> dict[str, Any]:
+        """One GRPO round: iterations of sample -> verify -> update on slices of the pool, then the round's record."""
+        cfg, gen = ctx.cfg, ctx.cfg.generate
+        slices = task_slices(ctx.round_tasks(round_), iterations_of(cfg))
+        if len(slices) > 1 and not isinstance(ctx.policy, LocalPolicy):
+            raise UserError("[train] iterations: on-policy GRPO samples each iteration with the weights as they train, "
+                            "which needs [policy] mode = \"local\"; set [train] iterations = 1 to sample once per round "
+                            "from the served policy")
+        shares = step_shares(self.train_config(cfg.train.settings).max_steps, len(slices))
+        carry: dict[str, Any] = {}  # one AdamW for the round's iterations (trainer.loop.train_loop's optimizer_carry)
+        history = _resume(ctx.policy, round_, carry)
+        if ctx.policy.has_checkpoint(round_):
+            ctx.policy.load_round(round_)
+        else:
+            for i in range(len(history), len(slices)):
+                history.append(await _iteration(self, ctx, round_, i, len(slices), slices[i], shares[i], history, carry))
+            crash_point(f"round{round_}:trained")
+            ctx.policy.save(round_)
+        # the round as a whole, from the store: every iteration's candidates (their verdicts are reused, not re-run)
+        candidates = list(ctx.store.iter_candidates(round_, gen.workflow))
+        verified = await ctx.verify_training(round_, candidates)
+        rows, selection = ctx.training_rows(self, verified)
+        audit = ctx.audit(round_, self.positives(verified, cfg.select))
+        ctx.write_rows(round_, rows)
+        train = {**_round_train(history), "iterations": len(history)}
+        return {**generation_stats(candidates, verified), "selection": selection, "audit": audit, "train": train,
+                "online_rl": history}
 
 
 def iterations_of(config: Any) -> int:
@@ -58,69 +103,26 @@ def iteration_dir(policy: Any, round_: int, iteration: int) -> Path:
     return policy.checkpoint(round_).with_name(f"round-{round_}.iter-{iteration}")
 
 
-async def improve(ctx: Any, round_: int) -> dict[str, Any]:
-    """One GRPO round for the loop's `_Round` context; returns the round record's improve fields."""
-    from selfplay.jobs.loop import _generation_stats
-
-    cfg, gen = ctx.cfg, ctx.cfg.generate
-    pool = ctx._round_tasks(round_)
-    slices = task_slices(pool, iterations_of(cfg))
-    if len(slices) > 1 and not isinstance(ctx.policy, LocalPolicy):
-        raise UserError("[train] iterations: on-policy GRPO samples each iteration with the weights as they train, "
-                        "which needs [policy] mode = \"local\"; set [train] iterations = 1 to sample once per round "
-                        "from the served policy")
-    shares = step_shares(phases.train_config("grpo", cfg.train.settings).max_steps, len(slices))
-    carry: dict[str, Any] = {}  # one AdamW for the round's iterations (trainer.loop.train_loop's optimizer_carry)
-    history = _resume(ctx.policy, round_, carry)
-    if ctx.policy.has_checkpoint(round_):
-        ctx.policy.load_round(round_)
-    else:
-        for i in range(len(history), len(slices)):
-            history.append(await _iteration(ctx, round_, i, len(slices), slices[i], shares[i], history, carry))
-        crash_point(f"round{round_}:trained")
-        ctx.policy.save(round_)
-    # the round as a whole, from the store: every iteration's candidates (their verdicts are reused, not re-run)
-    records = [r for r in ctx.store.iter_candidates(round_) if r["workflow"] == gen.workflow]
-    verdicts = await verify_candidates(ctx.store, round_, records, ctx.tasks.by_id, gen.verifier,
-                                       concurrency=gen.verify_concurrency, executor=ctx.executor,
-                                       check=_model_check(ctx, round_))
-    items = phases.scored(records, verdicts)
-    rows, selection = phases.training_rows(items, cfg.select, "grpo", ctx.tasks.eval_prompts)
-    audit = monitors.audit(monitors.accepted_items(items, cfg.select, "grpo"),
-                           {t.id: t.answer for t in ctx.tasks.train}, cfg.monitors.audit_fraction,
-                           gen.seed + round_, cfg.monitors.audit_threshold)
-    if audit["alarm"]:
-        ctx.job.say(f"round {round_} verifier audit alarm: {audit['disagreement_rate']:.0%} of audited rows "
-                    "fail the independent check (reward hacking?)")
-    write_round_rows(ctx.job.dir, round_, rows, round_candidate_ids(rows, items, round_, gen.workflow))
-    train = {**_round_train(history), "iterations": len(history)}
-    return {**_generation_stats(records, items), "selection": selection, "audit": audit, "train": train,
-            "online_rl": history}
-
-
-async def _iteration(ctx: Any, round_: int, i: int, n: int, tasks: list, steps: int | None,
+async def _iteration(algorithm: "GRPO", ctx: Any, round_: int, i: int, n: int, tasks: list, steps: int | None,
                      history: list[dict[str, Any]], carry: dict[str, Any]) -> dict[str, Any]:
     """Sample the slice with the current weights, verify, train its share of steps, save; returns its metrics."""
     gen = ctx.cfg.generate
     # policy.serve() inside: the backend now serves the weights as they are after iteration i-1
     await ctx.sample_training(round_, tasks, f"round {round_} iteration {i + 1}/{n} generate x{gen.k}")
     ids = {t.id for t in tasks}
-    records = [r for r in ctx.store.iter_candidates(round_) if r["workflow"] == gen.workflow and r["task_id"] in ids]
+    records = [c for c in ctx.store.iter_candidates(round_, gen.workflow) if c.task_id in ids]
     crash_point(f"round{round_}:iter{i}:generated")
-    verdicts = await verify_candidates(ctx.store, round_, records, ctx.tasks.by_id, gen.verifier,
-                                       concurrency=gen.verify_concurrency, executor=ctx.executor,
-                                       check=_model_check(ctx, round_))
-    items = phases.scored(records, verdicts)
-    rows, _ = phases.training_rows(items, ctx.cfg.select, "grpo", ctx.tasks.eval_prompts)
+    items = await ctx.verify_training(round_, records)
+    rows, _ = ctx.training_rows(algorithm, items)
     metrics: dict[str, Any] = {"steps": 0}
     if rows and steps != 0:
         ctx.job.phase(f"round {round_} iteration {i + 1}/{n} train on {len(rows)} groups", 1)
-        metrics = train_iteration(ctx.policy, rows, ctx.cfg.train.settings,
+        metrics = train_iteration(algorithm, ctx.policy, rows, ctx.cfg.train.settings,
                                   str(ctx.job.dir / "rounds" / str(round_) / "train" / f"iter-{i}"),
                                   steps=steps, seed=gen.seed + 1000 * round_ + i, carry=carry,
                                   anchor_rows=ctx.tasks.seed_rows if ctx.cfg.train.replay_seed else None)
     crash_point(f"round{round_}:iter{i}:trained")
-    tokens = [r["usage"]["completion_tokens"] for r in records if r.get("error") is None]
+    tokens = [c.usage.completion_tokens for c in records if c.ok]
     entry = {"iteration": i, "tasks": len(tasks), "samples": len(records), "groups": len(rows),
              "reward_mean": sum(c.score for c in items) / len(items) if items else 0.0,
              "length": sum(tokens) / len(tokens) if tokens else 0.0,
@@ -129,17 +131,16 @@ async def _iteration(ctx: Any, round_: int, i: int, n: int, tasks: list, steps: 
     return entry
 
 
-def train_iteration(policy: Any, rows: list[dict[str, Any]], settings: dict[str, Any], out_dir: str, *,
+def train_iteration(algorithm: "GRPO", policy: Any, rows: list[dict[str, Any]], settings: dict[str, Any], out_dir: str, *,
                     steps: int | None, seed: int, carry: dict[str, Any],
                     anchor_rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """GRPO on one iteration's groups, continuing the round's AdamW (its moments are in `carry`); with
     `anchor_rows` (the seed rows, `[train] replay_seed`) and `anchor_coef` > 0, a per-token NLL on them too."""
     from trainer.grpo import train_grpo
 
-    config = phases.train_config("grpo", settings, max_steps=steps, seed=seed)
+    config = algorithm.train_config(settings, max_steps=steps, seed=seed)
     if config.kl_coef and "reference" not in carry:  # the KL anchor: the cold start (round 0), loaded once a round
-        from trainer.models import load_model
-        carry["reference"] = load_model(str(policy.checkpoint(0)), seed=policy.seed)[0].eval()
+        carry["reference"] = load_policy_model(str(policy.checkpoint(0)), seed=policy.seed)[0].eval()
     if carry.get("state"):  # the warmup belongs to the round's first steps, not to every iteration's
         config = config.replace(warmup_steps=0, warmup_ratio=0.0)
     policy.model.train()
@@ -147,12 +148,6 @@ def train_iteration(policy: Any, rows: list[dict[str, Any]], settings: dict[str,
                          out_dir=out_dir, optimizer_carry=carry, anchor_rows=anchor_rows)
     policy.model.eval()
     return metrics
-
-
-def _model_check(ctx: Any, round_: int) -> Any:
-    """The loop's model check for this round (the PRM's, with verifier = "prm"), else None (rule-based)."""
-    prm = getattr(ctx, "prm", None)
-    return prm.check(round_) if prm else None
 
 
 def _round_train(history: list[dict[str, Any]]) -> dict[str, Any]:
@@ -204,9 +199,7 @@ def _resume(policy: Any, round_: int, carry: dict[str, Any]) -> list[dict[str, A
         return []
     newest = iteration_dir(policy, round_, done[-1])
     if not policy.has_checkpoint(round_):
-        from trainer.models import load_model
-
-        policy.model, policy.tokenizer = load_model(str(newest), seed=policy.seed)
+        policy.model, policy.tokenizer = load_policy_model(str(newest), seed=policy.seed)
         if (newest / OPTIMIZER_FILE).is_file():
             import torch
             carry["state"] = torch.load(newest / OPTIMIZER_FILE, weights_only=True)
