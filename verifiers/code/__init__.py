@@ -6,10 +6,13 @@
     CodeVerifier(timeout=..)(completion, tests=[...]) -> Verdict                  (composition / TRL)
 
 How a check runs. A pool of warm template processes ("zygotes", `pool.py` / `zygote.py`), each fenced
-in once at start, forks one fresh child per run (`jobchild.py`). For assert tests the trusted parent
-first splits every assert (`asserts.py`): `assert add(1, 2) == 3` sends only `add(1, 2)` to the
-sandbox and keeps `== 3` here; the sandbox returns each value as plain JSON-typed data
-(`values.py`), and the parent compares with strict types. Stdin/stdout tests compare the whole
+in once at start, forks one fresh child per run (`jobchild.py`), in a fresh network and IPC namespace
+and tmpfs, with random pid numbers (`between.py`). For assert tests the trusted parent first splits
+every assert (`testsplit.py`): `assert add(1, 2) == 3` sends only `add(1, 2)` to the sandbox and
+keeps `== 3` here; wrappers and expected sides (`math.isinf(f(x))`, `heapq.nsmallest(2, [...])`,
+`f(x).isupper()`) run on a trusted worker that never runs candidate code (`trusted.py`), on plain
+values; the sandbox returns each value as plain JSON-typed data (`values.py`), and the parent
+compares with strict types (`asserts.py`). Stdin/stdout tests compare the whole
 output (trailing whitespace normalised) in the parent.
 
 What it protects against (each has an adversarial test in tests/test_code_adversarial.py):
@@ -31,9 +34,11 @@ What it protects against (each has an adversarial test in tests/test_code_advers
   (double-forked daemons included; SIGALRM/SIGTERM handlers do not help);
 - hostile replies: the parent never hashes an untrusted value (sets/dicts compared as canonical
   sorted forms, `values.py`) and refuses a reply over its element/depth/digit caps in milliseconds;
-- other jobs: each job gets its own IPC namespace and tmpfs work dir; its output goes into memfds the
-  parent made and passed by fd, so the template process that forks the next job never holds it;
-  expected values are computed on a separate worker that never runs candidate code.
+- other jobs: each job gets its own network and IPC namespaces, tmpfs work dir and random pid
+  numbers; a job that leaves anything behind (fds kept in flight, memory or tasks still charged) gets
+  its worker replaced before the next job; its output goes into memfds the parent made and passed by
+  fd, so the template process that forks the next job never holds it; expected values and wrappers
+  are computed on a separate worker that never runs candidate code.
 
 What it does NOT protect against:
 - kernel exploits: the boundary is namespaces + uid + rlimits + a seccomp DENY list (keyrings,
@@ -42,10 +47,11 @@ What it does NOT protect against:
   the wall-clock deadline, and memory per process (RLIMIT_AS, so up to max_procs x memory_mb in all);
   where a cgroup can be made (`cgroups.py`), each job gets 1 CPU's worth, a task cap and a memory cap
   for all its processes together, and is killed as a unit;
-- "weak" tests: an assert whose logic cannot be split (e.g. `assert all(f(x) == y for ...)`) is
-  evaluated inside the sandbox and only its plain result trusted; it is flagged in details["weak_tests"];
+- "weak" tests: a candidate call on a variable of the test's own comprehension or lambda (e.g.
+  `assert all(f(x) == y for x, y in pairs)`) is evaluated inside the sandbox and only its plain result
+  trusted; it is flagged in details["weak_tests"];
 - programs that hard-code the answers of tests they have seen (no verifier can tell);
-- side channels between runs of the same worker other than files and processes (e.g. timing).
+- timing and host-global side channels (CPU caches, page cache, load, global kernel counters).
 
 Where the kernel refuses namespaces or privileges (non-root without user namespaces), the sandbox runs
 with what it has, logs a warning, and every Verdict carries details["isolation_warning"];

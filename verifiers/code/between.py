@@ -69,15 +69,30 @@ class JobNetwork:
     def __init__(self) -> None:
         self.home = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         self.job: int | None = None
+        self.next: int | None = None  # made ahead of time, used by the next job only
         self.enter()  # probe: the kernel lets us make one, go back, look inside, and find nothing
         self.leave()
         if self.leftover_sockets() != 0:
             raise OSError(0, "cannot read /proc/net/unix of a fresh network namespace")
 
+    def prepare(self) -> None:
+        """Make the next job's namespace ahead of time (the zygote calls this after replying, while the
+        parent judges), so the fork's critical path only switches into it."""
+        if self.next is None:
+            isolation.unshare(isolation.CLONE_NEWNET)
+            try:
+                self.next = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            finally:
+                isolation.setns(self.home, isolation.CLONE_NEWNET)
+
     def enter(self) -> None:
         """Before the fork: the next child is born in a new network namespace (loopback down)."""
-        isolation.unshare(isolation.CLONE_NEWNET)
-        self.job = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        if self.job is not None:  # the last fork failed before its job ran: drop that namespace
+            os.close(self.job)
+            self.job = None
+        self.prepare()
+        isolation.setns(self.next, isolation.CLONE_NEWNET)
+        self.job, self.next = self.next, None
 
     def leave(self) -> None:
         """Right after the fork, in the zygote: back to the worker's own network namespace."""

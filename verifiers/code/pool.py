@@ -213,15 +213,15 @@ def collect(fds: dict, cap: int) -> dict:
 class SandboxPool:
     """Thread-safe pool of warm workers, started lazily, closed at exit."""
 
-    def __init__(self, config: SandboxConfig | None = None):
+    def __init__(self, config: SandboxConfig | None = None, *, _first_slot: int = 0):
         self.config = config or SandboxConfig()
         self._idle: queue.Queue[Worker] = queue.Queue()
-        self._free_slots = list(range(self.config.workers()))
+        self._free_slots = list(range(_first_slot, _first_slot + self.config.workers()))
         self._lock = threading.Lock()
         self._all: set[Worker] = set()
         self._warned = False
         self._pid = os.getpid()
-        self._expected: Worker | None = None  # evaluates expected values only; never runs a candidate
+        self._trusted: SandboxPool | None = None  # expected values and wrappers only; never a candidate
         self._expected_lock = threading.Lock()
         self._uids: set[int] = set()
         atexit.register(self.close)
@@ -271,28 +271,13 @@ class SandboxPool:
             pass  # its slot is free again: the next caller starts a worker there
 
     def _run_expected(self, job: dict, timeout_s: float) -> tuple[dict, dict]:
-        if os.getpid() != self._pid:
-            raise SandboxError("SandboxPool used in a forked child: create a new pool there")
+        """On the trusted workers: a pool of its own (own slots, so own uids), which runs only the tests'
+        expected values and wrappers, never a candidate's program."""
         with self._expected_lock:
-            if self._expected is None or not self._expected.alive():
-                if self._expected is not None:
-                    self._expected.close()
-                self._expected = Worker(self.config, self.config.workers())
-                self._warn_once(self._expected.isolation)
-            worker = self._expected
-            try:
-                if self.config.require_isolation and worker.isolation["warnings"]:
-                    raise SandboxError("isolation required but incomplete: " +
-                                       "; ".join(worker.isolation["warnings"]))
-                reply = worker.run(job, timeout_s)
-            except (SandboxError, LimitNotApplied) as exc:
-                worker.close()
-                self._expected = None
-                raise SandboxError(str(exc)) from None
-            if worker.residue:  # tests may be model-written: the next one starts clean too
-                worker.close()
-                self._expected = None
-            return reply, worker.isolation
+            if self._trusted is None:
+                self._trusted = SandboxPool(self.config, _first_slot=self.config.workers())
+            trusted = self._trusted
+        return trusted.run(job, timeout_s)
 
     def isolation(self) -> dict:
         """The isolation report of a (started) worker: what this machine actually allows."""
@@ -303,12 +288,12 @@ class SandboxPool:
     def close(self) -> None:
         with self._lock:
             workers, self._all = list(self._all), set()
-        with self._expected_lock:
-            if self._expected is not None:
-                workers.append(self._expected)
-                self._expected = None
         for worker in workers:
             worker.close()
+        with self._expected_lock:
+            trusted, self._trusted = self._trusted, None
+        if trusted is not None:
+            trusted.close()
 
     def _acquire(self) -> Worker:
         if os.getpid() != self._pid:
@@ -364,7 +349,8 @@ class SandboxPool:
     def uids(self) -> set[int]:
         """Every uid this pool's workers have run as (for checks that nothing of theirs is left)."""
         with self._lock:
-            return set(self._uids) | {self.config.uid_for(slot) for slot in range(self.config.workers() + 1)}
+            uids = set(self._uids) | {self.config.uid_for(slot) for slot in range(2 * self.config.workers())}
+        return uids | (self._trusted.uids() if self._trusted is not None else set())
 
     def _warn_once(self, report: dict) -> None:
         if report["warnings"] and not self._warned:

@@ -441,6 +441,7 @@ def main(argv: list[str]) -> None:
     gc.collect()
     gc.freeze()  # children's GC then skips the template's objects: fewer copy-on-write page faults
     send_message(sock, {"ready": True, "isolation": report})
+    _prepare_next_job()
     while True:
         try:
             limits, fds = read_message(sock, len(RUN_FDS))
@@ -460,6 +461,16 @@ def main(argv: list[str]) -> None:
                 os.close(fd)
         del limits, fds
         send_message(sock, reply)
+        _prepare_next_job()
+
+
+def _prepare_next_job() -> None:
+    """Work for the next job done while the parent judges this one (a failure is retried in run_once)."""
+    for net in NET:
+        try:
+            net.prepare()
+        except OSError:
+            pass
 
 
 if __name__ == "__main__":
