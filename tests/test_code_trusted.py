@@ -64,13 +64,16 @@ LYING = [  # values whose type lies: a subclass of str/float/int with its own me
     ("class S(str):\n    def isupper(self): return True\ndef f(x):\n    return S('abc')\n", "assert f(1).isupper()"),
     ("class S(str):\n    def startswith(self, p): return True\ndef f(x):\n    return S('zzz')\n",
      "assert f(1).startswith('ab')"),
-    ("class S(str):\n    def lower(self): return 'abc'\ndef f(x):\n    return S('ZZZ')\n", "assert f(1).lower() == 'abc'"),
+    ("class S(str):\n    def lower(self): return 'abc'\ndef f(x):\n    return S('ZZZ')\n",
+     "assert f(1).lower() == 'abc'"),
     ("class F(float):\n    def is_integer(self): return True\ndef f(x):\n    return F(1.5)\n",
      "assert f(1).is_integer()"),
     ("import math\nclass F(float):\n    pass\ndef f(x):\n    return F('inf')\n", "assert math.isinf(f(1))"),
     ("class L(list):\n    def count(self, x): return 3\ndef f(x):\n    return L([1])\n", "assert f(1).count(1) == 3"),
-    ("class D(dict):\n    def get(self, k, d=None): return 5\ndef f(x):\n    return D()\n", "assert f(1).get('a') == 5"),
-    ("class S(str):\n    def __getitem__(self, i): return 'a'\ndef f(x):\n    return S('zz')\n", "assert f(1)[0] == 'a'"),
+    ("class D(dict):\n    def get(self, k, d=None): return 5\ndef f(x):\n    return D()\n",
+     "assert f(1).get('a') == 5"),
+    ("class S(str):\n    def __getitem__(self, i): return 'a'\ndef f(x):\n    return S('zz')\n",
+     "assert f(1)[0] == 'a'"),
 ]
 
 
@@ -94,6 +97,8 @@ def test_honest_wrappers_and_methods_pass(pool):
     right(pool, "def big():\n    return 9223372036854775807\n", ["assert big() == sys.maxsize"])
     right(pool, "def f(x):\n    return 1.5\n", ["assert cmath.isclose(f(1), 1.5)"])
     right(pool, "def f(xs):\n    return [x * 2 for x in xs]\n", ["assert all(v % 2 == 0 for v in f([1, 2]))"])
+    right(pool, "class Calculator:\n    def add(self, a, b):\n        return a + b\n",
+          ["assert Calculator().add(2, 3) == 5"])
 
 
 def test_numpy_results_are_judged_on_their_plain_values(pool):
@@ -129,6 +134,8 @@ def test_a_candidate_call_on_the_tests_own_variable_is_flagged_weak(pool):
     ("assert np.allclose(f(x), [1, 2])", ["candidate", "trusted"]),
     ("assert f(4) == sum(range(4))", ["candidate", "pure"]),
     ("assert code(7) == 217", ["candidate"]),  # a function named like a stdlib module is the candidate's
+    ("assert Calculator().add(2, 3) == 5", ["candidate"]),  # a method of an object the test builds
+    ("assert calc(2).add(3) == 5", ["candidate", "trusted"]),  # `add` of a value: set.add, trusted
 ])
 def test_split_kinds(source, kinds):
     assert compile_assert(source).kinds == kinds

@@ -19,7 +19,9 @@ test's own; every other name is the candidate's.
 
 Method calls on a candidate value: a method name that plain data has (str, list, tuple, dict, set,
 int, float: `isupper`, `startswith`, `count`, `get`, `items`...) runs in trusted code on the plain
-value; any other method name (`two_sum`, `push`) is the candidate's own method, a candidate call.
+value; any other method name (`two_sum`, `push`) is the candidate's own method, a candidate call; so
+is any method, attribute or item of an object the test builds with a capitalised candidate name
+(`Calculator().add(2, 3)`, `LRUCache(2).get(1)`: a class, by convention).
 
 Weak tests: a candidate call that depends on a variable of the test's own comprehension or lambda
 (`all(f(x) == y for x, y in pairs)`) cannot be lifted out; the smallest trusted part around it is then
@@ -45,7 +47,6 @@ PLAIN_TYPES = (str, list, tuple, dict, set, frozenset, int, float, bool)
 PLAIN_METHODS = frozenset(n for t in PLAIN_TYPES for n in dir(t) if not n.startswith("_")) - {
     "real", "imag", "numerator", "denominator"}
 PLAIN_ATTRS = frozenset({"real", "imag", "numerator", "denominator"})
-BINDERS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.Lambda)
 
 
 class BadTest(ValueError):
@@ -120,19 +121,28 @@ class _Splitter:
         if isinstance(node, ast.Name):
             return self.candidate_names(node)
         if isinstance(node, ast.Attribute):
-            return node.attr not in PLAIN_ATTRS and self.candidate_names(node.value) and \
-                not self.is_module(node.value)
+            return self.candidate_names(node.value) and not self.is_module(node.value) and (
+                node.attr not in PLAIN_ATTRS or self.constructed(node.value))
+        if isinstance(node, ast.Subscript):
+            return self.constructed(node.value)
         if not isinstance(node, ast.Call) or not self.candidate_names(node.func):
             return False
         func = node.func
-        if isinstance(func, ast.Attribute):
-            return func.attr not in PLAIN_METHODS  # a plain-data method runs trusted, on the plain value
+        if isinstance(func, ast.Attribute):  # a plain-data method runs trusted, on the plain value
+            return func.attr not in PLAIN_METHODS or self.constructed(func.value)
         return True
+
+    def constructed(self, node: ast.expr) -> bool:
+        """`Calculator(...)`: a candidate name with a capital (a class, by convention) called in the
+        test builds the candidate's object, so its methods (even `add`, `get`), attributes and items
+        are the candidate's own code, as the test asks."""
+        return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id[:1].isupper() \
+            and self.candidate_names(node.func)
 
     # ------------------------------------------------------------------------------ splitting
     def split(self, node: ast.expr) -> ast.expr:
         if not self.candidate_names(node):
-            return node if _parent_evaluates(node, self) else self.leaf(node, "pure")
+            return node if _parent_evaluates(node) else self.leaf(node, "pure")
         if self.is_candidate_call(node):
             self.test.weak |= self.uses_bound(node)  # (a variable the test binds elsewhere: unusual)
             return self.leaf(node, "candidate")
@@ -261,8 +271,8 @@ def _operands(node: ast.expr) -> list[ast.expr]:
     return found + [k.value for k in getattr(node, "keywords", [])]
 
 
-def _parent_evaluates(node: ast.expr, splitter: _Splitter) -> bool:
+def _parent_evaluates(node: ast.expr) -> bool:
     """A name-free (or builtin-only) expression the parent evaluates itself: literals, containers,
     arithmetic and the parent's builtins all the way down; anything else is a pure leaf."""
     return _parent_op(node) and not (isinstance(node, ast.Name) and node.id not in TYPE_NAMES) and \
-        all(_parent_evaluates(child, splitter) for child in _operands(node))
+        all(_parent_evaluates(child) for child in _operands(node))
