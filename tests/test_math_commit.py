@@ -7,6 +7,7 @@ and the public `verify` / `MathVerifier` / `verify_batch` with `finish_reason`.
 """
 
 import asyncio
+import time
 
 import pytest
 
@@ -124,3 +125,15 @@ def test_verify_batch_passes_the_finish_reason_column():
              for reason in ("stop", "length", None)]
     verdicts = verify_batch(MathVerifier(), items, max_concurrency=2)
     assert [v.passed for v in verdicts] == [True, False, True]
+
+
+@pytest.mark.parametrize("text", [
+    "The total is 24" + " " * 20000 + "x", "The total is 24 " + "<|a|>" * 4000, "The total is 24" + ")" * 20000 + "x",
+    "if " * 7000 + "24.", ("if a, " * 3500) + "24.", "It is 2. " * 2500 + "So 24", ". Answer:" * 2000 + " 24",
+])
+def test_long_hostile_texts_stay_linear(text):
+    """The commit rule's scans are linear: a quadratic one took 170 s on the first of these at 50,000 characters."""
+    started = time.perf_counter()
+    check(text, "24")
+    check(text, "24", finish_reason="length")
+    assert time.perf_counter() - started < 5.0

@@ -25,7 +25,8 @@ TRUNCATED_FINISH_REASONS = frozenset({"length", "max_tokens", "content_filter"})
 COMMITTED_SOURCES = frozenset({"boxed", "boxed_list", "answer_tag", "final_answer", "answer_line", "the_answer_is"})
 STATED_SOURCES = frozenset({"final_answer", "answer_line", "the_answer_is"})
 
-_END_TOKENS = re.compile(r"(?:\s*(?:<\|[^|<>\n]{1,40}\|>|</s>|<eos>)[a-z]*)+\s*$")  # `... 2/3. <|im_start|>user`
+_END_TOKEN = re.compile(r"(?:<\|[^|<>\n]{1,40}\|>|</s>|<eos>)[a-z]{0,12}$")  # `... 2/3. <|im_start|>user`
+END_TOKEN_WINDOW = 60
 _CLOSERS = " \t\n*_\"'”’)]}$"
 MAX_UNIT_WORDS = 3
 CONTINUATION_WORDS = frozenset({
@@ -34,7 +35,7 @@ CONTINUATION_WORDS = frozenset({
     "when", "as", "at", "in", "on", "not", "because", "since", "thus", "hence", "therefore", "let", "now", "next",
     "where", "while", "after", "before", "gives", "get", "gets", "equals", "over", "than", "more", "less",
 })
-_TERMINAL_TAIL = re.compile(r"[\s*_\"'”’)\]]*$")  # closing markdown, quotes and brackets after the full stop
+_TERMINAL_CLOSERS = " \t\r\n*_\"'”’)]"  # closing markdown, quotes and brackets after the full stop
 _DISPLAY_END = re.compile(r"(?:\$\$|\\\]|\\end\{(?:align|aligned|equation|gather|eqnarray|multline|displaymath)\*?\})$")
 _SENTENCE_BREAK = re.compile(r"[.!?](?=\s)|\n")
 HEDGE_WORDS = re.compile(
@@ -64,26 +65,37 @@ def cut_off(raw_tail: str, masked_tail: str, *, one_sentence: bool, value_ends_s
     `$x != 5$`) or up to three unit words (`28 percent`, `12 square units`). Cut off: anything else, so a
     response of several sentences must end its last one (`... = 7. Then multiplying by`, `$24$. Hmm, the
     problem also says ... so`, `... two numbers with units digit $6$`)."""
-    raw = _END_TOKENS.sub("", raw_tail)
+    raw = strip_end_tokens(raw_tail)
     if not raw.strip(_CLOSERS):  # nothing after the value
         return not (one_sentence or value_ends_sentence)
     if ends_complete(raw):
         return False
     if not one_sentence:
         return True
-    words_tail = _END_TOKENS.sub("", masked_tail).strip(_CLOSERS)
+    words_tail = strip_end_tokens(masked_tail).strip(_CLOSERS)
     if _SENTENCE_BREAK.search(words_tail + " ") or re.search(r"[0-9=+\-*/^]", words_tail):
         return True
     words = re.findall(r"[A-Za-z']+", words_tail)
     return len(words) > MAX_UNIT_WORDS or any(word.lower() in CONTINUATION_WORDS for word in words)
 
 
+def strip_end_tokens(text: str) -> str:
+    """`text` without the chat-template end tokens that close it (`<|im_end|>`, `<|im_start|>user`, `</s>`).
+    Linear: each round looks at a bounded window at the end and removes one token."""
+    while True:
+        stripped = text.rstrip()
+        token = _END_TOKEN.search(stripped[-END_TOKEN_WINDOW:])
+        if token is None:
+            return text
+        text = stripped[: len(stripped) - (min(len(stripped), END_TOKEN_WINDOW) - token.start())]
+
+
 def ends_complete(text: str) -> bool:
     """Does `text` end a sentence (`.`, `!`, `?`, or display math)? `$x = 5.$` and `**24**.` do."""
-    text = _END_TOKENS.sub("", text).rstrip()
-    if _DISPLAY_END.search(text):
+    text = strip_end_tokens(text).rstrip()
+    if _DISPLAY_END.search(text[-40:]):
         return True
-    text = text[: _TERMINAL_TAIL.search(text).start()]
+    text = text.rstrip(_TERMINAL_CLOSERS)
     if text.endswith("$"):  # inline math: `$x = 5.$` ends its sentence inside the math
         text = text.rstrip("$").rstrip()
     return bool(text) and text[-1] in ".!?"
@@ -114,10 +126,14 @@ def _under_a_condition(sentence: str, offset: int) -> bool:
     or when the value sits in the if-clause (`if we get 24`); a consequent (`if $N^2 = 121$, then $N = 11$`,
     `If 12 people order ..., they should order 8 meals`) is a conclusion, as is "if and only if"."""
     sentence = _IFF.sub(lambda m: " " * len(m.group()), sentence)
-    for condition in re.finditer(r"\bif\b", sentence, re.IGNORECASE):
-        if condition.start() > offset or not _CONSEQUENT.search(sentence, condition.end(), offset):
-            return True
-    return False
+    conditions = [m.end() for m in re.finditer(r"\bif\b", sentence, re.IGNORECASE)]
+    if not conditions:
+        return False
+    if conditions[-1] > offset:
+        return True  # the condition follows the value
+    last_consequent = max((m.start() for m in _CONSEQUENT.finditer(sentence, 0, offset)), default=-1)
+    before = [end for end in conditions if end <= offset]
+    return bool(before) and before[-1] > last_consequent  # the value sits in the last if-clause
 
 
 def stated_value_is_closed(rest: str) -> bool:
