@@ -220,3 +220,11 @@ def test_honest_jobs_keep_their_worker(pool):
     for _ in range(3):
         assert run_python("import socket\na, b = socket.socketpair()\nprint(1)\n", pool=pool).stdout == "1\n"
     assert {w.uid for w in pool._all} == before  # nothing left behind: no replacement
+
+
+def test_a_job_cannot_see_the_zygote_or_other_processes(pool):
+    """The zygote's CPU time and context switches grow with what the previous job made it do (reap
+    processes, watch output): a job sees only its own uid's processes in /proc (hidepid)."""
+    probe = "import os\nprint(os.path.exists('/proc/1/status'), all(int(p) != 1 for p in os.listdir('/proc') " \
+            "if p.isdigit()))\n"
+    assert run_python(probe, pool=pool).stdout == "False True\n"
