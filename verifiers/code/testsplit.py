@@ -82,7 +82,10 @@ def compile_assert(source: str) -> SplitTest:
     bound = _bound_names(expression)
     modules = {id(s.value) for s in ast.walk(expression) if isinstance(s, ast.Attribute) and
                isinstance(s.value, ast.Name) and s.value.id in TRUSTED_MODULES and s.value.id not in bound}
-    test.root = _Splitter(test, bound, modules).split(expression)
+    try:
+        test.root = _Splitter(test, bound, modules).split(expression)
+    except RecursionError:
+        raise BadTest("test too deeply nested to split") from None
     return test
 
 
