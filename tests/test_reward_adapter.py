@@ -71,3 +71,14 @@ def test_verifiers_without_a_reference_input_need_no_reference_column():
     assert takes_reference(AllOf({"math": MathVerifier(), "short": length_check}))
     with pytest.raises(ReferenceColumnError):
         as_reward_function(AllOf({"math": MathVerifier(), "short": length_check}))(["4"], question=["q"])
+
+
+def test_finish_reason_from_trl_completion_ids_and_the_length_limit():
+    """TRL passes `completion_ids`, not a finish reason: a completion at max_completion_length was cut."""
+    reward = as_reward_function(MathVerifier(), max_completion_length=8)
+    completions = ["The total is 4.", "The total is 4.", r"so \boxed{4}. Wait, let me"]
+    ids = [[1] * 5, [1] * 8, [1] * 8]
+    assert reward(completions, answer=["4"] * 3, completion_ids=ids) == [1.0, 0.0, 1.0]
+    assert as_reward_function(MathVerifier())(completions, answer=["4"] * 3, completion_ids=ids) == [1.0, 1.0, 1.0]
+    explicit = reward(completions[:2], answer=["4"] * 2, completion_ids=ids[:2], finish_reason=["length", "stop"])
+    assert explicit == [0.0, 1.0]  # an explicit column wins over the derived one

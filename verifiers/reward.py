@@ -13,7 +13,10 @@ columns it has: never a silent batch of None or 0.0 rewards.
 
 The finish reason: when the batch has a `finish_reason` or `finish_reasons` column (or keyword), each
 completion's value is passed on as `finish_reason`, so a truncated completion ("length") is never
-rewarded for a value it had not committed to (see `verifiers.math.conclusion`).
+rewarded for a value it had not committed to (see `verifiers.math.conclusion`). TRL does not pass one,
+but it passes `completion_ids`: with `max_completion_length=` (the trainer's setting) a completion of
+that many tokens is "length" (it hit the limit; one that ends its EOS exactly there is counted too) and
+a shorter one "stop".
 
 A verifier error (timeout, crash) is returned as `on_error`, by default `None`: TRL reads None
 as "no reward from this function for this sample" (NaN, ignored in the weighted sum) instead of
@@ -46,9 +49,10 @@ class ReferenceColumnError(KeyError):
 def as_reward_function(verifier: Verifier, *, columns: Mapping[str, str] | None = None,
                        reference_column: str | None = None, on_error: float | None = None,
                        max_concurrency: int = 8, cache: VerdictStore | None = None,
-                       name: str | None = None) -> RewardFunction:
+                       name: str | None = None, max_completion_length: int | None = None) -> RewardFunction:
     """Wrap `verifier`; `columns` maps verifier input -> dataset column (default: same names);
-    `reference_column` names the reference's column (default: the first of `REFERENCE_COLUMNS` present)."""
+    `reference_column` names the reference's column (default: the first of `REFERENCE_COLUMNS` present);
+    `max_completion_length` (TRL's) derives each finish reason from `completion_ids` when none is given."""
     mapping = dict(columns or {})
     if reference_column is not None:
         if mapping.get("reference", reference_column) != reference_column:
@@ -61,7 +65,7 @@ def as_reward_function(verifier: Verifier, *, columns: Mapping[str, str] | None 
         batch_mapping = dict(mapping)
         if wants_reference and "reference" not in batch_mapping:
             batch_mapping["reference"] = find_reference_column(batch_columns, reward_name)
-        finish = _finish_reasons(batch_columns, len(completions))
+        finish = _finish_reasons(batch_columns, len(completions), max_completion_length)
         items = [{"response": completion_text(c), **_row(batch_columns, batch_mapping, i),
                   **({"finish_reason": finish[i]} if finish is not None else {})}
                  for i, c in enumerate(completions)]
@@ -106,8 +110,14 @@ def completion_text(completion: Any) -> str:
     return "" if completion is None else str(completion)
 
 
-def _finish_reasons(batch_columns: Mapping[str, Any], count: int) -> list[Any] | None:
-    """Per-completion finish reasons from a `finish_reason(s)` column (a list, or one value for all)."""
+def _finish_reasons(batch_columns: Mapping[str, Any], count: int,
+                    max_completion_length: int | None = None) -> list[Any] | None:
+    """Per-completion finish reasons from a `finish_reason(s)` column (a list, or one value for all), else
+    from `completion_ids` and `max_completion_length` ("length" at the limit, "stop" below it)."""
+    ids = batch_columns.get("completion_ids")
+    if (max_completion_length is not None and isinstance(ids, (list, tuple)) and len(ids) == count
+            and not any(column in batch_columns for column in FINISH_REASON_COLUMNS)):
+        return ["length" if len(tokens) >= max_completion_length else "stop" for tokens in ids]
     for column in FINISH_REASON_COLUMNS:
         if column in batch_columns:
             values = batch_columns[column]
