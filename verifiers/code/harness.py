@@ -75,7 +75,7 @@ def parse_results(text: str, count: int, truncated: bool) -> tuple[dict[int, tup
     except ProtocolError as exc:
         return results, f"reply refused: {exc}"
     budget, program_error_seen = Budget(), False
-    for line in text.splitlines():
+    for line in _lines(text):  # lazily: a reply refused at its second line costs two lines, not all
         try:
             record = loads(line)
         except ProtocolError:
@@ -104,6 +104,18 @@ def parse_results(text: str, count: int, truncated: bool) -> tuple[dict[int, tup
         except ProtocolError as exc:
             results[index] = ("error", f"not plain data: {exc}")
     return results, problem
+
+
+def _lines(text: str):
+    """The reply's lines ("\n"-separated, as the sandbox writes them), one at a time."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start)
+        if end < 0:
+            yield text[start:]
+            return
+        yield text[start:end]
+        start = end + 1
 
 
 def _judge_one(index: int, split: SplitTest, slots: list, results: dict, problem: str | None, run: dict,
