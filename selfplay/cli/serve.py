@@ -11,10 +11,11 @@ What it does NOT do: download models, authenticate clients, or stream (see `self
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
+from selfplay.config.common import ModelSection
 from selfplay.core.errors import UserError
+from selfplay.pipeline.llm import Engine, build_backend
 
 DTYPES = ("float32", "bfloat16", "float16")
 
@@ -68,27 +69,14 @@ def _check_flags(args: argparse.Namespace) -> None:
 
 
 def load_backend(args: argparse.Namespace):
-    """The local backend over `--model`; UserError when it is neither a local directory nor a tiny name."""
+    """The local backend over `--model` (built by the LLM factory); UserError when it is neither a checkpoint or
+    adapter directory nor a tiny name."""
     import torch
 
-    from agents.llm.local import LocalBackend
+    from agents.llm.local_loading import default_device
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    dtype = getattr(torch, args.dtype) if args.dtype else None
-    name = args.served_model_name or args.model
-    options = {"name": name, "hourly_usd": args.hourly_usd, "max_batch_rows": args.max_batch_rows}
-    if os.path.isdir(args.model):
-        try:
-            return LocalBackend.from_path(args.model, device=args.device, dtype=dtype, **options)
-        except FileNotFoundError as exc:
-            raise UserError(f"--model {args.model}: {exc}") from None
-    from trainer.models import ModelNotFound, load_model
-
-    try:
-        model, tokenizer = load_model(args.model, dtype=args.dtype)
-    except ModelNotFound as exc:
-        raise UserError(f"--model: {exc}") from None
-    if args.device:
-        model = model.to(args.device)
-    return LocalBackend(model, tokenizer, **options)
+    section = ModelSection(name=args.served_model_name or args.model, backend="local", path=args.model,
+                           device=args.device or default_device(), dtype=args.dtype, hourly_usd=args.hourly_usd)
+    return build_backend(section, engine=Engine(max_batch_rows=args.max_batch_rows), source="--model")

@@ -35,6 +35,7 @@ class ModelSection(Section):
     timeout_s: float = Field(default=120.0, gt=0)
     max_attempts: int = Field(default=6, ge=1)
     supports_n: bool = True
+    max_n: int | None = Field(default=None, ge=1)  # openai: most choices per request (None: the provider's known cap)
     stream: bool = False             # openai: send `stream: true` (for servers that only stream)
     batch: bool = False              # openai: send requests through the Batch API (batch price; generate only)
     batch_poll_s: float = Field(default=5.0, gt=0)       # batch mode: seconds between polls of a batch

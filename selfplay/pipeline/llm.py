@@ -1,91 +1,202 @@
-"""Build the LLM a job talks to from its `[model]` config: backend, price, ledger, cache.
+"""THE LLM factory: a config section -> a backend -> a metered LLM; and the one loader of model weights.
 
-What it is for: the one place where config becomes a `MeteredLLM` over the `openai`, `local` or
-`vllm` backend, priced from the shipped table plus the user's `[prices]` overrides, reserving in
-the run store's ledger and reading the run store's cache.
-What it does not do: decide what to ask (workflows) or when to stop (jobs).
+What it is for: every place in `selfplay` that talks to a model gets it here, so a backend is built one way:
+- `build_backend(section, concurrency, engine)`: a `ModelSection` (the `[model]`-like config section, or one a
+  policy fills in for itself) to the `openai` backend (or its Batch API variant), the in-process `local`
+  (transformers) backend, or the in-process `vllm` engine. `Engine` carries what a section does not say: weights
+  already in memory (a policy's trainable model, a `selfplay serve` adapter view), batching and seeds of an
+  in-process engine, and `continue_final` (prm-label continues a final assistant message). The Ray workers build
+  their HTTP clients here too, from a section sent as plain data (`section_spec` / `section_from_spec`).
+- `build_metered(section, backend, prices, ledger, cache)`: the backend wrapped by `agents.llm.metered.MeteredLLM`
+  (or a subclass, `kind`), priced from the shipped table plus the user's `[prices]` overrides (`price_table`),
+  reserving in the run store's ledger and reading its request cache; with no section, priced by the backend's own
+  hardware meter (a policy sampled in this process or on a server priced by the hour).
+- `load_policy_model(name_or_path, seed=, dtype=, device=)`: (model, tokenizer) from a built-in tiny config, a
+  `save_pretrained` directory or a LoRA adapter directory over its local base; the only caller of
+  `trainer.models.load_model` in `selfplay` (jobs, policies, monitors and `selfplay serve` load through it).
+What it does not do: decide what to ask (workflows) or when to stop (jobs), set torch threads (the jobs do, once),
+or fan requests out over a cluster (`selfplay.pipeline.executors`).
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any
 
+from agents.llm.local_loading import MODEL_CONFIG, is_adapter_dir, load_from_path
 from agents.llm.metered import MeteredLLM
-from agents.llm.openai_backend import OpenAIBackend
 from agents.llm.retry import RetryPolicy
 from agents.llm.types import LLMError
 from agents.money.ledger import BudgetLedger
-from agents.money.prices import PriceError, PriceTable
+from agents.money.prices import ModelPrice, PriceError, PriceTable
 from selfplay.config.common import ModelSection
 from selfplay.core.errors import UserError
-from selfplay.core.store import RunStore
+
+# What an OpenAI-compatible vLLM / SGLang server needs to continue the last assistant message.
+CONTINUE_EXTRA_BODY = {"continue_final_message": True, "add_generation_prompt": False}
 
 
+@dataclass(frozen=True)
+class Engine:
+    """What an in-process engine (local / vllm) needs beyond its config section; None keeps the backend's default."""
+
+    weights: tuple[Any, Any] | None = None   # local: a (model, tokenizer) already in memory, served as it is
+    seed: int | None = None                  # local: the generator of unseeded requests (+ a tiny model's init); vllm
+    max_batch_rows: int | None = None        # local / vllm: most sampled rows in one batch
+    batch_window_s: float | None = None      # local / vllm: how long a batch waits for more requests
+    continue_final: bool = False             # a last assistant message is continued, not answered (prm-label)
+    max_lora_rank: int | None = None         # vllm with enable_lora
+    vllm_api: Any = None                     # vllm: the `vllm` names (tests inject a fake); None imports vllm
+
+
+# --- prices and metering --------------------------------------------------------------------------------------
 def price_table(overrides: dict[str, dict[str, Any]]) -> PriceTable:
+    """The shipped price table with the user's `[prices]` entries over it."""
     try:
         return PriceTable.shipped().with_overrides(overrides)
     except PriceError as exc:
         raise UserError(f"[prices]: {exc}") from exc
 
 
-def build_backend(model: ModelSection, concurrency: int) -> Any:
-    if model.backend == "local":
-        return _local_backend(model)
-    if model.backend == "vllm":
-        return _vllm_backend(model)
-    api_key = None
-    if model.api_key_env:
-        api_key = os.environ.get(model.api_key_env)
-        if not api_key:
-            raise UserError(f"[model] api_key_env = {model.api_key_env!r}, but that environment variable is not set")
-    if model.batch:
-        from agents.llm.batch_backend import OpenAIBatchBackend
-        return OpenAIBatchBackend(model.name, base_url=model.base_url, api_key=api_key, timeout_s=model.timeout_s,
-                                  retry=RetryPolicy(max_attempts=model.max_attempts), supports_n=model.supports_n,
-                                  extra_body=model.extra_body, poll_s=model.batch_poll_s,
-                                  max_requests=model.batch_max_requests)
-    return OpenAIBackend(model.name, base_url=model.base_url, api_key=api_key, timeout_s=model.timeout_s,
-                         concurrency=concurrency, retry=RetryPolicy(max_attempts=model.max_attempts),
-                         supports_n=model.supports_n, extra_body=model.extra_body, stream=model.stream)
-
-
-def _local_backend(model: ModelSection) -> Any:
-    """An in-process transformers model: `path` (a checkpoint dir) or `name` (a dir or a built-in tiny config)."""
+def section_price(section: ModelSection, prices: PriceTable) -> ModelPrice | None:
+    """The section's price per token; None (priced by its hardware time) for an in-process engine with no entry."""
+    if section.backend in ("local", "vllm") and section.name not in prices.models:
+        return None
     try:
-        from agents.llm.local import LocalBackend
-        from trainer.models import ModelNotFound, load_model
-    except ImportError as exc:
-        raise UserError(f"[model] backend = \"local\" needs the train extra: pip install 'selfplay[train]' ({exc})") from exc
-    try:
-        net, tokenizer = load_model(model.path or model.name, dtype=model.dtype)
-    except ModelNotFound as exc:
-        raise UserError(f"[model]: {exc}") from exc
-    if model.device:
-        net = net.to(model.device)
-    return LocalBackend(net, tokenizer, name=model.name, hourly_usd=model.hourly_usd or 0.0)
-
-
-def _vllm_backend(model: ModelSection) -> Any:
-    from agents.llm.vllm_backend import VLLMBackend
-
-    try:
-        return VLLMBackend(model.path or model.name, name=model.name, enable_lora=model.enable_lora,
-                           hourly_usd=model.hourly_usd or 0.0, engine_kwargs=model.engine_kwargs)
-    except ImportError as exc:
-        raise UserError(f"[model] backend = \"vllm\" needs vLLM on a GPU machine: pip install 'selfplay[vllm]' ({exc})") from exc
-
-
-def build_metered(model: ModelSection, backend: Any, prices: PriceTable, ledger: BudgetLedger,
-                  store: RunStore) -> MeteredLLM:
-    """Priced from the table, or, for an in-process engine with no [prices] entry, by its hardware time."""
-    if model.backend in ("local", "vllm") and model.name not in prices.models:
-        return MeteredLLM(backend, price=None, ledger=ledger, cache=store)
-    try:
-        price = prices.lookup(model.name)
+        return prices.lookup(section.name)
     except PriceError as exc:
         raise UserError(str(exc)) from exc
-    return MeteredLLM(backend, price=price, ledger=ledger, cache=store)
+
+
+def build_metered(section: ModelSection | None, backend: Any, prices: PriceTable | None, ledger: BudgetLedger,
+                  cache: Any, *, kind: type[MeteredLLM] = MeteredLLM, **options: Any) -> MeteredLLM:
+    """`backend` metered on `ledger` (cache -> reserve -> send -> settle), reading `cache` (the run store, or None).
+
+    Priced from `prices` for `section`; with no section, by the backend's own hardware meter (a loop's policy).
+    `kind` is `MeteredLLM` or a subclass taking `options` (the Ray executor's `ClusterMeteredLLM`).
+    """
+    price = None if section is None or prices is None else section_price(section, prices)
+    return kind(backend, price=price, ledger=ledger, cache=cache, **options)
+
+
+# --- backends ---------------------------------------------------------------------------------------------------
+def build_backend(section: ModelSection, concurrency: int = 64, engine: Engine | None = None, *,
+                  source: str = "[model]") -> Any:
+    """The backend `section` describes; `source` names where the section came from in error messages."""
+    engine = engine or Engine()
+    if section.backend == "local":
+        return _local_backend(section, engine, source)
+    if section.backend == "vllm":
+        return _vllm_backend(section, engine, source)
+    return _openai_backend(section, concurrency, engine, source)
+
+
+def api_key(section: ModelSection, source: str = "[model]") -> str | None:
+    """The key named by `api_key_env`; a UserError when that variable is not set (never a silent empty key)."""
+    if not section.api_key_env:
+        return None
+    key = os.environ.get(section.api_key_env)
+    if not key:
+        raise UserError(f"{source} api_key_env = {section.api_key_env!r}, but that environment variable is not set")
+    return key
+
+
+def _openai_backend(section: ModelSection, concurrency: int, engine: Engine, source: str) -> Any:
+    extra_body = {**CONTINUE_EXTRA_BODY, **section.extra_body} if engine.continue_final else section.extra_body
+    common = dict(base_url=section.base_url, api_key=api_key(section, source), timeout_s=section.timeout_s,
+                  retry=RetryPolicy(max_attempts=section.max_attempts), supports_n=section.supports_n,
+                  extra_body=extra_body)
+    if section.batch:
+        from agents.llm.batch_backend import OpenAIBatchBackend
+        return OpenAIBatchBackend(section.name, poll_s=section.batch_poll_s, max_requests=section.batch_max_requests,
+                                  **common)
+    from agents.llm.openai_backend import OpenAIBackend  # the openai SDK takes seconds to import: only when used
+
+    return OpenAIBackend(section.name, concurrency=concurrency, stream=section.stream, max_n=section.max_n, **common)
+
+
+def _local_backend(section: ModelSection, engine: Engine, source: str) -> Any:
+    """An in-process transformers model: `engine.weights`, else loaded from `path` (or `name`: a dir or a tiny config)."""
+    try:
+        from agents.llm.local import LocalBackend
+        from selfplay.pipeline.continuing import ContinuingLocalBackend
+    except ImportError as exc:
+        raise UserError(f"{source} backend = \"local\" needs the train extra: pip install 'selfplay[train]' ({exc})") from exc
+    if engine.weights is not None:
+        model, tokenizer = engine.weights
+    else:
+        model, tokenizer = load_policy_model(section.path or section.name, seed=engine.seed or 0,
+                                             dtype=section.dtype, device=section.device, source=source)
+    options = _given(seed=engine.seed, max_batch_rows=engine.max_batch_rows, batch_window_s=engine.batch_window_s)
+    kind = ContinuingLocalBackend if engine.continue_final else LocalBackend
+    return kind(model, tokenizer, name=section.name, hourly_usd=section.hourly_usd or 0.0, **options)
+
+
+def _vllm_backend(section: ModelSection, engine: Engine, source: str) -> Any:
+    if engine.continue_final:
+        raise UserError(f"{source} backend = \"vllm\": prm-label continues step prefixes, which the in-process vllm "
+                        "backend does not do: serve the model with `vllm serve` and use backend = \"openai\"")
+    options = _given(seed=engine.seed, max_lora_rank=engine.max_lora_rank, max_batch_rows=engine.max_batch_rows,
+                     batch_window_s=engine.batch_window_s, api=engine.vllm_api)
+    try:
+        from agents.llm.vllm_backend import VLLMBackend
+
+        return VLLMBackend(section.path or section.name, name=section.name, enable_lora=section.enable_lora,
+                           hourly_usd=section.hourly_usd or 0.0, engine_kwargs=section.engine_kwargs, **options)
+    except ImportError as exc:
+        raise UserError(f"{source} backend = \"vllm\" needs vLLM on a GPU machine: pip install 'selfplay[vllm]' "
+                        f"({exc})") from exc
+
+
+def _given(**options: Any) -> dict[str, Any]:
+    """The options that are set (the backend's own defaults hold for the others)."""
+    return {name: value for name, value in options.items() if value is not None}
+
+
+# --- the Ray workers' clients: a section as plain data ------------------------------------------------------------
+def section_spec(section: ModelSection, concurrency: int) -> dict[str, Any]:
+    """The plain-data (JSON) form of an `openai` section a Ray worker builds its client from (`section_from_spec`)."""
+    return {**section.model_dump(mode="json", exclude={"base_url"}), "concurrency": concurrency}
+
+
+def section_from_spec(spec: dict[str, Any], base_url: str) -> tuple[ModelSection, int]:
+    """(the section, its concurrency) back from `section_spec`, pointed at `base_url` (one of the replicas)."""
+    fields = {name: value for name, value in spec.items() if name != "concurrency"}
+    return ModelSection.model_validate({**fields, "base_url": base_url}), spec["concurrency"]
+
+
+# --- model weights ----------------------------------------------------------------------------------------------
+def load_policy_model(name_or_path: str, *, seed: int = 0, dtype: str | None = None, device: str | None = None,
+                      source: str = "[model]") -> tuple[Any, Any]:
+    """(model, tokenizer): a built-in tiny config (initialised from `seed`), a `save_pretrained` directory, or a
+    LoRA adapter directory over its local base; `dtype` a torch dtype name, `device` where to move it (None: stay).
+    Never downloads. A name that is none of these is a UserError naming `source`."""
+    try:
+        from trainer.models import ModelNotFound, load_model
+    except ImportError as exc:
+        raise UserError(f"{source}: loading a model needs the train extra: pip install 'selfplay[train]' ({exc})") from exc
+    if _is_adapter_only(name_or_path):
+        return _load_adapter(name_or_path, dtype=dtype, device=device, source=source)
+    try:
+        model, tokenizer = load_model(name_or_path, dtype=dtype, seed=seed)
+    except ModelNotFound as exc:
+        raise UserError(f"{source}: {exc}") from exc
+    return (model.to(device) if device else model), tokenizer
+
+
+def _is_adapter_only(path: str) -> bool:
+    return is_adapter_dir(path) and not os.path.isfile(os.path.join(path, MODEL_CONFIG))
+
+
+def _load_adapter(path: str, *, dtype: str | None, device: str | None, source: str) -> tuple[Any, Any]:
+    """A peft adapter directory over the local base its config names (`agents.llm.local_loading`)."""
+    import torch
+
+    try:
+        return load_from_path(path, device=device or "cpu", dtype=getattr(torch, dtype) if dtype else None)
+    except FileNotFoundError as exc:
+        raise UserError(f"{source} {path}: {exc}") from None
 
 
 async def check_reachable(backend: Any, base_url: str | None) -> None:

@@ -14,7 +14,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from selfplay.core.errors import UserError
+from selfplay.config.common import ModelSection
+from selfplay.pipeline.llm import Engine, build_backend, load_policy_model
 
 
 class LocalPolicy:
@@ -37,12 +38,13 @@ class LocalPolicy:
         return (self.checkpoint(round_) / "config.json").is_file()
 
     def load_initial(self) -> None:
-        self._set(*_load(self.source, self.seed), round_=-1)
+        self._set(*load_policy_model(self.source, seed=self.seed, source="[model] name/path"), round_=-1)
 
     def load_round(self, round_: int) -> None:
         if self.round == round_ and self.model is not None:
             return
-        self._set(*_load(str(self.checkpoint(round_)), self.seed), round_=round_)
+        self._set(*load_policy_model(str(self.checkpoint(round_)), seed=self.seed, source="[model] name/path"),
+                  round_=round_)
 
     def save(self, round_: int) -> Path:
         from transformers.utils import logging as hf_logging
@@ -64,14 +66,13 @@ class LocalPolicy:
 
     async def serve(self) -> Any:
         """The local backend over the in-memory model, named after the current round."""
-        from agents.llm.local import LocalBackend
-
         self.model.eval()
         if self.backend is None:
             # A wide batching window: the loop submits a whole chunk at once and wants it as ONE batch, so that
             # a resumed run computes every batch with the same shapes as an uninterrupted one (identical results).
-            self.backend = LocalBackend(self.model, self.tokenizer, name=self.model_id(), hourly_usd=self.hourly_usd,
-                                        max_batch_rows=self.max_batch_rows, seed=self.seed, batch_window_s=0.25)
+            section = ModelSection(name=self.model_id(), backend="local", hourly_usd=self.hourly_usd)
+            self.backend = build_backend(section, engine=Engine(weights=(self.model, self.tokenizer), seed=self.seed,
+                                                                max_batch_rows=self.max_batch_rows, batch_window_s=0.25))
         else:
             await self.backend.reload((self.model, self.tokenizer), name=self.model_id())
         return self.backend
@@ -91,11 +92,3 @@ class LocalPolicy:
     def _set(self, model: Any, tokenizer: Any, round_: int) -> None:
         self.model, self.tokenizer, self.round = model, tokenizer, round_
 
-
-def _load(name_or_path: str, seed: int) -> tuple[Any, Any]:
-    from trainer.models import ModelNotFound, load_model
-
-    try:
-        return load_model(name_or_path, seed=seed)
-    except ModelNotFound as exc:
-        raise UserError(f"[model] name/path: {exc}") from exc

@@ -8,6 +8,7 @@ error `worker_lost` in the ledger (the summary's `failed_requests`), and the req
 (cache lookup first, then a fresh reservation) up to `max_worker_losses` times. The re-sent request
 has the same content key, so its reply lands in the same cache entry and the results equal an
 uninterrupted run's. Only a request that was on the wire when its worker died can be paid twice.
+Built through the LLM factory (`selfplay.pipeline.llm.build_metered(..., kind=ClusterMeteredLLM)`).
 What it does NOT do: retry transport errors (the worker's client does) or pick workers (`ray_backend`).
 """
 

@@ -57,6 +57,7 @@ class RayBackend:
         self.spec = spec
         self.model = spec["name"]
         self.supports_n = spec["supports_n"]
+        self.max_n = spec.get("max_n")  # [model] max_n: the sampler plans requests of at most this many choices
         self.endpoints = endpoints
         self.endpoint_in_flight = [0] * len(endpoints)
         self.sent_per_endpoint = [0] * len(endpoints)

@@ -25,12 +25,12 @@ from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import Any
 
-from agents.money.prices import PriceError
 from selfplay.config.generate import GenerateConfig
 from selfplay.core.errors import UserError
 from selfplay.pipeline.executors.metering import ClusterMeteredLLM
 from selfplay.pipeline.executors.ray_backend import RayBackend, WorkerPool
-from selfplay.pipeline.executors.ray_workers import call, client_spec
+from selfplay.pipeline.executors.ray_workers import call
+from selfplay.pipeline.llm import api_key, build_metered, section_spec
 
 
 def worker_name(run_dir: Any, index: int, pid: int | None = None) -> str:
@@ -64,19 +64,16 @@ class RayExecutor:
         self.pool: WorkerPool | None = None
 
     def backend(self, section: Any, concurrency: int) -> RayBackend:
+        api_key(section)  # a missing key fails here, before any worker starts
         if self.pool is None:
             names = [worker_name(self.run_dir, i) for i in range(self.settings.workers)]
             self.pool = WorkerPool(self.ray, names, num_cpus=self.settings.worker_num_cpus,
                                    env_vars=_api_key_env(self.config))
-        return RayBackend(self.pool, client_spec(section, concurrency), self._endpoints(section))
+        return RayBackend(self.pool, section_spec(section, concurrency), self._endpoints(section))
 
     def metered(self, section: Any, backend: Any, prices: Any, ledger: Any, store: Any) -> ClusterMeteredLLM:
-        try:
-            price = prices.lookup(section.name)
-        except PriceError as exc:
-            raise UserError(str(exc)) from exc
-        return ClusterMeteredLLM(backend, price=price, ledger=ledger, cache=store,
-                                 max_worker_losses=self.settings.max_worker_losses)
+        return build_metered(section, backend, prices, ledger, store, kind=ClusterMeteredLLM,
+                             max_worker_losses=self.settings.max_worker_losses)
 
     def close(self) -> None:
         if self.pool is not None:

@@ -1,8 +1,9 @@
 """What runs inside Ray worker processes: the endpoint worker actor and the generic check task.
 
 What it is for:
-- `EndpointWorker`, an async Ray actor holding one `OpenAIBackend` (the `openai` SDK client with our
-  retries and error kinds) per (model, endpoint) it was asked to talk to. `chat` sends one request
+- `EndpointWorker`, an async Ray actor holding one `openai` backend (the `openai` SDK client with our
+  retries and error kinds) per (model, endpoint) it was asked to talk to, built by the job's LLM factory
+  (`selfplay.pipeline.llm.build_backend`) from the section sent as plain data (`section_spec`). `chat` sends one request
   and returns the reply as plain data, or the final `LLMError` as data (kind, message, status):
   exceptions never cross the process boundary as pickled objects. Many requests are in flight per
   actor at once (one event loop, many coroutines).
@@ -19,16 +20,8 @@ import json
 import os
 from typing import Any
 
-from agents.llm.openai_backend import OpenAIBackend
-from agents.llm.retry import RetryPolicy
 from agents.llm.types import LLMError, SamplingParams
-
-
-def client_spec(section: Any, concurrency: int) -> dict[str, Any]:
-    """The plain-data description of an `[model]`-like section a worker builds its client from."""
-    return {"name": section.name, "timeout_s": section.timeout_s, "max_attempts": section.max_attempts,
-            "supports_n": section.supports_n, "extra_body": dict(section.extra_body), "stream": section.stream,
-            "api_key_env": section.api_key_env, "concurrency": concurrency}
+from selfplay.pipeline.llm import build_backend, section_from_spec
 
 
 def error_as_data(exc: LLMError) -> dict[str, Any]:
@@ -39,16 +32,13 @@ class EndpointWorker:
     """HTTP clients to one or more OpenAI-compatible endpoints (wrapped by `ray.remote` at start-up)."""
 
     def __init__(self) -> None:
-        self._clients: dict[str, OpenAIBackend] = {}
+        self._clients: dict[str, Any] = {}
 
-    def _client(self, spec: dict[str, Any], url: str) -> OpenAIBackend:
+    def _client(self, spec: dict[str, Any], url: str) -> Any:
+        """The `openai` backend of section `spec` (`selfplay.pipeline.llm.section_spec`) at `url`, built once."""
         key = json.dumps([spec, url], sort_keys=True)
         if key not in self._clients:
-            api_key = os.environ.get(spec["api_key_env"]) if spec.get("api_key_env") else None
-            self._clients[key] = OpenAIBackend(
-                spec["name"], base_url=url, api_key=api_key, timeout_s=spec["timeout_s"],
-                concurrency=spec["concurrency"], retry=RetryPolicy(max_attempts=spec["max_attempts"]),
-                supports_n=spec["supports_n"], extra_body=spec["extra_body"], stream=spec.get("stream", False))
+            self._clients[key] = build_backend(*section_from_spec(spec, url))
         return self._clients[key]
 
     async def chat(self, spec: dict[str, Any], url: str, messages: list[dict[str, Any]], params: dict[str, Any],

@@ -19,7 +19,9 @@ import os
 import threading
 from typing import Any
 
+from selfplay.config.common import ModelSection
 from selfplay.core.errors import RequestRefused
+from selfplay.pipeline.llm import Engine, build_backend
 
 ADAPTER_CONFIG = "adapter_config.json"
 
@@ -108,10 +110,9 @@ class LoraAdapters:
                 await asyncio.to_thread(self._inject, internal, path)
             except Exception as exc:  # noqa: BLE001 - peft refused the adapter: the client's error
                 raise AdapterError(400, f"Loading lora {name} failed: {type(exc).__name__}: {exc}") from None
-            from agents.llm.local import LocalBackend
-
-            self.backends[name] = LocalBackend(_View(self, internal), self.llm.tokenizer, name=name,
-                                               hourly_usd=self.llm.meter.hourly_usd)
+            section = ModelSection(name=name, backend="local", hourly_usd=self.llm.meter.hourly_usd)
+            self.backends[name] = build_backend(section, engine=Engine(weights=(_View(self, internal),
+                                                                                self.llm.tokenizer)))
             self.paths[name] = path
             self._internal[name] = internal
         return f"Success: LoRA adapter '{name}' added successfully."
