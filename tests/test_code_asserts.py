@@ -75,8 +75,10 @@ def test_parent_arithmetic_is_bounded():
 
 
 def test_values_roundtrip_and_strictness():
-    for v in (None, True, 1, 1.5, "s", [1, (2, 3)], {1: "a", "b": [None]}, {1, 2}, frozenset({"x"}), ()):
+    for v in (None, True, 1, 1.5, "s", [1, (2, 3)], {1: "a", "b": [None]}, {1, 2}, frozenset({"x"}), (), 1 - 2j,
+              [0j, {3j: 1}]):
         assert strict_equal(decode(encode(v)), v)
+    assert not strict_equal(1 + 0j, 1) and not strict_equal(1j, 2j) and strict_equal(-0.0j, 0j)
     assert not strict_equal(1, True) and not strict_equal(1, 1.0) and not strict_equal((1,), [1])
     assert not strict_equal(float("nan"), float("nan"))
     assert not strict_equal({1: True}, {1: 1})
@@ -85,7 +87,7 @@ def test_values_roundtrip_and_strictness():
         def __eq__(self, other):
             return True
 
-    for bad in (Sneaky(3), object(), b"bytes", 1j, math):
+    for bad in (Sneaky(3), object(), b"bytes", math, type("C", (complex,), {})(1)):
         with pytest.raises(NotPlainData):
             encode(bad)
     for text in ('{"x": 1}', '{"l": 1}', "[1, 2]", '{"S": [{"l": []}]}', "{", '{"l": [' * 5000):

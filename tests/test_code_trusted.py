@@ -74,6 +74,8 @@ LYING = [  # values whose type lies: a subclass of str/float/int with its own me
      "assert f(1).get('a') == 5"),
     ("class S(str):\n    def __getitem__(self, i): return 'a'\ndef f(x):\n    return S('zz')\n",
      "assert f(1)[0] == 'a'"),
+    ("class C(complex):\n    def __eq__(self, o): return True\ndef f(x):\n    return C(5)\n",
+     "assert cmath.isclose(f(1), 1 + 2j)"),
 ]
 
 
@@ -96,6 +98,8 @@ def test_honest_wrappers_and_methods_pass(pool):
            "assert statistics.mean([avg([2.0, 4.0])]) == 3.0"])
     right(pool, "def big():\n    return 9223372036854775807\n", ["assert big() == sys.maxsize"])
     right(pool, "def f(x):\n    return 1.5\n", ["assert cmath.isclose(f(1), 1.5)"])
+    right(pool, "def root(x):\n    return (1 + 2j) * x\n",
+          ["assert cmath.isclose(root(1), 1 + 2j)", "assert abs(root(2) - (2 + 4j)) < 1e-9", "assert root(1) == 1 + 2j"])
     right(pool, "def f(xs):\n    return [x * 2 for x in xs]\n", ["assert all(v % 2 == 0 for v in f([1, 2]))"])
     right(pool, "class Calculator:\n    def add(self, a, b):\n        return a + b\n",
           ["assert Calculator().add(2, 3) == 5"])

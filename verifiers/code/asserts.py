@@ -46,7 +46,7 @@ def _isclose(a, b, *, rel_tol=1e-09, abs_tol=0.0):
 
 
 SAFE_CALLS = {
-    "abs": lambda x: abs(_number(x)),
+    "abs": lambda x: abs(_numeric(x)),
     "len": lambda x: len(_sized(x)),
     "round": lambda x, n=None: round(_number(x)) if n is None else round(_number(x), _ndigits(n)),
     "sorted": lambda x, *, reverse=False: sorted(_sized(x), reverse=_bool(reverse)),
@@ -167,9 +167,9 @@ def _ordered(op: ast.cmpop, left: Any, right: Any) -> bool:
 
 
 def _binop(op: ast.operator, left: Any, right: Any) -> Any:
-    if not (_is_number(left) and _is_number(right)):
+    if not (_is_numeric(left) and _is_numeric(right)):
         return _sequence_op(op, left, right)
-    _number(left), _number(right)
+    _numeric(left), _numeric(right)
     if isinstance(op, ast.Pow) and type(left) is int and type(right) is int and \
             _bits(left) * abs(right) > MAX_INT_BITS:
         raise CheckFailed("power too large to evaluate in the parent")
@@ -195,10 +195,19 @@ def _sequence_op(op: ast.operator, left: Any, right: Any) -> Any:
 
 
 def _unary_number(op: ast.unaryop, value: Any) -> Any:
-    return -_number(value) if isinstance(op, ast.USub) else +_number(value)
+    return -_numeric(value) if isinstance(op, ast.USub) else +_numeric(value)
 
 
 # ----------------------------------------------------------------------------------------- type guards
+def _is_numeric(value: Any) -> bool:
+    """Arithmetic and abs() also take complex numbers (ordering does not)."""
+    return type(value) in (int, float, complex)
+
+
+def _numeric(value: Any) -> int | float | complex:
+    return value if type(value) is complex else _number(value)
+
+
 def _is_number(value: Any) -> bool:
     return type(value) in (int, float)
 

@@ -1,7 +1,7 @@
 """Plain-data values across the sandbox boundary, and type-strict equality in the trusted parent.
 
 What it is for: the sandbox turns the value of each test expression into JSON text with `encode`
-(only None, bool, int, float, str, list, tuple, dict, set, frozenset are accepted, checked with
+(only None, bool, int, float, complex, str, list, tuple, dict, set, frozenset are accepted, checked with
 `type(x) is T`, so subclasses and objects with a custom `__eq__` are refused); the parent checks the
 reply's size (`check_reply`), turns the text back into fresh values with `decode` / `from_plain`
 and compares them with `strict_equal` (`1 != True`, `1 != 1.0`, `(1,) != [1]`, `{1} != frozenset({1})`;
@@ -9,7 +9,8 @@ floats compare as Python's `==` does: `-0.0 == 0.0`, NaN equals nothing).
 
 JSON carries None/bool/int/float/str natively (and keeps 1 and 1.0 apart); containers are tagged:
 {"l": [...]} list, {"t": [...]} tuple, {"d": [[k, v], ...]} dict, {"S": [...]} set, {"F": [...]}
-frozenset. A JSON object of any other shape is a protocol error.
+frozenset, and {"c": [re, im]} a complex number (two floats). numpy arrays and scalars (numpy's own
+types) are sent as their `.tolist()` / `.item()`. A JSON object of any other shape is a protocol error.
 
 No untrusted value is ever hashed in the parent. Decoded (and parent-built) sets and dicts are
 `PlainSet` / `PlainDict`: their elements are kept sorted by a canonical, totally ordered form
@@ -71,6 +72,8 @@ def to_plain(value: Any, depth: int = 0) -> Any:
         return {_CONTAINERS[kind]: [to_plain(v, depth + 1) for v in value]}
     if kind is dict:
         return {"d": [[to_plain(k, depth + 1), to_plain(v, depth + 1)] for k, v in value.items()]}
+    if kind is complex:
+        return {"c": [value.real, value.imag]}
     if kind is PlainSet:
         return {_CONTAINERS[value.kind]: [to_plain(v, depth + 1) for v in value]}
     if kind is PlainDict:
@@ -100,6 +103,8 @@ def to_python(raw: Any, depth: int = 0) -> Any:
     (tag, items), = raw.items()
     if tag == "d":
         return {to_python(k, depth + 1): to_python(v, depth + 1) for k, v in items}
+    if tag == "c":
+        return complex(*items)
     builder = {"l": list, "t": tuple, "S": set, "F": frozenset}.get(tag)
     if builder is None or type(items) is not list:
         raise ProtocolError(f"unknown tag {tag!r}")
@@ -186,6 +191,10 @@ def from_plain(raw: Any, depth: int = 0, budget: Budget | None = None) -> Any:
     if type(items) is not list:
         raise ProtocolError("tag without a list")
     budget.spend(len(items) * (2 if tag == "d" else 1))
+    if tag == "c":  # a complex number: exactly two floats
+        if len(items) != 2 or set(map(type, items)) != {float}:
+            raise ProtocolError("bad complex")
+        return complex(*items)
     if tag == "d":
         if set(map(type, items)) - {list} or set(map(len, items)) - {2}:
             raise ProtocolError("bad dict item")
@@ -216,7 +225,7 @@ def _checked(build, *args, **kwargs):
 
 
 # ----------------------------------------------------------------------------------------- canonical forms
-_NONE, _BOOL, _INT, _FLOAT, _STR, _LIST, _TUPLE, _SET, _FROZENSET, _DICT = range(10)
+_NONE, _BOOL, _INT, _FLOAT, _STR, _LIST, _TUPLE, _SET, _FROZENSET, _DICT, _COMPLEX = range(11)
 _NUMBER = _INT  # loose keys: bool, int and float share one class, as in Python's sets
 _nan_ids = itertools.count()
 
@@ -238,6 +247,8 @@ def canonical(value: Any) -> tuple:
         return (_FLOAT, 0, value) if value == value else (_FLOAT, 1, next(_nan_ids))
     if kind is str:
         return (_STR, value)
+    if kind is complex:
+        return (_COMPLEX, 0, value.real, value.imag) if value == value else (_COMPLEX, 1, next(_nan_ids))
     if kind is list:
         return (_LIST, tuple(map(canonical, value)))
     if kind is tuple:
@@ -259,6 +270,10 @@ def loose_key(value: Any) -> tuple:
         return (_NUMBER, value)
     if kind is float:
         return (_NUMBER, value) if value == value else (_FLOAT, next(_nan_ids))
+    if kind is complex:  # 2+0j is the set element 2, as in Python
+        if value != value:
+            return (_FLOAT, next(_nan_ids))
+        return (_NUMBER, value.real) if value.imag == 0 else (_COMPLEX, value.real, value.imag)
     if kind is str:
         return (_STR, value)
     if kind is tuple:
