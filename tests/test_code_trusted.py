@@ -92,7 +92,10 @@ def test_honest_wrappers_and_methods_pass(pool):
           ["assert heapq.nsmallest(2, [5, 1, 3]) == smallest([5, 1, 3], 2)",
            "assert smallest([4, 2], 1) == heapq.nsmallest(1, [4, 2])"])
     right(pool, "def f(x):\n    return {'b': 1, 'a': 2}\n",
-          ["assert sorted(f(1).items()) == [('a', 2), ('b', 1)]", "assert f(1).get('a') == 2"])
+          ["assert sorted(f(1).items()) == [('a', 2), ('b', 1)]", "assert f(1).get('a') == 2",
+           "assert list(f(1)) == ['b', 'a']", "assert list(f(1).keys()) == ['b', 'a']",
+           "assert f(1) == {'a': 2, 'b': 1}"])  # a dict keeps the candidate's order, == ignores it
+    wrong(pool, "def f(x):\n    return {'a': 2, 'b': 1}\n", ["assert list(f(1)) == ['b', 'a']"])
     right(pool, "def avg(xs):\n    return sum(xs) / len(xs)\n",
           ["assert avg([1.0, 2.0, 3.0]) == statistics.mean([1.0, 2.0, 3.0])",
            "assert statistics.mean([avg([2.0, 4.0])]) == 3.0"])

@@ -354,12 +354,14 @@ class PlainSet:
 
 
 class PlainDict:
-    """A dict of plain values, kept sorted by the canonical form of its keys (never hashes a key)."""
+    """A dict of plain values in insertion order (as Python iterates it), looked up and compared by
+    the sorted canonical forms of its keys (never hashes a key)."""
 
     __slots__ = ("keys", "values", "key_canons", "canon")
     __hash__ = None  # type: ignore[assignment]
 
     def __init__(self, keys: list, values: list, key_canons: list[tuple], value_canons: list[tuple]):
+        """keys, values: insertion order; key_canons and value_canons: sorted by key canon."""
         self.keys, self.values, self.key_canons = tuple(keys), tuple(values), key_canons
         self.canon = (_DICT, tuple(zip(key_canons, value_canons)))
 
@@ -406,11 +408,12 @@ def make_dict(pairs: Iterable[tuple], unique: bool = False) -> PlainDict:
     """`dict(pairs)` without hashing: the first of equal keys is kept with the last value (as Python)."""
     pairs = list(pairs)
     groups = _groups(_loose_keys([k for k, _ in pairs]), unique)
-    merged = pairs if groups is None else [(pairs[g[0]][0], pairs[g[-1]][1]) for g in groups]
-    order, key_canons = _canonical_order([k for k, _ in merged])
-    keys = [merged[i][0] for i in order]
-    values = [merged[i][1] for i in order]
-    return PlainDict(keys, values, key_canons, _canonical_forms(values))
+    if groups is not None:
+        groups.sort(key=_FIRST)  # Python's order: where each key first appeared
+        pairs = [(pairs[g[0]][0], pairs[g[-1]][1]) for g in groups]
+    keys, values = [k for k, _ in pairs], [v for _, v in pairs]
+    order, key_canons = _canonical_order(keys)
+    return PlainDict(keys, values, key_canons, _canonical_forms([values[i] for i in order]))
 
 
 def type_of(value: Any) -> type:
