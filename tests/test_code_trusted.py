@@ -104,6 +104,10 @@ def test_honest_wrappers_and_methods_pass(pool):
     right(pool, "def root(x):\n    return (1 + 2j) * x\n",
           ["assert cmath.isclose(root(1), 1 + 2j)", "assert abs(root(2) - (2 + 4j)) < 1e-9", "assert root(1) == 1 + 2j"])
     right(pool, "def f(xs):\n    return [x * 2 for x in xs]\n", ["assert all(v % 2 == 0 for v in f([1, 2]))"])
+    right(pool, "def f(x):\n    return [x]\n", ["assert type(f(1)) == list", "assert type(f(1)[0]) is int",
+                                                 "assert type(f(1)) != tuple"])
+    wrong(pool, "class L(list):\n    pass\ndef f(x):\n    return L([x])\n", ["assert type(f(1)) == list"])
+    wrong(pool, "def f(x):\n    return True\n", ["assert type(f(1)) == int"])
     right(pool, "class Calculator:\n    def add(self, a, b):\n        return a + b\n",
           ["assert Calculator().add(2, 3) == 5"])
 

@@ -3,7 +3,7 @@
 What it is for: `judge(compile_assert(source), leaf_values)` evaluates the part of the assert that
 `testsplit.compile_assert` kept for the parent (comparisons, `not`/`and`/`or`, arithmetic on numbers,
 constants and containers, and a few pure builtins: abs, len, round, sorted, set, min, max, sum, all,
-any, isinstance, math.isclose / fabs / isinf / isnan / isfinite / floor / ceil / trunc), with every
+any, isinstance, type, math.isclose / fabs / isinf / isnan / isfinite / floor / ceil / trunc), with every
 leaf replaced by its value: a candidate call's value from the sandbox, an expected value or a wrapper
 around candidate values from the trusted worker. The builtins here are always Python's own (a
 program that defines `abs` or a module `math` does not change the test).
@@ -60,6 +60,7 @@ SAFE_CALLS = {
     "all": lambda x: all(_bool(v) for v in _sized(x)),
     "any": lambda x: any(_bool(v) for v in _sized(x)),
     "isinstance": lambda x, t: issubclass(type_of(x), t),
+    "type": lambda x: type_of(x),  # the builtin type a plain value stands for
     "math.isclose": _isclose,
     "math.fabs": lambda x: math.fabs(_number(x)),
     "math.isinf": lambda x: math.isinf(_number(x)),
@@ -136,6 +137,8 @@ def _compare(node: ast.Compare, leaves: list[Any]) -> bool:
 
 
 def _compare_once(op: ast.cmpop, left: Any, right: Any) -> bool:
+    if type(left) is type and type(right) is type and isinstance(op, (ast.Eq, ast.NotEq, ast.Is, ast.IsNot)):
+        return (left is right) is isinstance(op, (ast.Eq, ast.Is))  # type(f(x)) == int: builtin types only
     if isinstance(op, (ast.Eq, ast.NotEq)):
         return strict_equal(left, right) is isinstance(op, ast.Eq)
     if isinstance(op, (ast.Is, ast.IsNot)):

@@ -150,8 +150,9 @@ class _Splitter:
             self.test.weak |= self.uses_bound(node)  # (a variable the test binds elsewhere: unusual)
             return self.leaf(node, "candidate")
         if isinstance(node, (ast.Compare, ast.BoolOp)) or \
-                isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not) or not self.needs_trusted(node):
-            return self.split_children(node)
+                isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not) or not self.needs_trusted(node) or \
+                isinstance(node, ast.Call) and call_name(node) == "type" and _parent_op(node):  # a type object
+            return self.split_children(node)  # is no plain data: type() stays here, its argument may not
         try:
             inner = self.lift_calls(node)
         except _NeedsSandbox:
@@ -230,7 +231,7 @@ class _NeedsSandbox(Exception):
 TYPE_NAMES = frozenset({"int", "float", "str", "bool", "list", "tuple", "dict", "set", "frozenset"})
 SAFE_CALL_KEYWORDS = {"sorted": {"reverse"}, "math.isclose": {"rel_tol", "abs_tol"}}
 SAFE_CALL_NAMES = frozenset({"abs", "len", "round", "sorted", "set", "frozenset", "list", "tuple", "min", "max",
-                             "sum", "all", "any", "isinstance", "math.isclose", "math.fabs", "math.isinf",
+                             "sum", "all", "any", "isinstance", "type", "math.isclose", "math.fabs", "math.isinf",
                              "math.isnan", "math.isfinite", "math.floor", "math.ceil", "math.trunc"})
 PARENT_BINOPS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow)
 
