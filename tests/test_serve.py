@@ -58,7 +58,7 @@ def test_models_and_health(served):
 
 @pytest.mark.parametrize("change, field", [
     ({"n": 0}, "n"), ({"temperature": 7}, "temperature"), ({"messages": []}, "messages"),
-    ({"max_tokens": 100_000}, None), ({"logprobs": True}, "logprobs"),
+    ({"max_tokens": 100_000}, None), ({"logprobs": True, "top_logprobs": 2}, "top_logprobs"),
     ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]}, "tools"),
 ])
 def test_bad_requests_are_clear_400s(served, change, field):

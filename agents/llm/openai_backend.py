@@ -14,8 +14,8 @@ Sampled token ids and log-probs, when the server sends them, are kept on each `C
 `[model] extra_body = { return_token_ids = true, logprobs = true }` (OpenAI itself refuses `return_token_ids`).
 By default (`sampled_tokens=None`) the backend asks for both by itself when the server is vLLM: `list_models`
 sees `owned_by: "vllm"`, or else, before the first request, one `GET /version` at the server's root answers
-`{"version": ...}` as vLLM's does (any HTTP error status: not vLLM; a connection failure is retried as the
-request would be). `sampled_tokens=True` always asks, `False` never; `extra_body` keys still win.
+`{"version": ...}` as vLLM's does (so does `selfplay serve`, which answers both the same way; any HTTP error
+status: not vLLM; a connection failure is retried as the request would be). `sampled_tokens=True` always asks, `False` never; `extra_body` keys still win.
 Log-probs whose count differs from the token ids are dropped (they could not be aligned).
 With `stream=True` (for servers that only stream) the request is sent with `stream: true` and the chunks
 are folded back into one reply (`agents.llm.openai_stream`).
@@ -99,8 +99,8 @@ class OpenAIBackend:
     async def list_models(self) -> list[str]:
         """Model ids the server offers (used as a reachability check before a job starts)."""
         entries = await list_model_entries(self._client)
-        if self.sampled_tokens is None:
-            self.sampled_tokens = is_vllm(entries)
+        if self.sampled_tokens is None and is_vllm(entries):  # otherwise /version decides before the first request
+            self.sampled_tokens = True
         return [entry["id"] for entry in entries]
 
     async def _detect_server(self) -> None:

@@ -5,9 +5,13 @@ a 400), and shaping a `ChatResult` into the JSON the official `openai` client pa
 `finish_reason`, ...) and an error into OpenAI's `{"error": {"message", "type", "param", "code"}}`.
 `stream: true` is accepted (the app answers with `selfplay.servers.sse`); `/v1/completions` bodies are
 validated by `CompletionRequest`.
-What it does not do: serve HTTP (`selfplay.servers.serve.app`), or support logprobs, `tools` (the chat template's
-tool-call format is not parsed back), `response_format`: those are refused with a 400 that names the field
-rather than silently ignored.
+Chat requests may ask, as vLLM's are asked, for `logprobs: true` (each choice's `logprobs.content[j]` =
+`{token, logprob, bytes, top_logprobs: []}`, the sampled token's log-prob under the unscaled distribution, vLLM's
+default) and `return_token_ids: true` (each choice's `token_ids` and the reply's `prompt_token_ids`); every
+choice carries `token_ids` and `stop_reason` (null unless asked / set), as vLLM's do.
+What it does not do: serve HTTP (`selfplay.servers.serve.app`), or support `top_logprobs` > 0 (the alternatives
+are not kept), logprobs on `/v1/completions`, `tools` (the chat template's tool-call format is not parsed back),
+`response_format`: those are refused with a 400 that names the field rather than silently ignored.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from agents.llm.types import ChatResult, SamplingParams
 
 DEFAULT_MAX_TOKENS = 256
 MAX_N = 128
-_REFUSED_WHEN_SET = ("logprobs", "top_logprobs", "response_format", "logit_bias", "best_of")
+_REFUSED_WHEN_SET = ("top_logprobs", "response_format", "logit_bias", "best_of")
 
 
 class ChatMessage(BaseModel):
@@ -48,6 +52,8 @@ class ChatCompletionRequest(BaseModel):
     seed: int | None = None
     stream: bool = False
     tools: list[dict[str, Any]] | None = None
+    logprobs: bool | None = False          # each choice's sampled-token log-probs (logprobs.content), as vLLM
+    return_token_ids: bool | None = False  # vLLM's extension: choices[i].token_ids and prompt_token_ids
 
     @field_validator("stop")
     @classmethod
@@ -102,7 +108,7 @@ class CompletionRequest(BaseModel):
 
     def unsupported(self) -> str | None:
         extra = self.model_extra or {}
-        for name in (*_REFUSED_WHEN_SET, "echo", "suffix"):
+        for name in (*_REFUSED_WHEN_SET, "logprobs", "echo", "suffix"):
             if extra.get(name) not in (None, False, 0, ""):
                 return name
         return None
@@ -125,21 +131,40 @@ def _split_stops(value: str | list[str] | None) -> list[str] | None:
     return stops
 
 
-def completion_body(result: ChatResult, model: str) -> dict[str, Any]:
-    """A `chat.completion` object for `result`."""
+def completion_body(result: ChatResult, model: str, *, logprobs: bool = False, token_ids: bool = False,
+                    prompt_token_ids: list[int] | None = None, decode: Any = None) -> dict[str, Any]:
+    """A `chat.completion` object for `result`; `logprobs` / `token_ids` add what vLLM adds when asked
+    (`decode(ids) -> str` names each token in `logprobs.content`)."""
     usage = result.usage
-    return {
+    body = {
         "id": f"chatcmpl-{uuid.uuid4().hex}",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
         "choices": [{"index": c.index, "message": {"role": "assistant", "content": c.text},
-                     "finish_reason": c.finish_reason, "logprobs": None} for c in result.choices],
+                     "finish_reason": c.finish_reason, "stop_reason": None,
+                     "logprobs": _logprobs(c, decode) if logprobs else None,
+                     "token_ids": c.token_ids if token_ids else None} for c in result.choices],
         "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
                   "total_tokens": usage.total_tokens,
                   "prompt_tokens_details": {"cached_tokens": usage.cached_prompt_tokens}},
         "system_fingerprint": None,
     }
+    if token_ids:
+        body["prompt_token_ids"] = prompt_token_ids
+    return body
+
+
+def _logprobs(choice: Any, decode: Any) -> dict[str, Any] | None:
+    """vLLM's chat `logprobs`: one `{token, logprob, bytes, top_logprobs}` per sampled token (None without them)."""
+    if choice.token_ids is None or choice.logprobs is None:
+        return None
+    content = []
+    for token_id, logprob in zip(choice.token_ids, choice.logprobs):
+        token = decode([token_id]) if decode is not None else str(token_id)
+        token = "" if "\ufffd" in token else token  # a partial UTF-8 byte: vLLM sends "" and no bytes
+        content.append({"token": token, "logprob": logprob, "bytes": list(token.encode()), "top_logprobs": []})
+    return {"content": content}
 
 
 def text_completion_body(result: ChatResult, model: str) -> dict[str, Any]:
@@ -152,7 +177,7 @@ def text_completion_body(result: ChatResult, model: str) -> dict[str, Any]:
 
 
 def error_body(message: str, *, kind: str = "invalid_request_error", param: str | None = None,
-               code: str | None = None) -> dict[str, Any]:
+               code: str | int | None = None) -> dict[str, Any]:
     return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
 

@@ -2,13 +2,15 @@
 
 What it is for: pointing the `openai` backend, or any OpenAI client, at a checkpoint of your own.
 Routes: `POST /v1/chat/completions` (n, usage, seed, stop, max_tokens / max_completion_tokens, temperature,
-top_p, `stream` with `stream_options.include_usage`), `POST /v1/completions` (one raw-text prompt, no chat
+top_p, `stream` with `stream_options.include_usage`, vLLM's `logprobs: true` and `return_token_ids: true`), `POST /v1/completions` (one raw-text prompt, no chat
 template; needs a backend with `complete(prompt, params)`, as the local backend has), `GET /v1/models`,
-`GET /health`, and vLLM's runtime LoRA API: `POST /v1/load_lora_adapter {"lora_name", "lora_path"}` /
+`GET /health`, `GET /version` (`{"version"}`, as vLLM answers: the `openai` backend reads it to ask for token
+ids), and vLLM's runtime LoRA API: `POST /v1/load_lora_adapter {"lora_name", "lora_path"}` /
 `POST /v1/unload_lora_adapter {"lora_name"}` (always enabled; `selfplay.servers.serve.lora`), after which a request's
 `model` may name a loaded adapter and `/v1/models` lists it. `tools` is refused with a 400 (tool calls are not parsed from the model's text). Concurrent requests reach the backend concurrently, where the local
-backend batches them. Every failure is an OpenAI-shaped error: 400 for a bad body (the field is named), 404 for
-an unknown model, 500 when generation itself failed (503 when it may succeed if retried).
+backend batches them. Every failure is an error body shaped as vLLM's (`{"error": {"message", "type", "param",
+"code"}}`, `type` the error class name as vLLM sends it, `code` the HTTP status): 400 for a bad body (the field is
+named), 404 for an unknown model, 500 when generation itself failed (503 when it may succeed if retried).
 What it does not do: token-by-token streaming (a stream is sent once the text is complete), authentication (bind to 127.0.0.1, the default, or put a proxy in front),
 load models (`selfplay.cli.serve`), or run uvicorn (`selfplay.servers.serve.server`).
 """
@@ -25,6 +27,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from pydantic import ValidationError
 
 from agents.llm.types import LLMError
+from selfplay import __version__
 from selfplay.servers.protocol import (ChatCompletionRequest, CompletionRequest, completion_body,
                                      describe_validation_errors, error_body, text_completion_body)
 from selfplay.servers.serve.lora import AdapterError, LoraAdapters
@@ -32,6 +35,9 @@ from selfplay.servers.sse import sse_bytes, wants_usage
 
 log = logging.getLogger("selfplay.servers.serve")
 _STATUS_OF_KIND = {"bad_request": 400, "not_found": 404, "auth": 401, "rate_limit": 429, "timeout": 504}
+# vLLM's error `type` per status (the name of the exception class its handlers answer with).
+_VLLM_TYPE = {400: "BadRequestError", 401: "UnauthorizedError", 404: "NotFoundError", 429: "RateLimitError",
+              500: "InternalServerError", 503: "ServiceUnavailableError", 504: "TimeoutError"}
 
 
 def build_app(llm: Any) -> FastAPI:
@@ -53,6 +59,10 @@ def build_app(llm: Any) -> FastAPI:
     @app.get("/health")
     async def health() -> dict[str, Any]:
         return {"status": "ok", "model": llm.model}
+
+    @app.get("/version")
+    async def version() -> dict[str, Any]:
+        return {"version": __version__}
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
@@ -79,11 +89,17 @@ def build_app(llm: Any) -> FastAPI:
         backend = resolve(parsed.model)
         if isinstance(backend, JSONResponse):
             return backend
+        messages = parsed.plain_messages()
         try:
-            result = await backend.chat(parsed.plain_messages(), parsed.sampling_params())
+            result = await backend.chat(messages, parsed.sampling_params())
         except LLMError as exc:
             return _llm_error(exc)
-        return _answer(completion_body(result, parsed.model), parsed)
+        tokens = backend if hasattr(backend, "encode") else llm  # an adapter's view shares the base's tokenizer
+        prompt_ids = tokens.encode(messages) if parsed.return_token_ids and hasattr(tokens, "encode") else None
+        body = completion_body(result, parsed.model, logprobs=bool(parsed.logprobs),
+                               token_ids=bool(parsed.return_token_ids),
+                               prompt_token_ids=prompt_ids, decode=getattr(tokens, "decode", None))
+        return _answer(body, parsed)
 
     @app.post("/v1/completions")
     async def completions(request: Request) -> Any:
@@ -94,7 +110,7 @@ def build_app(llm: Any) -> FastAPI:
         if isinstance(backend, JSONResponse):
             return backend
         if not hasattr(backend, "complete"):
-            return _error(404, "this backend serves chat only: use /v1/chat/completions", code="not_supported")
+            return _error(404, "this backend serves chat only: use /v1/chat/completions")
         try:
             result = await backend.complete(parsed.prompt, parsed.sampling_params())
         except LLMError as exc:
@@ -107,7 +123,7 @@ def build_app(llm: Any) -> FastAPI:
 async def _adapter_op(request: Request, adapters: LoraAdapters | None, op: str) -> Any:
     """vLLM's answers: 200 with a plain-text success line, or an error body with 400 / 404."""
     if adapters is None:
-        return _error(404, "this backend has no in-process model to load LoRA adapters on", code="not_supported")
+        return _error(404, "this backend has no in-process model to load LoRA adapters on")
     try:
         body = json.loads(await request.body() or b"null")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -116,8 +132,8 @@ async def _adapter_op(request: Request, adapters: LoraAdapters | None, op: str) 
         message = await (adapters.load(body) if op == "load" else adapters.unload(body))
     except AdapterError as exc:
         log.warning("%s_lora_adapter refused: %s", op, exc.message)
-        return _error(exc.status, exc.message, kind="NotFoundError" if exc.status == 404 else "BadRequestError",
-                      param="lora_name", code=str(exc.status))
+        duplicate = "has already been loaded" in exc.message  # vLLM answers this one as InvalidUserInput
+        return _error(exc.status, exc.message, kind="InvalidUserInput" if duplicate else None)
     log.info("%s", message)
     return PlainTextResponse(message)
 
@@ -130,8 +146,7 @@ def _answer(body: dict[str, Any], parsed: Any) -> Any:
 
 
 def _unknown_model(asked: str, served: str) -> JSONResponse:
-    return _error(404, f"The model {asked!r} does not exist; this server serves {served}", param="model",
-                  code="model_not_found")
+    return _error(404, f"The model `{asked}` does not exist; this server serves {served}", param="model")
 
 
 async def _parse(request: Request, model: Any) -> Any:
@@ -159,10 +174,10 @@ def _llm_error(exc: LLMError) -> JSONResponse:
     status = _STATUS_OF_KIND.get(exc.kind, 503 if exc.retryable else 500)
     if status >= 500:
         log.error("generation failed: %s", exc)
-    kind = "invalid_request_error" if status < 500 else "server_error"
-    return _error(status, exc.message, kind=kind)
+    return _error(status, exc.message)
 
 
-def _error(status: int, message: str, *, kind: str = "invalid_request_error", param: str | None = None,
-           code: str | None = None) -> JSONResponse:
-    return JSONResponse(error_body(message, kind=kind, param=param, code=code), status_code=status)
+def _error(status: int, message: str, *, param: str | None = None, kind: str | None = None) -> JSONResponse:
+    """vLLM's error body: `type` the error class name for the status (or `kind`), `code` the status itself."""
+    kind = kind or _VLLM_TYPE.get(status, "BadRequestError" if status < 500 else "InternalServerError")
+    return JSONResponse(error_body(message, kind=kind, param=param, code=status), status_code=status)
