@@ -112,8 +112,8 @@ def test_a_resumed_run_names_every_changed_pinned_key_in_one_message(tmp_path):
     with pytest.raises(UserError) as info:
         check_resume(changed, out, GENERATE_PINNED)
     message = str(info.value)
-    assert "model.name = 'm' in the run, 'other' in this config" in message
-    assert "generate.k = 4 in the run, 8 in this config" in message
+    assert "model.name = 'm', but this config says 'other'" in message
+    assert "generate.k = 4, but this config says 8" in message
     assert "generate.temperature" in message and "another --out" in message
     budget_only = config.model_copy(deep=True)
     budget_only.budget.usd, budget_only.generate.concurrency = 3.0, 2  # not pinned: may change between sessions

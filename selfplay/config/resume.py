@@ -39,7 +39,7 @@ def check_resume(config: BaseModel, run_dir: str | Path, pinned: Pinned) -> None
     differences = pinned_differences(config, previous, pinned)
     if not differences:
         return
-    lines = [f"{section}.{key} = {old!r} in the run, {new!r} in this config" for section, key, old, new in differences]
+    lines = [f"{section}.{key} = {old!r}, but this config says {new!r}" for section, key, old, new in differences]
     keys = ", ".join(f"{section}.{key}" for section, key, _, _ in differences)
     if len(lines) == 1:
         section, key, old, new = differences[0]
