@@ -20,10 +20,17 @@ if importlib.util.find_spec("vllm") is None:  # the project's .venv: this tier n
 TIER_DIR = Path(__file__).parent
 
 
+# A test's limit includes the setup of the session's vLLM server it is the first to use: a start takes 2 to 5
+# minutes on 2 busy cores (the suite's default limit is 300 s).
+TIER_TIMEOUT_S = 900
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
         if TIER_DIR in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.vllm)
+            if item.get_closest_marker("timeout") is None:
+                item.add_marker(pytest.mark.timeout(TIER_TIMEOUT_S))
 
 
 @pytest.fixture(scope="session", autouse=True)

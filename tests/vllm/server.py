@@ -26,6 +26,12 @@ BASE_NAME = "base"
 START_TIMEOUT_S = float(os.environ.get("SELFPLAY_VLLM_START_TIMEOUT_S", "600"))
 
 
+def finished(result: subprocess.CompletedProcess) -> bool:
+    """A `selfplay run` that ran every round: exit 0, or exit 5 when it learned nothing (the tier's loops are a few
+    tiny rounds that test the mechanics on vLLM, not learning; the served demo measures learning)."""
+    return result.returncode == 0 or (result.returncode == 5 and "learned nothing" in result.stderr)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -46,6 +52,21 @@ def server_argv(model_dir: str, port: int, extra: list[str] | None = None) -> li
             "--served-model-name", BASE_NAME, "--dtype", "float32", "--enable-lora", "--max-lora-rank", "64",
             "--max-loras", "4", "--gpu-memory-utilization", "0.1", "--seed", "0",
             "--host", "127.0.0.1", "--port", str(port), *(extra or [])]
+
+
+def wait_for(health_url: str, proc: subprocess.Popen, timeout_s: float) -> None:
+    """Poll `health_url` until 200; RuntimeError when `proc` exits first or `timeout_s` passes."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"exited with {proc.returncode} while starting")
+        try:
+            if httpx.get(health_url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise RuntimeError(f"was not healthy within {timeout_s:.0f} s")
 
 
 class VLLMServer:
@@ -80,17 +101,11 @@ class VLLMServer:
         return self
 
     def _wait_healthy(self, started: float) -> None:
-        while time.monotonic() - started < START_TIMEOUT_S:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"vLLM exited with {self.proc.returncode} while starting:\n{self.log_tail()}")
-            try:
-                if httpx.get(f"{self.root}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(1)
-        self.kill()
-        raise RuntimeError(f"vLLM was not healthy within {START_TIMEOUT_S:.0f} s:\n{self.log_tail()}")
+        try:
+            wait_for(f"{self.root}/health", self.proc, START_TIMEOUT_S - (time.monotonic() - started))
+        except RuntimeError as exc:
+            self.kill()
+            raise RuntimeError(f"vLLM {exc}:\n{self.log_tail()}") from None
 
     def kill(self) -> None:
         """A crash: SIGKILL to the whole process group (API server, engine core, worker)."""

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.test_cli_run import rounds_of, selfplay
+from tests.vllm.server import finished
 from tests.test_served_loop import adapter_round, paid_twice, replies
 from tests.vllm.server import BASE_NAME
 
@@ -30,6 +31,7 @@ hourly_usd = 3.6
 
 [tasks]
 builtin = "addition"
+style = "short"
 n_seed = 24
 n_train = 12
 n_eval = 8
@@ -86,7 +88,7 @@ def test_served_loop_on_vllm_kill_resume_and_restart(tmp_path, tiny_base, vllm_s
     assert lost > 0
     stored = replies(out)
     resumed = run(two, out)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert finished(resumed), resumed.stderr[-3000:]
     assert replies(out) > stored
     assert paid_twice(out) == []  # every stored reply came back from the request cache, none bought again
 
@@ -106,7 +108,7 @@ def test_served_loop_on_vllm_kill_resume_and_restart(tmp_path, tiny_base, vllm_s
     vllm_server.start()
     assert adapters_served(vllm_server) == []
     again = run(write_config(tmp_path, tiny_base, vllm_server.url, rounds=3), out)
-    assert again.returncode == 0, again.stderr[-3000:]
+    assert finished(again), again.stderr[-3000:]
     assert [r["round"] for r in rounds_of(out)] == [0, 1, 2, 3]
     assert adapters_served(vllm_server) == [2, 3]  # round 2 published again on resume, then round 3
     assert paid_twice(out) == []
