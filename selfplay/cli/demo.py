@@ -23,6 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--quick", action="store_true", help="a seconds-long smoke run (tests): tiny sizes")
     parser.add_argument("--arms", default="sft,control",
                         help="comma-separated arms, each from the same cold start: sft, dpo, grpo, majority, control")
+    parser.add_argument("--seeds", default=None, help="comma-separated seeds (e.g. 0,1,2): every arm at each seed in "
+                        "OUT/seed-S, then a table of mean and spread per arm and one plot (OUT/seeds.md, seeds.html); "
+                        "replaces --seed")
     parser.add_argument("--no-progress", action="store_true", help="no live display")
     parser.add_argument("--serve", action="store_true", help="the self-improvement arm samples from a `selfplay "
                         "serve` process this command starts and stops (a LoRA adapter per round; selfplay.jobs.demo_serve)")
@@ -42,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--serve runs the sft and control arms only; drop --arms {args.arms} or --serve")
         from selfplay.jobs.demo_serve import run_cli
         return run_cli(args)
+    if args.seeds is not None:
+        return _run_seeds(args, arms)
     started = time.monotonic()
     with PhaseProgress(enabled=progress_enabled() and not args.no_progress) as progress:
         outcome = asyncio.run(run_demo(args.out, seed=args.seed, rounds=args.rounds, quick=args.quick,
@@ -49,4 +54,25 @@ def run(args: argparse.Namespace) -> int:
     print(demo_table(outcome))
     print(f"{demo_summary_line(outcome['result'])}, {time.monotonic() - started:.0f} s")
     print(f"report: {args.out}/report.md, {args.out}/report.html; figures: {args.out}/demo.json")
+    return 0
+
+
+def _run_seeds(args: argparse.Namespace, arms: tuple[str, ...]) -> int:
+    """--seeds: every arm at every seed (selfplay.jobs.demo_seeds), then the table across seeds."""
+    from selfplay.core.errors import UserError
+    from selfplay.jobs.demo_seeds import parse_seeds, run_seeds, seeds_table
+
+    try:
+        seeds = parse_seeds(args.seeds)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    if args.serve:
+        raise UserError("--serve runs one seed; drop --seeds or --serve")
+    started = time.monotonic()
+    with PhaseProgress(enabled=progress_enabled() and not args.no_progress) as progress:
+        summary = asyncio.run(run_seeds(args.out, seeds=seeds, rounds=args.rounds, quick=args.quick,
+                                        progress=progress, arms=arms))
+    print(seeds_table(summary))
+    print(f"{time.monotonic() - started:.0f} s; per seed: {args.out}/seed-S/report.md; across seeds: "
+          f"{args.out}/seeds.md, {args.out}/seeds.html, {args.out}/seeds.json")
     return 0

@@ -104,8 +104,10 @@ class RoundContext:
             flags = contaminated([c.text for c in items], self.tasks.eval_prompts, select.decontaminate_n)
             dropped = sum(flags)
             items = [c for c, bad in zip(items, flags) if not bad]
-        rows = algorithm.rows(by_task(items), select)
-        return rows, {"decontaminated": dropped, "rows": len(rows)}
+        groups = by_task(items)
+        rows = algorithm.rows(groups, select)
+        # the "no signal" measure: the share of tasks whose candidates teach the algorithm anything (report flags it)
+        return rows, {"decontaminated": dropped, "rows": len(rows), "signal": algorithm.signal(groups)}
 
     def audit(self, round_: int, positives: list[Candidate]) -> dict[str, Any]:
         """A fraction of the round's positives re-checked by an independent rule (selfplay.pipeline.monitors)."""

@@ -45,7 +45,9 @@ COLUMNS = [("round", "round", "{}"), ("eval_pass@1", "held-out pass@1", "{:.3f}"
            ("yield", "yield", "{:.3f}"), ("samples", "samples", "{}"), ("completion_tokens", "tokens", "{:,}"),
            ("cost_usd", "$", "usd"), ("seconds", "seconds", "{:.1f}")]
 # Shown when some round has them: the PRM's best-of-N on the eval samples (verifier = "prm", selfplay.jobs.prm_refresh).
-OPTIONAL_COLUMNS = [("prm.best_of_n", "PRM best-of-N", "{:.3f}")]
+OPTIONAL_COLUMNS = [("prm.best_of_n", "PRM best-of-N", "{:.3f}"),
+                    # share of the round's tasks whose candidates teach the algorithm anything (Algorithm.signal)
+                    ("selection.signal.share", "signal share", "{:.2f}")]
 
 
 def _value(record: dict[str, Any], key: str) -> Any:
@@ -91,8 +93,21 @@ def markdown(rounds: list[dict[str, Any]], title: str) -> str:
               f"- the same 1B verified tokens from GPT-4-turbo ($30 per 1M output tokens) at this yield: "
               f"${_cell(p['gpt4_turbo_usd_1b_verified_at_this_yield'], '{:,.0f}')}",
               "- for scale: generating 1T tokens with GPT-4-turbo at $30 per 1M output tokens costs $30M", ""]
+    lines += _signal_lines(rounds)
     from selfplay.pipeline.monitors import report_lines  # the monitors / guards section (selfplay.pipeline.monitors owns it)
     return "\n".join(lines + report_lines(rounds))
+
+
+def _signal_lines(rounds: list[dict[str, Any]]) -> list[str]:
+    """A "No learning signal" section: each round where almost no group (GRPO: mixed rewards; DPO: a pair; SFT: a
+    pass) could teach the algorithm anything (`selection.signal.no_signal`, see selfplay.pipeline.select.signal)."""
+    flagged = [(r["round"], sig) for r in rounds if (sig := _value(r, "selection.signal")) and sig.get("no_signal")]
+    if not flagged:
+        return []
+    return ["## No learning signal", ""] + [
+        f"- round {n}: no signal: {sig['mixed']} of {sig['groups']} tasks' groups carry a learning signal "
+        f"(share {sig['share']:.2f}); all-equal rewards teach nothing: raise K or the temperature, or pick easier "
+        "tasks" for n, sig in flagged] + [""]
 
 
 def plot(rounds: list[dict[str, Any]], series: list[tuple[str, str]], ylabel: str, title: str = "",

@@ -11,6 +11,7 @@ What it does not do: run verifiers or read the store; a candidate whose verifier
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Iterable, Sequence
 
@@ -85,3 +86,50 @@ def contaminated(texts: Iterable[str], eval_texts: Iterable[str], n: int = 13) -
     for text in eval_texts:
         eval_grams |= ngrams(text, n)
     return [bool(ngrams(text, n) & eval_grams) for text in texts]
+
+
+# --- dynamic sampling (DAPO) and the "no signal" measure -------------------------------------------------------------
+# A group (the K samples of one task) teaches GRPO only when its rewards differ, DPO only when it makes a pair, SFT
+# only when something passed. These helpers count such groups and plan how many more tasks to draw to reach a target.
+
+NO_SIGNAL_SHARE = 0.05   # below this share of groups with a learning signal a round is flagged "no signal"
+
+
+def signal(groups: Iterable[Sequence[Candidate]], has_signal) -> dict[str, object]:
+    """`{"groups": n, "mixed": m, "share": m / n, "no_signal": share < NO_SIGNAL_SHARE}` over groups with a judged
+    candidate; `has_signal(group)` says whether one group carries a learning signal."""
+    judged = [g for g in groups if any(c.judged for c in g)]
+    mixed = sum(1 for g in judged if has_signal(g))
+    share = mixed / len(judged) if judged else 0.0
+    return {"groups": len(judged), "mixed": mixed, "share": round(share, 4), "no_signal": share < NO_SIGNAL_SHARE}
+
+
+def mixed_rewards(group: Sequence[Candidate]) -> bool:
+    """GRPO's signal: the group's judged rewards are not all equal."""
+    return rl_group(group) is not None
+
+
+def has_pair(group: Sequence[Candidate]) -> bool:
+    """DPO's signal: a passed and a failed candidate of distinct texts."""
+    return bool(preference_pairs(group, 1))
+
+
+def has_pass(group: Sequence[Candidate]) -> bool:
+    """SFT's signal: at least one passed candidate."""
+    return any(c.judged and c.passed for c in group)
+
+
+def topup_tasks(have: int, target: int, drawn_tasks: int, extra_samples: int, max_extra: int, k: int,
+                left: int) -> int:
+    """How many more tasks to draw so that `have` groups with a signal reach `target` (DAPO's dynamic sampling).
+
+    The estimate divides what is missing by the share of signal groups so far (`have` of `drawn_tasks`; at least
+    1 in 8 is assumed so a batch with none still draws a bounded wave), rounded up, and is capped by the extra
+    samples left (`max_extra - extra_samples`, K per task) and the tasks left to draw (`left`). 0: stop."""
+    missing = target - have
+    if missing <= 0 or k <= 0:
+        return 0
+    rate = max(have / drawn_tasks if drawn_tasks else 0.0, 0.125)
+    wanted = math.ceil(missing / rate - 1e-9)
+    budget = (max_extra - extra_samples) // k
+    return max(0, min(wanted, budget, left))

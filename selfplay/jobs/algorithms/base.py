@@ -15,6 +15,7 @@ from typing import Any, Callable
 from selfplay.core.candidate import Candidate
 from selfplay.core.crashpoints import crash_point
 from selfplay.pipeline.metrics import generation_stats
+from selfplay.pipeline.select import has_pass, signal
 from selfplay.config.train import train_config
 from trainer.config import TrainConfig
 
@@ -27,6 +28,15 @@ class Algorithm:
     def rows(self, groups: dict[str, list[Candidate]], select: Any) -> list[dict[str, Any]]:
         """Training rows (each with `candidate_ids`) from the verified candidates of each task."""
         raise NotImplementedError
+
+    def has_signal(self, group: list[Candidate]) -> bool:
+        """Whether one task's candidates teach this algorithm anything (here: something passed, as for SFT)."""
+        return has_pass(group)
+
+    def signal(self, groups: dict[str, list[Candidate]]) -> dict[str, Any]:
+        """The round's "no signal" measure: how many tasks' groups carry a learning signal (`has_signal`), their share,
+        and `no_signal` when it is below `selfplay.pipeline.select.NO_SIGNAL_SHARE` (the report flags it)."""
+        return signal(groups.values(), self.has_signal)
 
     def positives(self, items: list[Candidate], select: Any) -> list[Candidate]:
         """The candidates the round trains on as positives (what the audit re-checks)."""

@@ -13,7 +13,7 @@ from typing import Any, Callable
 from selfplay.core.candidate import Candidate
 from selfplay.jobs.algorithms.base import Algorithm
 from selfplay.pipeline.datasets import preference_row
-from selfplay.pipeline.select import preference_pairs
+from selfplay.pipeline.select import has_pair, preference_pairs
 
 
 class DPO(Algorithm):
@@ -22,6 +22,9 @@ class DPO(Algorithm):
 
     def rows(self, groups: dict[str, list[Candidate]], select: Any) -> list[dict[str, Any]]:
         return [preference_row(c, r) for g in groups.values() for c, r in preference_pairs(g, select.max_pairs)]
+
+    def has_signal(self, group: list[Candidate]) -> bool:
+        return has_pair(group)  # a task teaches DPO only with a passed and a failed answer
 
     def trainer(self) -> Callable[..., dict[str, Any]]:
         from trainer.dpo import train_dpo

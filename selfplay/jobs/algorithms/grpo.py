@@ -9,13 +9,18 @@ round would (K per task of the pool; `max_steps` split between iterations). Dura
 verdicts go to the run store (its slice's tasks, disjoint from every other iteration's and from the eval label), then
 its weights and the metrics of iterations 0..I to `checkpoints/round-R.iter-I` (written beside, then renamed),
 before the next iteration samples; a resumed run loads the newest complete iteration and equals an uninterrupted run.
+Dynamic sampling (DAPO): an iteration whose groups with mixed rewards are fewer than `[train] signal_target` x its
+tasks draws more tasks (training tasks outside the round's pool, seeded order) with the same weights, up to
+`signal_max_extra` x its samples more; they are stored, counted and priced like every sample.
 What it does not do: the GRPO math (`trainer.grpo`), or the round's evaluation and guards (`selfplay.jobs.round`).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import random
 import re
 import shutil
 from pathlib import Path
@@ -28,7 +33,7 @@ from selfplay.jobs.algorithms.base import Algorithm
 from selfplay.pipeline.datasets import rl_row
 from selfplay.pipeline.llm import load_policy_model
 from selfplay.pipeline.metrics import generation_stats
-from selfplay.pipeline.select import rl_group
+from selfplay.pipeline.select import mixed_rewards, rl_group, topup_tasks
 from selfplay.policy import LocalPolicy
 
 DEFAULT_ITERATIONS = 10
@@ -48,6 +53,9 @@ class GRPO(Algorithm):
 
     def rows(self, groups: dict[str, list[Candidate]], select: Any) -> list[dict[str, Any]]:
         return [rl_row(*found) for g in groups.values() if (found := rl_group(g))]
+
+    def has_signal(self, group: list[Candidate]) -> bool:
+        return mixed_rewards(group)  # all-equal rewards: zero advantages, no gradient
 
     def trainer(self) -> Callable[..., dict[str, Any]]:
         from trainer.grpo import train_grpo
@@ -114,6 +122,10 @@ async def _iteration(algorithm: "GRPO", ctx: Any, round_: int, i: int, n: int, t
     crash_point(f"round{round_}:iter{i}:generated")
     items = await ctx.verify_training(round_, records)
     rows, _ = ctx.training_rows(algorithm, items)
+    signal_before = len(rows)
+    reserve = topup_reserve(ctx, round_)[sum(h.get("topup_tasks", 0) for h in history):]
+    rows, drawn, extra = await _top_up(algorithm, ctx, round_, f"iteration {i + 1}/{n}", tasks, rows, records, items,
+                                       reserve)
     metrics: dict[str, Any] = {"steps": 0}
     if rows and steps != 0:
         ctx.job.phase(f"round {round_} iteration {i + 1}/{n} train on {len(rows)} groups", 1)
@@ -124,11 +136,53 @@ async def _iteration(algorithm: "GRPO", ctx: Any, round_: int, i: int, n: int, t
     crash_point(f"round{round_}:iter{i}:trained")
     tokens = [c.usage.completion_tokens for c in records if c.ok]
     entry = {"iteration": i, "tasks": len(tasks), "samples": len(records), "groups": len(rows),
+             "signal_groups": signal_before, "topup_tasks": len(drawn), "topup_samples": extra,
              "reward_mean": sum(c.score for c in items) / len(items) if items else 0.0,
              "length": sum(tokens) / len(tokens) if tokens else 0.0,
              **{k: metrics[k] for k in ITERATION_KEYS if k in metrics}}
     _save_iteration(ctx.policy, round_, i, [*history, entry], carry)
     return entry
+
+
+def topup_reserve(ctx: Any, round_: int) -> list:
+    """The tasks dynamic sampling draws from: the training tasks outside the round's pool, in a seeded order (the
+    same on resume; each iteration continues where the previous one stopped)."""
+    pool = {t.id for t in ctx.round_tasks(round_)}
+    rest = [t for t in ctx.tasks.train if t.id not in pool]
+    random.Random(f"{ctx.cfg.generate.seed}:topup:{round_}").shuffle(rest)
+    return rest
+
+
+def topup_limits(train: Any, tasks: int, k: int) -> tuple[int, int]:
+    """(target groups with mixed rewards, cap on extra samples) of an iteration over `tasks` tasks at K = `k`:
+    `[train] signal_target` x its tasks and `signal_max_extra` x its samples (0 turns dynamic sampling off)."""
+    return math.ceil(train.signal_target * tasks - 1e-9), int(train.signal_max_extra * tasks * k)
+
+
+async def _top_up(algorithm: "GRPO", ctx: Any, round_: int, name: str, tasks: list, rows: list[dict[str, Any]],
+                  records: list[Candidate], items: list[Candidate], reserve: list
+                  ) -> tuple[list[dict[str, Any]], list, int]:
+    """DAPO's dynamic sampling: groups whose rewards are all equal teach nothing (`rl_group` drops them), so while the
+    iteration holds fewer groups with mixed rewards than its target, draw more tasks from `reserve` with the current
+    weights (`ctx.sample_training`: stored, counted and priced like every sample) until the target or the cap on
+    extra samples is reached. Extends `records` and `items` in place; returns (rows, tasks drawn, extra samples)."""
+    gen = ctx.cfg.generate
+    target, max_extra = topup_limits(ctx.cfg.train, len(tasks), gen.k)
+    drawn: list = []
+    extra = 0
+    while wanted := topup_tasks(len(rows), target, len(tasks) + len(drawn), extra, max_extra, gen.k,
+                                len(reserve) - len(drawn)):
+        wave = reserve[len(drawn):len(drawn) + wanted]
+        drawn += wave
+        await ctx.sample_training(round_, wave, f"round {round_} {name} top-up: {len(wave)} tasks x{gen.k} "
+                                                f"({len(rows)}/{target} groups with mixed rewards)")
+        ids = {t.id for t in wave}
+        new = [c for c in ctx.store.iter_candidates(round_, gen.workflow) if c.task_id in ids]
+        extra += len(new)
+        records += new
+        items += await ctx.verify_training(round_, new)
+        rows, _ = ctx.training_rows(algorithm, items)
+    return rows, drawn, extra
 
 
 def train_iteration(algorithm: "GRPO", policy: Any, rows: list[dict[str, Any]], settings: dict[str, Any], out_dir: str, *,
@@ -153,7 +207,9 @@ def train_iteration(algorithm: "GRPO", policy: Any, rows: list[dict[str, Any]], 
 def _round_train(history: list[dict[str, Any]]) -> dict[str, Any]:
     """The round's train summary: steps summed, the other metrics step-weighted over iterations."""
     steps = sum(h.get("steps", 0) for h in history)
-    out: dict[str, Any] = {"steps": steps, "groups": sum(h["groups"] for h in history)}
+    out: dict[str, Any] = {"steps": steps, "groups": sum(h["groups"] for h in history),
+                           "topup_tasks": sum(h.get("topup_tasks", 0) for h in history),
+                           "topup_samples": sum(h.get("topup_samples", 0) for h in history)}
     for key in ("clip_fraction", "kl", "kl_to_sampler", "entropy", "grad_norm", "reward_mean"):
         weighted = [(h[key], h.get("steps", 0) if key != "reward_mean" else h["samples"]) for h in history
                     if h.get(key) is not None]
