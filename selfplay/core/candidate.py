@@ -26,6 +26,7 @@ from agents.llm.types import Usage
 from verifiers.verdict import Verdict
 
 Message = dict[str, Any]
+ANSWER = "answer"  # a stored body's `completion` / `steps` that is only the final answer (see `to_store`)
 # fields of a Trajectory that the candidate keeps as they are
 _TRAJECTORY_FIELDS = ("task_id", "sample_index", "model", "final_answer", "steps", "finish_reason", "usage",
                       "cost_usd", "requests", "cache_hits", "turns", "tool_calls", "tool_errors", "stop_reason",
@@ -140,13 +141,27 @@ class Candidate(BaseModel):
                    prompt=messages[:split], completion=messages[split:])
 
     def to_store(self) -> tuple[str, str]:
-        """(prompt_id, body): the JSON body without the prompt and the verdict; the prompt goes to its own table."""
-        body = self.model_dump(mode="json", exclude={"prompt", "verdict"})
-        return prompt_id(self.prompt), json.dumps(body, ensure_ascii=False)
+        """(prompt_id, body): the compact JSON body; the prompt goes to its own table, the verdict to its own.
+
+        Compact (a short answer's body is ~300 bytes, so K = 1M fits in well under 1 KB per candidate): fields at
+        their default are left out (`from_store` puts the defaults back), and the copies of the final answer are
+        written once: a completion that is exactly one assistant message saying `final_answer` is stored as
+        `"completion": "answer"`, and steps that are exactly `[final_answer]` as `"steps": "answer"`."""
+        answer = self.final_answer
+        shared = []  # the fields that are only the answer: written as the marker, not as a copy
+        if answer and self.completion == [{"role": "assistant", "content": answer}]:
+            shared.append("completion")
+        if answer and self.steps == [answer]:
+            shared.append("steps")
+        body = self.model_dump_json(exclude={"prompt", "verdict", *shared}, exclude_defaults=True)
+        if shared:
+            body = body[:-1] + "".join(f',"{name}":"{ANSWER}"' for name in shared) + "}"
+        return _prompt_id_of(self.prompt), body
 
     @classmethod
     def from_store(cls, body: str | dict[str, Any], prompt: list[Message] | None = None) -> "Candidate":
-        """A stored body (this version's, or a version-1 body that carried the whole conversation)."""
+        """A stored body: this version's compact one, the full one of the version before it, or a version-1 body
+        that carried the whole conversation."""
         data = json.loads(body) if isinstance(body, str) else dict(body)
         if "messages" in data and "completion" not in data:  # schema 1: the trajectory as it was sampled
             split = data.pop("prompt_messages", 1)
@@ -154,6 +169,10 @@ class Candidate(BaseModel):
             data["prompt"], data["completion"] = messages[:split], messages[split:]
         elif prompt is not None:
             data["prompt"] = prompt
+        if data.get("completion") == ANSWER:
+            data["completion"] = [{"role": "assistant", "content": data.get("final_answer", "")}]
+        if data.get("steps") == ANSWER:
+            data["steps"] = [data.get("final_answer", "")]
         return cls.model_validate(data)
 
     def export_row(self) -> dict[str, Any]:
@@ -164,6 +183,17 @@ class Candidate(BaseModel):
 
 def candidate_id(round_: int, workflow: str, task_id: str, sample_index: int) -> str:
     return f"r{round_}/{workflow}/{task_id}/{sample_index}"
+
+
+_LAST_PROMPT: list[Any] = [None, None]  # (the prompt list last keyed, its id): K candidates share one prompt object
+
+
+def _prompt_id_of(prompt: list[Message]) -> str:
+    """`prompt_id`, remembered for the last prompt object (candidates of one task share it; prompts are not
+    mutated once sampled)."""
+    if _LAST_PROMPT[0] is not prompt:
+        _LAST_PROMPT[:] = [prompt, prompt_id(prompt)]
+    return _LAST_PROMPT[1]
 
 
 def prompt_id(prompt: list[Message]) -> str:

@@ -294,11 +294,86 @@ class RunStore:
                           (round_,) if round_ is not None else ())
         return dict(rows)
 
+    # --- one task's sample range (streamed sampling at large K: counts, never every record) -------------
+    def count_ok_candidates(self, round_: int, workflow: str, task_id: str, lo: int, hi: int) -> int:
+        """Candidates without error of one task with lo <= sample_index < hi (a range scan of the key)."""
+        return self._read("SELECT COUNT(*) FROM candidates WHERE task_id = ? AND round = ? AND workflow = ? "
+                          "AND sample_index >= ? AND sample_index < ? AND error IS NULL",
+                          (task_id, round_, workflow, lo, hi))[0][0]
+
+    def count_verdicts(self, round_: int, workflow: str, task_id: str, verifier: str, lo: int, hi: int) -> int:
+        """`verifier`'s verdicts of one task's candidates with lo <= sample_index < hi."""
+        return self._read("SELECT COUNT(*) FROM verdicts WHERE task_id = ? AND round = ? AND workflow = ? "
+                          "AND sample_index >= ? AND sample_index < ? AND verifier = ?",
+                          (task_id, round_, workflow, lo, hi, verifier))[0][0]
+
+    def count_passed(self, round_: int, workflow: str, task_id: str, verifier: str, lo: int, hi: int) -> int:
+        """Candidates without error of one task in [lo, hi) that `verifier` passed (no verifier error)."""
+        return self._read(
+            "SELECT COUNT(*) FROM candidates c JOIN verdicts v ON v.task_id = c.task_id AND v.round = c.round "
+            "AND v.workflow = c.workflow AND v.sample_index = c.sample_index AND v.verifier = ? "
+            "WHERE c.task_id = ? AND c.round = ? AND c.workflow = ? AND c.sample_index >= ? AND c.sample_index < ? "
+            "AND c.error IS NULL AND v.passed AND COALESCE(v.error, '') = ''",
+            (verifier, task_id, round_, workflow, lo, hi))[0][0]
+
+    def iter_task_range(self, round_: int, workflow: str, task_id: str, lo: int, hi: int,
+                        chunk: int = 2048) -> Iterator[list[Candidate]]:
+        """One task's candidates with lo <= sample_index < hi, in sample order, `chunk` at a time (streamed)."""
+        at = lo
+        while at < hi:
+            rows = self._read("SELECT sample_index, body FROM candidates WHERE task_id = ? AND round = ? "
+                              "AND workflow = ? AND sample_index >= ? AND sample_index < ? ORDER BY sample_index "
+                              "LIMIT ?", (task_id, round_, workflow, at, hi, chunk))
+            if not rows:
+                return
+            yield [self._candidate(body) for _, body in rows]
+            at = rows[-1][0] + 1
+
+    def iter_task_candidates(self, round_: int, task_id: str, chunk: int = 2048) -> Iterator[list[Candidate]]:
+        """Every stored candidate of one task (all workflows), in `candidates_of_task` order, `chunk` at a time."""
+        last: tuple[str, int] = ("", -1)
+        while True:
+            rows = self._read("SELECT workflow, sample_index, body FROM candidates WHERE round = ? AND task_id = ? "
+                              "AND (workflow > ? OR (workflow = ? AND sample_index > ?)) "
+                              "ORDER BY workflow, sample_index LIMIT ?",
+                              (round_, task_id, last[0], last[0], last[1], chunk))
+            if not rows:
+                return
+            yield [self._candidate(body) for _, _, body in rows]
+            last = (rows[-1][0], rows[-1][1])
+
+    def answer_classes(self, round_: int, verifier: str) -> Iterator[tuple[str, str | None, bool, float, int]]:
+        """(task id, extracted answer as JSON text or None, passed, score, how many) over the round's candidates
+        without error that `verifier` judged: what pass@k, maj@k and best-of-k need, without decoding a body."""
+        rows = self._read(
+            "SELECT c.task_id, json_extract(v.body, '$.details.extracted'), "
+            "v.passed AND COALESCE(v.error, '') = '', v.score, COUNT(*) "
+            "FROM candidates c JOIN verdicts v ON v.task_id = c.task_id AND v.round = c.round "
+            "AND v.workflow = c.workflow AND v.sample_index = c.sample_index AND v.verifier = ? "
+            "WHERE c.round = ? AND c.error IS NULL GROUP BY 1, 2, 3, 4", (verifier, round_))
+        for task_id, answer, passed, score, count in rows:
+            yield task_id, answer, bool(passed), float(score), count
+
+    def task_sample_costs(self, round_: int) -> dict[str, tuple[int, float]]:
+        """Per task: (candidates without error, $ of all its candidates, failed ones included)."""
+        rows = self._read("SELECT task_id, SUM(error IS NULL), COALESCE(SUM(json_extract(body, '$.cost_usd')), 0) "
+                          "FROM candidates WHERE round = ? GROUP BY task_id", (round_,))
+        return {task_id: (ok, float(cost)) for task_id, ok, cost in rows}
+
     # --- verdicts ----------------------------------------------------------------------
     def put_verdicts(self, round_: int, rows: list[tuple[Candidate, str, dict[str, Any]]]) -> None:
         """rows: (candidate, verifier name, verdict dict)."""
         values = [(c.task_id, round_, c.workflow, c.sample_index, name, int(bool(v["passed"])),
                    float(v["score"]), v.get("error"), json.dumps(v)) for c, name, v in rows]
+        self._write("INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", values,
+                    many=True, staged=True)
+
+    def put_encoded_verdicts(self, round_: int, verifier: str,
+                             rows: list[tuple[Candidate, bool, float, str | None, str]]) -> None:
+        """rows: (candidate, passed, score, error, the verdict's JSON text): one verdict shared by many candidates
+        (identical answers) is encoded once by the caller instead of once per candidate."""
+        values = [(c.task_id, round_, c.workflow, c.sample_index, verifier, int(bool(passed)), float(score), error,
+                   body) for c, passed, score, error, body in rows]
         self._write("INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", values,
                     many=True, staged=True)
 
@@ -379,6 +454,12 @@ class RunReader:
     _read = RunStore._read
     _candidate = RunStore._candidate
     _prompt = RunStore._prompt
+    answer_classes = RunStore.answer_classes
+    task_sample_costs = RunStore.task_sample_costs
+
+    def task_bodies(self) -> dict[str, dict[str, Any]]:
+        """The run's tasks as they were stored (id -> {"id", "prompt", "answer", ...}), for exports."""
+        return {task_id: json.loads(body) for task_id, body in self._read("SELECT id, body FROM tasks ORDER BY position")}
 
     def iter_candidates_with_verdicts(self, round_: int | None = None
                                       ) -> Iterator[tuple[Candidate, dict[str, dict[str, Any]]]]:

@@ -35,7 +35,8 @@ from selfplay.config.generate import PINNED, GenerateConfig, check_generate
 from selfplay.core.errors import UserError
 from selfplay.jobs.setup import open_run
 from selfplay.pipeline.executors import open_executor
-from selfplay.pipeline.sample import TaskOutcome, TaskSampler, sandbox_tool
+from selfplay.pipeline.sample import TaskSampler, sandbox_tool
+from selfplay.pipeline.stream import SEGMENT
 from selfplay.pipeline.summary import CandidateTally, generate_summary
 from selfplay.progress import JobProgress, progress_enabled
 from selfplay.core.store import RunStore
@@ -45,6 +46,7 @@ from selfplay.tasks.load import load_tasks
 from selfplay.tasks.task import Task
 
 ROUND = 0  # generate jobs write round 0; the loop (`selfplay run`) writes rounds 1..N
+JSONL_LIMIT = 50_000  # above this many candidates, candidates.jsonl is written only when asked (~1 KB a row)
 
 
 @dataclass
@@ -56,7 +58,8 @@ class JobState:
     verified: int = 0  # candidates that passed the verifier (this session), for the live display
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     stopped_reason: str = "done"
-    outcomes: list[TaskOutcome] = field(default_factory=list)
+    sampled: int = 0  # samples planned over the tasks this session finished (samples per solved task)
+    solved: int = 0   # of those tasks, how many have a passing candidate
     tally: CandidateTally = field(default_factory=CandidateTally)
 
 
@@ -95,7 +98,8 @@ class GenerateJob:
             started = time.monotonic()
             sampler = TaskSampler(self.config.generate, llm, store, ROUND, executor=executor, critic_llm=critic,
                                   tool=self._tool(executor), seed_of=lambda tid: task_seed(self.config.generate.seed, tid),
-                                  check=self._model_check(prices, ledger, store, backends))
+                                  check=self._model_check(prices, ledger, store, backends),
+                                  segment=SEGMENT, window=self.config.generate.concurrency)  # any K, constant memory
             async with store.group_commits():  # many requests in flight: writes share commits
                 state = await self._generate(tasks, sampler, ledger)
             ledger.checkpoint_time()
@@ -105,9 +109,19 @@ class GenerateJob:
             for backend in backends:
                 await backend.aclose()
         store.commit()  # candidates.jsonl carries each candidate's verdict (selfplay.pipeline.export reads the store)
-        write_candidates(self.run_dir, round_=ROUND, verifier=self.config.generate.verifier)
+        summary["candidates_jsonl"] = self._write_jsonl(summary["candidates"])
         write_json(summary, self.run_dir / "summary.json")
         return summary
+
+    def _write_jsonl(self, candidates: int) -> str | None:
+        """candidates.jsonl (streamed from the store) unless it would be huge: above `JSONL_LIMIT` candidates it is
+        written only when `[generate] candidates_jsonl = true` (the store holds them all; `selfplay export` reads it)."""
+        asked = getattr(self.config.generate, "candidates_jsonl", None)
+        if asked is False or (asked is None and candidates > JSONL_LIMIT):
+            (self.run_dir / "candidates.jsonl").unlink(missing_ok=True)  # never a stale file of an earlier session
+            return None
+        write_candidates(self.run_dir, round_=ROUND, verifier=self.config.generate.verifier)
+        return "candidates.jsonl"
 
     def _critic(self, prices, ledger, store, backends: list) -> Any:
         name = self.config.generate.workflow_options.get("critic_model")
@@ -171,12 +185,12 @@ class GenerateJob:
                 state.stopped_reason = "budget"
                 state.stop.set()
                 return
-            outcome = await sampler.run(queue.get_nowait())
-            state.candidates += sum(1 for c in outcome.records if c.ok)
+            outcome = await sampler.run(queue.get_nowait())  # streamed: counts and a tally, no records kept
+            state.candidates += outcome.candidates
             state.verified += outcome.passed
-            state.tally.add_task(outcome.task_id, outcome.stored)
-            outcome.records, outcome.stored = [], []  # stored already; keeping them would grow memory with the job
-            state.outcomes.append(outcome)
+            state.tally.add_tally(outcome.tally)
+            state.sampled += outcome.sampled
+            state.solved += outcome.passed > 0
             if outcome.budget_refused:
                 state.stopped_reason = "budget"
                 state.stop.set()

@@ -195,10 +195,17 @@ def generate_markdown(totals: dict[str, Any], title: str) -> str:
 
 def write_generate_report(counts: dict[str, Any], out_dir: str | Path, title: str) -> dict[str, Any]:
     """report.md / report.html of a generate directory from its store's counts (`RunView.generate_totals`)."""
+    from selfplay.pipeline.curve_report import curve_markdown, curve_png, generate_curve
+
     totals = generate_totals(counts)
     out = Path(out_dir)
     md = generate_markdown(totals, title)
+    curve = generate_curve(out)  # what K bought: pass@k / maj@k for k = 1, 2, 4, ..., K with its price
+    image = ""
+    if curve and curve["points"]:
+        md += "\n" + curve_markdown(curve)
+        image = f'<img alt="what K buys" src="data:image/png;base64,{base64.b64encode(curve_png(curve)).decode()}">'
     (out / "report.md").write_text(md)
     (out / "report.html").write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
-                                     f"</title></head><body><pre>{html.escape(md)}</pre></body></html>")
-    return {"markdown": str(out / "report.md"), "html": str(out / "report.html"), "totals": totals}
+                                     f"</title></head><body>{image}<pre>{html.escape(md)}</pre></body></html>")
+    return {"markdown": str(out / "report.md"), "html": str(out / "report.html"), "totals": totals, "curve": curve}

@@ -16,6 +16,8 @@ runs). Every wave is stored, and verified, before the next one is planned.
 Records carry the sampled token ids of the last assistant turn (`completion_token_ids`) and their
 sampling log-probs (`completion_logprobs`) when the backend returned them (see
 `agents.workflows.trajectory`).
+With `segment` set (the generate job), `run(task)` streams the task instead (`selfplay.pipeline.stream`): any K
+in constant memory, replies stored and verified as they land, the outcome holding counts and a tally, no records.
 What it does not do: schedule tasks across workers, choose the chunking (the caller), or stop the job
 (it reports a budget refusal).
 """
@@ -45,8 +47,10 @@ class TaskOutcome:
     passed: int = 0
     new_candidates: int = 0
     budget_refused: bool = False
-    records: list[Candidate] = field(default_factory=list)  # the batches sampled or reused, in order
-    stored: list[Candidate] = field(default_factory=list)   # every stored candidate of the task, by index
+    records: list[Candidate] = field(default_factory=list)  # the batches sampled or reused, in order (run_group)
+    stored: list[Candidate] = field(default_factory=list)   # every stored candidate of the task, by index (run_group)
+    candidates: int = 0  # candidates without error sampled or reused (streamed tasks: records are not kept)
+    tally: Any = None    # a streamed task's `selfplay.pipeline.summary.TaskTally` (records are not kept)
 
 
 @dataclass(frozen=True)
@@ -134,13 +138,16 @@ class TaskSampler:
     `verify`: verify each wave as it lands (default: when a verifier is set); adaptive K needs it.
     `replay`: look stored candidates up even when the store held none at open (a job that samples the
     same label twice in one process); the generate job skips the look-up on a fresh run.
+    `segment`: stream each task at any K in constant memory (`selfplay.pipeline.stream`: segments of this many
+    samples, replies stored as they land, at most `window` requests in flight per task); None: `run` draws a task
+    as `run_group` does (whole batches held in memory: the loop's and prm-label's path).
     """
 
     def __init__(self, gen: Any, llm: Any, store: RunStore, round_: int, *, executor: Executor | None,
                  critic_llm: Any = None, tool: Any = None, seed_of=None, check: Any = None, label: str | None = None,
                  params_for: Callable[[Task], SamplingParams] | None = None,
                  check_for: Callable[[Task], Any] | None = None, verify: bool | None = None,
-                 replay: bool = False) -> None:
+                 replay: bool = False, segment: int | None = None, window: int = 64) -> None:
         self.gen = gen
         self.llm = llm
         self.store = store
@@ -156,6 +163,8 @@ class TaskSampler:
         self.check_for = check_for or self._check_for
         self.verify = gen.verifier is not None if verify is None else verify
         self.replay = replay
+        self.segment = segment
+        self.window = window
 
     @property
     def stored_as(self) -> str:
@@ -167,6 +176,9 @@ class TaskSampler:
         return next_batch(sampled, passed, self.adaptive)
 
     async def run(self, task: Task) -> TaskOutcome:
+        if self.segment is not None:  # streamed: constant memory at any K (the outcome holds counts, no records)
+            from selfplay.pipeline.stream import stream_task
+            return await stream_task(self, task)
         return (await self.run_group([task]))[0]
 
     async def run_group(self, tasks: list[Task], *, on_wave: Callable[[], None] | None = None) -> list[TaskOutcome]:

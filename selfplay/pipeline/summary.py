@@ -15,10 +15,56 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from agents.workflows.adaptive import samples_per_solved
-from agents.workflows.dedup import DedupReport, dedup_report
+from agents.workflows.dedup import DedupReport, _whole_text, answer_key, near_duplicates
 from agents.workflows.stats import add_to_sums, stats_from_sums
 from selfplay.core.candidate import Candidate
+from selfplay.pipeline.metrics import k_curve
+
+
+NEAR_LIMIT = 4096     # near-duplicates are counted among each task's first this many candidates (O(K x clusters))
+DISTINCT_LIMIT = 200_000  # distinct answers remembered per task; beyond, each further answer counts as new
+
+
+class TaskTally:
+    """One task's running figures, fed piece by piece as its candidates land (a streamed task keeps no records):
+    per-workflow sums, distinct answers (`agents.workflows.dedup`'s exact key) and near-duplicates."""
+
+    def __init__(self, task_id: str) -> None:
+        self.task_id = task_id
+        self.sums: dict[str, dict[str, float]] = {}
+        self.ok = 0
+        self.keys: set[str] = set()
+        self.unique = 0
+        self.texts: list[str] = []
+        self._keys_of: dict[str, str] = {}
+
+    def add(self, records: Iterable[Candidate]) -> None:
+        views = list(records)
+        add_to_sums(self.sums, views, [None] * len(views))
+        for c in views:
+            if not c.ok:
+                continue
+            self.ok += 1
+            key = self._key(c.final_answer)
+            if key not in self.keys:
+                self.unique += 1
+                if len(self.keys) < DISTINCT_LIMIT:
+                    self.keys.add(key)
+            if len(self.texts) < NEAR_LIMIT:
+                self.texts.append(_whole_text(c))
+
+    def _key(self, text: str) -> str:
+        """The exact-mode answer key of `text`, remembered per text (a task's K answers are mostly repeats)."""
+        key = self._keys_of.get(text)
+        if key is None:
+            key = answer_key(self.task_id, text)[:32]
+            if len(self._keys_of) < 4096:
+                self._keys_of[text] = key
+        return key
+
+    def dedup(self) -> dict[str, int]:
+        return {"candidates": self.ok, "unique_answers": self.unique, "exact_duplicates": self.ok - self.unique,
+                "near_duplicates": near_duplicates(self.texts)}
 
 
 class CandidateTally:
@@ -31,19 +77,31 @@ class CandidateTally:
 
     def add_task(self, task_id: str, records: Iterable[Candidate]) -> None:
         """All stored candidates of one task (in sample order); a task is tallied once."""
-        if task_id in self.tasks:
-            raise ValueError(f"task {task_id!r} is tallied already")
-        self.tasks.add(task_id)
-        views = list(records)
-        add_to_sums(self.sums, views, [None] * len(views))
-        for name, value in dedup_report(views):
+        tally = TaskTally(task_id)
+        tally.add(records)
+        self.add_tally(tally)
+
+    def add_tally(self, tally: TaskTally) -> None:
+        """A task's figures (a `TaskTally` fed with all its stored candidates); a task is tallied once."""
+        if tally.task_id in self.tasks:
+            raise ValueError(f"task {tally.task_id!r} is tallied already")
+        self.tasks.add(tally.task_id)
+        for name, acc in tally.sums.items():
+            mine = self.sums.setdefault(name, dict.fromkeys(acc, 0))
+            for key, value in acc.items():
+                mine[key] += value
+        for name, value in tally.dedup().items():
             self.dedup[name] += value
 
     def add_untallied(self, store: Any, round_: int) -> None:
-        """Tasks with stored candidates that this session never reached (a resumed job that stopped early)."""
+        """Tasks with stored candidates that this session never reached (a resumed job that stopped early),
+        streamed from the store a chunk at a time."""
         for task_id in store.candidate_task_ids(round_):
             if task_id not in self.tasks:
-                self.add_task(task_id, store.candidates_of_task(round_, task_id))
+                tally = TaskTally(task_id)
+                for chunk in store.iter_task_candidates(round_, task_id):
+                    tally.add(chunk)
+                self.add_tally(tally)
 
 
 def generate_summary(config: Any, store: Any, llm: Any, ledger: Any, backend: Any, state: Any, round_: int,
@@ -69,8 +127,7 @@ def generate_summary(config: Any, store: Any, llm: Any, ledger: Any, backend: An
         "yield": (verified / ok if ok else None) if verifier else None,
         "usd_per_verified": (money["cost_usd"] / verified if verified else None) if verifier else None,
         "verifier_errors": verdicts["errors_ok"] if verifier else None,
-        "samples_per_solved_task": (samples_per_solved((o.sampled, o.passed) for o in state.outcomes)
-                                    if verifier else None),
+        "samples_per_solved_task": (state.sampled / state.solved if state.solved else None) if verifier else None,
         "per_workflow": {name: s.model_dump(mode="json") for name, s in per_workflow.items()},
         "dedup": dict(tally.dedup),
         "tasks": state.total_tasks,
@@ -88,4 +145,5 @@ def generate_summary(config: Any, store: Any, llm: Any, ledger: Any, backend: An
         "model": config.model.name,
         "workflow": config.generate.workflow,
         "price_table": price_version,
+        "curve": k_curve(store.answer_classes(round_, verifier), store.task_sample_costs(round_)) if verifier else None,
     }
