@@ -14,8 +14,8 @@ it next, without stopping the loop. Two documented ways:
 `base_url` is the OpenAI base URL as the `openai` backend uses it (`http://host:8000/v1`) or the bare server URL.
 What it does not do: start vLLM itself the first time, copy adapters to the server's disk (the path must be
 readable by the server process), or talk to anything but these endpoints. Tested against a small FastAPI fake of
-these endpoints (tests/test_vllm_server.py) and `selfplay serve`, which implements them (tests/test_publish.py),
-not against a real vLLM server.
+these endpoints (tests/test_vllm_server.py), `selfplay serve`, which implements them (tests/test_publish.py), and
+a real vLLM 0.32.0 server, its CPU build (tests/vllm/test_vllm_lora.py, make test-vllm).
 """
 
 from __future__ import annotations
