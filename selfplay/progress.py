@@ -4,6 +4,7 @@ candidate, tokens, $ of the cap, requests/s, ETA.
 What it is for: telling a person watching a long job where it stands. It writes to stderr so
 stdout stays clean for scripts, and refreshes a few times a second at most. On a terminal narrower
 than `NARROW` columns the bar, token count and ETA are left out so the line does not wrap.
+`PhaseProgress.training` shows a training phase's step / steps, loss, tokens/s and ETA from the trainer's records.
 What it does not do: compute any figure (the job passes them in) or log to files.
 """
 
@@ -70,6 +71,20 @@ class JobProgress:
         return "  ".join(parts) if not self.narrow else " ".join(parts)
 
 
+def training_text(record: dict) -> str:
+    """"step 40/300  loss 1.234  812 tok/s  ETA 0:01:05" from a trainer log record (missing figures left out)."""
+    parts = [f"step {record.get('step', 0)}/{record.get('total_steps') or '?'}"]
+    if isinstance(record.get("loss"), (int, float)):
+        parts.append(f"loss {record['loss']:.3f}")
+    if isinstance(record.get("tokens_per_s"), (int, float)):
+        parts.append(f"{record['tokens_per_s']:,.0f} tok/s")
+    eta = record.get("eta_s")
+    if isinstance(eta, (int, float)) and eta == eta:
+        seconds = int(max(0, eta))
+        parts.append(f"ETA {seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}")
+    return "  ".join(parts)
+
+
 def progress_enabled() -> bool:
     return sys.stderr.isatty()
 
@@ -92,7 +107,15 @@ class PhaseProgress:
         self._progress.stop()
 
     def phase(self, description: str, total: int) -> None:
+        self._phase = description
         self._progress.reset(self._task, total=max(1, total), description=description)
+
+    def training(self, record: dict) -> None:
+        """A trainer log record (trainer.progress.listening): the bar counts optimizer steps, the text shows them
+        with the loss, tokens/s and the ETA, so a long training phase shows that it moves."""
+        step, total = record.get("step", 0), max(1, record.get("total_steps") or 1)
+        self._progress.update(self._task, total=total, completed=step,
+                              description=f"{getattr(self, '_phase', 'train')}  {training_text(record)}")
 
     def advance(self, amount: int = 1) -> None:
         self._progress.advance(self._task, amount)

@@ -42,6 +42,7 @@ k = 4
 
 [loop]
 rounds = 2
+require_improvement = false   # a mechanics test (resume, budget): micro-llama need not learn
 
 [budget]
 {budget}

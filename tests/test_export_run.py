@@ -37,6 +37,7 @@ k = 2
 
 [loop]
 rounds = 1
+require_improvement = false
 
 [tracking]
 report_to = "tensorboard"
@@ -130,6 +131,7 @@ k = 1
 
 [loop]
 rounds = 1
+require_improvement = false
 """
 
 

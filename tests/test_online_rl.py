@@ -43,6 +43,7 @@ k = 4
 
 [loop]
 rounds = {rounds}
+require_improvement = false
 """
 
 

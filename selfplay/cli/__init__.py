@@ -3,12 +3,15 @@
 Each command module exposes `register(subparsers)`, which adds its parser and sets `func(args) -> int`.
 Errors the user can fix (`selfplay.core.errors.UserError`) print one clear message and exit 1; a budget stop
 exits 3; a model server that went away mid-job (`EndpointLost`) exits 4 (start it, run the same command: the
-job resumes). Every `SelfplayError` prints its message without a traceback. This module does no work of its own.
+job resumes); a loop that learned nothing exits 5. Ctrl-C in any command exits 130 with one line ("run the same
+command to resume"), never a traceback. Every `SelfplayError` prints its message without a traceback. This module
+does no work of its own.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib
 import sys
 
@@ -18,6 +21,9 @@ from selfplay.core.errors import EXIT_USER_ERROR, BudgetStop, EndpointLost, Self
 
 # Packages of the optional extras: a command needing one that is absent is listed as unavailable.
 OPTIONAL_PACKAGES = {"torch", "transformers", "peft", "accelerate", "tokenizers", "safetensors", "ray", "vllm"}
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+INTERRUPTED = "interrupted: what was finished is recorded; run the same command to resume"
 
 # Module names under selfplay.cli, in the order `selfplay --help` lists them.
 COMMANDS = ["generate", "run", "demo", "report", "export", "train", "serve", "mock_server", "prm_label"]
@@ -59,7 +65,15 @@ def _unavailable(name: str, exc: ImportError):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+        return _run(args)
+    except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C anywhere (asyncio.run turns it into a cancel)
+        print(f"\n{INTERRUPTED}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
     except UserError as exc:

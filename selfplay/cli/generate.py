@@ -48,7 +48,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"stopped: budget cap ({summary['budget_cap']}) reached: {summary.get('budget_stop')}; raise [budget] "
               f"and run the same command to continue", file=sys.stderr)
         return EXIT_BUDGET
-    return 130 if summary["stopped_reason"] == "interrupted" else 0
+    if summary["stopped_reason"] == "interrupted":
+        from selfplay.cli import EXIT_INTERRUPTED, INTERRUPTED
+
+        print(INTERRUPTED, file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return 0
 
 
 def _toml_value(raw: str) -> str:

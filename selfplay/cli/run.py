@@ -1,8 +1,10 @@
 """`selfplay run [--config] CONFIG.toml --out DIR`: the self-improvement loop, resumable and budget-capped.
 
 What it is for: parsing flags, loading the `RunConfig`, running `RunJob` with a live display, and
-printing the per-round table. Exit 0 when all rounds are done, 3 when a budget cap stopped the loop
-(the round state is recorded; raise the cap and run the same command to continue), 1 on bad input.
+printing the per-round table. Exit 0 when all rounds are done and the policy improved, 5 when the loop
+learned nothing (no round trained, or held-out pass@1 never rose: one message with what to change), 3 when a
+budget cap stopped the loop (the round state is recorded; raise the cap and run the same command to continue),
+1 on bad input, 130 on Ctrl-C.
 What it does not do: any of the work (see `selfplay.jobs.loop`).
 """
 
@@ -31,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from selfplay.jobs.loop import RunJob
+    from selfplay.jobs.loop import NoImprovement, RunJob, improvement_problem
     from selfplay.config.run import load_run_config
 
     if args.config_path and args.config_flag and args.config_path != args.config_flag:
@@ -44,15 +46,25 @@ def run(args: argparse.Namespace) -> int:
         rounds = asyncio.run(RunJob(config, args.out, progress=progress).run())
     print(round_table(rounds))
     print(f"report: {args.out}/report.md, {args.out}/report.html")
+    problem = improvement_problem(rounds, config)
+    if problem:  # a loop asked to improve the policy that did not: one message, exit 5 (issue 26)
+        raise NoImprovement(problem)
     return 0
 
 
 def round_table(rounds: list[dict]) -> str:
+    from selfplay.pipeline.report import round_status
+
     lines = [f"{'round':>5} {'pass@1':>7} {'pass@k':>7} {'maj@k':>7} {'yield':>6} {'samples':>8} {'tokens':>9} "
-             f"{'seconds':>8}"]
+             f"{'seconds':>8}  kept"]
+    notes = []
     for r in rounds:
         yield_ = f"{r['yield']:.3f}" if r.get("yield") is not None else "-"
+        status = round_status(r)
         lines.append(f"{r['round']:>5} {r.get('eval_pass@1', 0):>7.3f} {r.get('eval_pass@k', 0):>7.3f} "
                      f"{r.get('eval_maj@k', 0):>7.3f} {yield_:>6} "
-                     f"{r.get('samples', 0) or 0:>8} {r.get('completion_tokens', 0) or 0:>9} {r.get('seconds', 0):>8.1f}")
-    return "\n".join(lines)
+                     f"{r.get('samples', 0) or 0:>8} {r.get('completion_tokens', 0) or 0:>9} {r.get('seconds', 0):>8.1f}"
+                     f"  {status.split(':')[0]}")
+        if status != "yes":
+            notes.append(f"round {r['round']} {status}")
+    return "\n".join(lines + notes)

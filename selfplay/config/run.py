@@ -32,7 +32,9 @@ class TasksSection(Section):
     seed_sft: str | None = None       # JSONL of {"messages": [...]} for the cold-start SFT (round 0)
     builtin: Literal["addition"] | None = None   # a built-in family instead of files
     digits: int = Field(default=2, ge=1, le=6)
-    style: Literal["short", "worked"] = "worked"   # builtin addition: "47+38" -> "85", or a worked solution
+    # builtin addition: "short" (the demo's): "47+38" -> "85", 3 tokens with the end of turn, what the tiny models
+    # learn on a CPU; "worked": "What is 47 + 38?" -> "7+8=15 c1. 4+3+1=8 c0. \boxed{85}" (~34 tokens: max_tokens >= 40)
+    style: Literal["short", "worked"] = "short"
     n_seed: int = Field(default=200, ge=0)
     n_train: int = Field(default=1000, ge=1)
     n_eval: int = Field(default=200, ge=1)
@@ -94,6 +96,9 @@ class LoopSection(Section):
     rounds: int = Field(default=4, ge=0)
     arm: Literal["self_improve", "control"] = "self_improve"   # control: same steps on the seed set alone
     control_steps: list[int] | None = None                       # control: optimizer steps per round
+    # exit 5 (selfplay.jobs.loop.NoImprovement) when no round trained on anything or held-out pass@1 never rose
+    # above round 0's; false for smoke runs of the mechanics (resume, budget) on models too small to learn
+    require_improvement: bool = True
 
 
 class GuardsSection(Section):
@@ -248,6 +253,7 @@ def check_run_config(config: RunConfig, source: str) -> None:
 def _check_tasks(tasks: TasksSection, fail) -> None:
     builtin_keys = ("digits", "style", "n_seed", "n_train", "n_eval")
     if tasks.builtin is not None:
+        _check_drawable(tasks, fail)
         for key in ("train", "eval", "seed_sft"):
             if getattr(tasks, key) is not None:
                 fail(["tasks", key], f"has no effect next to builtin = {tasks.builtin!r} (the built-in family makes "
@@ -263,6 +269,17 @@ def _check_tasks(tasks: TasksSection, fail) -> None:
         if value is not None and not value.startswith("hf:") and not Path(value).is_file():
             fail(["tasks", key], f"file {value} does not exist; set [tasks] {key} to {what} "
                  f"(a relative path is read next to the config)")
+
+
+def _check_drawable(tasks: TasksSection, fail) -> None:
+    """The built-in family draws distinct operand pairs: n_seed + n_train + n_eval of them must exist."""
+    from selfplay.tasks.builtin import pair_count
+
+    needed, exist = tasks.n_seed + tasks.n_train + tasks.n_eval, pair_count(tasks.digits)
+    if needed > exist:
+        fail(["tasks", "digits"], f"{tasks.digits}-digit operands make only {exist} distinct pairs, but n_seed + "
+             f"n_train + n_eval = {tasks.n_seed} + {tasks.n_train} + {tasks.n_eval} = {needed} are asked for; raise "
+             f"digits or lower n_seed / n_train / n_eval")
 
 
 def _check_train(config: RunConfig, fail) -> None:

@@ -12,8 +12,9 @@ import os
 import signal
 
 ENV = "SELFPLAY_CRASH_AT"
+SIGNAL_ENV = "SELFPLAY_CRASH_SIGNAL"   # "INT": a Ctrl-C at the crash point instead of kill -9 (Ctrl-C tests)
 
 
 def crash_point(name: str) -> None:
     if os.environ.get(ENV) == name:
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), signal.SIGINT if os.environ.get(SIGNAL_ENV) == "INT" else signal.SIGKILL)

@@ -33,10 +33,13 @@ from selfplay.pipeline.sample import EVAL, SamplingSpec, feedback_check, sample_
 from selfplay.pipeline.select import contaminated
 from selfplay.pipeline.verify import get_check, verify_candidates
 from selfplay.policy import Policy
-from selfplay.tasks.loop import LoopTasks
+from selfplay.tasks.loop import LoopTasks, check_fits
 
 DONE = "done"
 COLD_START = get_algorithm("sft")  # round 0 trains the seed rows with SFT whatever the algorithm
+# The cold start's own defaults, whatever the algorithm of the rounds: TrainConfig's lr 1e-4 left the tiny models at
+# pass@1 0.000 after a GRPO config's cold start (issue 26); 1e-3 is what the demo's cold start measured.
+COLD_START_DEFAULTS = {"lr": 1e-3}
 
 
 class RoundContext:
@@ -73,16 +76,27 @@ class RoundContext:
             self.policy.load_round(0)
             return {"train": {"skipped": "checkpoint present"}}
         self.policy.load_initial()
+        self._check_fits()
         metrics: dict[str, Any] = {"skipped": "no seed rows"}
         if self.tasks.seed_rows and self.cfg.train.cold_start_epochs:
             self.job.phase(f"round 0 cold-start SFT on {len(self.tasks.seed_rows)} rows", 1)
-            settings = {k: v for k, v in self.cfg.train.settings.items() if k not in ("max_steps", "epochs")}
+            settings = {**COLD_START_DEFAULTS,  # under the user's shared settings and settings.sft
+                        **{k: v for k, v in self.cfg.train.settings.items() if k not in ("max_steps", "epochs")}}
             metrics = COLD_START.train_step(self.policy, self.tasks.seed_rows, settings,
                                             str(self.job.dir / "rounds" / "0" / "train"),
                                             epochs=self.cfg.train.cold_start_epochs,
                                             max_steps=self.cfg.train.cold_start_steps, seed=self.cfg.generate.seed)
         self.policy.save(0)
         return {"train": brief(metrics)}
+
+    def _check_fits(self) -> None:
+        """Seed solutions and references against max_tokens, by the policy's tokenizer, before anything is spent."""
+        tokenizer = getattr(self.policy, "tokenizer", None)
+        if tokenizer is None:
+            return
+        gen = self.cfg.generate
+        check_fits(self.tasks, lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"]),
+                   gen.max_tokens, self.cfg.eval.max_tokens or gen.max_tokens)
 
     async def _improve(self, round_: int) -> dict[str, Any]:
         return await algorithm_for(self.cfg).improve(self, round_)
@@ -179,7 +193,7 @@ class RoundContext:
         self.policy.load_round(round_ - 1)
         self.policy.save(round_)
         self.job.say(f"round {round_} rejected, round {record['kept_round']}'s policy kept: "
-                     + "; ".join(record["reasons"]))
+                     + "; ".join(record["reasons"]) + f". Hint: {record.get('hint') or guards.hint(record['reasons'])}")
         return record
 
     async def sample_training(self, round_: int, tasks: list, description: str) -> None:

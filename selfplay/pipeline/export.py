@@ -8,7 +8,11 @@ What it is for:
   `candidate_ids` it came from;
 - `export_run(run_dir, fmt, out, min_score)`: `selfplay export` — SFT / DPO / GRPO / PRM rows from a `generate` or
   `run` directory, as JSONL or Parquet (by the suffix of `out`). Held-out evaluation samples (workflow `eval`) are
-  never exported: training on them would contaminate the evaluation.
+  never exported: training on them would contaminate the evaluation. SFT rows are ready to train on by default:
+  one row per distinct answer text of a task (`dedup`) and at most `cap_per_task` per task (K samples of one task
+  would otherwise be K near-copies). `grpo` is our offline trainer's groups (prompt / completions / rewards);
+  `grpo-prompts` is the prompt dataset TRL's GRPOTrainer reads: one row per training task with its conversational
+  `prompt` and its reference in an `answer` column, which `verifiers.reward.as_reward_function` reads.
 What it does not do: decide what a round trains on (`selfplay.jobs.algorithms`), or label PRM steps (`selfplay prm-label`
 does; `--format prm` exports its `prm.jsonl`).
 """
@@ -25,7 +29,8 @@ from selfplay.core.files import write_jsonl, write_parquet
 from selfplay.core.store import RunReader
 
 EVAL_WORKFLOW = "eval"
-FORMATS = ("sft", "dpo", "grpo", "prm")
+FORMATS = ("sft", "dpo", "grpo", "grpo-prompts", "prm")
+CAP_PER_TASK = 4   # SFT rows per task by default: [select] cap_per_task's default in the loop
 
 
 def iter_candidates_with_verdicts(reader: RunReader, round_: int | None = None,
@@ -66,19 +71,26 @@ def write_round_rows(run_dir: str | Path, round_: int, rows: list[dict[str, Any]
 
 
 def export_run(run_dir: str | Path, fmt: str, out: str | Path, *, min_score: float | None = None,
-               max_pairs: int = 4) -> dict[str, Any]:
-    """Write `out` (.jsonl or .parquet) in `fmt`; returns {"rows", "path", "format"}."""
+               max_pairs: int = 4, dedup: bool = True, cap_per_task: int | None = CAP_PER_TASK) -> dict[str, Any]:
+    """Write `out` (.jsonl or .parquet) in `fmt`; returns {"rows", "path", "format"}. SFT: `dedup` keeps one row per
+    distinct answer text of a task, `cap_per_task` at most that many rows per task (None: all)."""
     run_dir, out = Path(run_dir), Path(out)
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
     if out.suffix not in (".jsonl", ".parquet"):
         raise UserError(f"--out {out}: the file name must end in .jsonl or .parquet")
+    if cap_per_task is not None and cap_per_task < 1:
+        raise UserError(f"--cap-per-task {cap_per_task}: must be at least 1 (or leave it out for no cap)")
     if fmt == "prm":
         rows = _prm_rows(run_dir, min_score)
+    elif fmt == "grpo-prompts":
+        rows = _prompt_rows(run_dir)
     else:
         with RunReader(run_dir) as reader:
             groups = _groups(reader, min_score)
         rows = _rows(groups, fmt, max_pairs)
+        if fmt == "sft":
+            rows = _sft_ready(rows, dedup, cap_per_task)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".parquet":
         if not rows:
@@ -126,6 +138,42 @@ def _rows(groups: dict[tuple, list[tuple[Candidate, bool]]], fmt: str, max_pairs
                 continue
             rows.append({"prompt": group[0][0].prompt, "completions": [c.final_answer for c, _ in group],
                          "rewards": rewards, "task_id": task_id, "candidate_ids": [c.id for c, _ in group]})
+    return rows
+
+
+def _sft_ready(rows: list[dict[str, Any]], dedup: bool, cap: int | None) -> list[dict[str, Any]]:
+    """SFT rows with duplicates of a task's answer text dropped (whitespace-insensitive) and at most `cap` per task,
+    the higher-scoring first (stable: the store's order among equals)."""
+    kept: list[dict[str, Any]] = []
+    seen: set[tuple[str, str]] = set()
+    count: dict[str, int] = {}
+    for row in sorted(rows, key=lambda r: -(r.get("score") or 0.0)):
+        task = row["task_id"]
+        key = (task, " ".join(str(row["messages"][-1].get("content", "")).split()))
+        if (dedup and key in seen) or (cap is not None and count.get(task, 0) >= cap):
+            continue
+        seen.add(key)
+        count[task] = count.get(task, 0) + 1
+        kept.append(row)
+    order = {id(r): i for i, r in enumerate(rows)}
+    return sorted(kept, key=lambda r: order[id(r)])
+
+
+def _prompt_rows(run_dir: Path) -> list[dict[str, Any]]:
+    """TRL GRPOTrainer's prompt dataset: each task that has training candidates (never a held-out one), with its
+    prompt as messages and its reference as `answer`."""
+    with RunReader(run_dir) as reader:
+        tasks = reader.task_bodies()
+        trained = {c.task_id for c, _ in reader.iter_candidates_with_verdicts() if c.workflow != EVAL_WORKFLOW}
+    rows = []
+    for task_id, task in tasks.items():
+        if task_id not in trained or task.get("answer") is None:
+            continue
+        prompt = task["prompt"]
+        messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+        rows.append({"prompt": messages, "answer": str(task["answer"]), "task_id": task_id})
+    if not rows:
+        raise UserError(f"{run_dir}: no training task with a reference answer to export as GRPO prompts")
     return rows
 
 

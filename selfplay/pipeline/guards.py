@@ -6,7 +6,8 @@ above `max_kl`, policy entropy below `min_entropy` or above `max_entropy`, (DPO)
 falling by more than `max_chosen_logp_drop` nats (likelihood displacement, which the DPO loss curve hides), and,
 with `reject_on_audit_alarm`, the verifier audit's alarm (selfplay.pipeline.monitors).
 It returns the reasons; the loop then restores the previous kept checkpoint into this round's slot, so the next round
-samples from and trains the policy that was good, and writes `{"rejected": true, "reasons": [...]}` in the record.
+samples from and trains the policy that was good, and writes `{"rejected": true, "reasons": [...], "hint": ...}` in the
+record (`hint`: what to change, per kind of reason).
 The decision is a pure function of stored numbers, so a resumed round reaches the same decision.
 What it does not do: compute the numbers (the loop, the trainer and `selfplay.pipeline.monitors` do), or touch checkpoints.
 """
@@ -48,6 +49,25 @@ def check_round(record: dict[str, Any], previous: dict[str, Any] | None, guards:
     return reasons
 
 
+# The first words of each reason of `check_round` -> what to change. The hint is stored with the rejected round.
+HINTS = [("held-out pass@1 fell", "train less per round ([train] settings max_steps or lr), keep more of the old data "
+          "([train] replay_seed), or, with a small eval set whose pass@1 moves by noise, raise [eval] k / [tasks] "
+          "n_eval or [guards] max_pass_drop"),
+         ("KL to the cold start", "lower the lr or the steps per round (GRPO: raise settings.grpo kl_coef)"),
+         ("policy entropy", "the policy is collapsing onto few answers (low) or diffusing (high): lower the lr, or "
+          "sample with another [generate] temperature"),
+         ("DPO chosen log-probs fell", "likelihood displacement: raise settings.dpo rpo_alpha or beta, or lower the "
+          "lr"),
+         ("verifier audit", "the verifier accepts answers an independent check rejects: inspect rounds/R/train.jsonl "
+          "and tighten [generate] verifier")]
+
+
+def hint(reasons: list[str]) -> str:
+    """What to change for a rejected round, one clause per kind of reason (in the order of the reasons)."""
+    found = [advice for reason in reasons for start, advice in HINTS if reason.startswith(start)]
+    return "; ".join(dict.fromkeys(found)) or "inspect the round's record in rounds.json"
+
+
 def last_kept(rounds: list[dict[str, Any]], before: int) -> dict[str, Any] | None:
     """The newest finished, not rejected round before `before` (round 0 is always kept)."""
     kept = [r for r in rounds if r["round"] < before and not r.get("rejected")]
@@ -59,6 +79,7 @@ def rejected_record(record: dict[str, Any], previous: dict[str, Any], reasons: l
     out = dict(record)
     out["rejected"] = True
     out["reasons"] = reasons
+    out["hint"] = hint(reasons)
     out["rejected_eval"] = {k: record.get(k) for k in EVAL_KEYS if k in record}
     out["kept_round"] = previous["round"]
     out.update({k: previous[k] for k in EVAL_KEYS if k in previous})

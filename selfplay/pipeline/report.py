@@ -1,8 +1,10 @@
 """`selfplay report DIR`: a Markdown file and a self-contained HTML page with plots, from the run store.
 
 What it is for: the per-round story of a run: held-out pass@1 / pass@k, yield, tokens and $ per
-round, $ per verified token, and the projected cost of 1B verified tokens at the observed yield
-(beside the reference point: 1T tokens at GPT-4-turbo's $30 per 1M output tokens is $30M).
+round, $ per verified token, and the projected cost of 1B verified tokens at the observed yield.
+Each round says whether it was kept: a round the guards rejected is marked with the guard's reason and a hint
+(in the table and as a red cross on the accuracy plot), a round that trained on nothing with why (a grey
+marker). The training loss of every round (rounds/R/train/metrics.jsonl, written by the trainer) is one curve.
 Plots are matplotlib PNGs embedded as base64, so the HTML page is one file that opens anywhere.
 What it does not do: compute metrics (jobs store them in round records) or need a network.
 """
@@ -43,15 +45,31 @@ def projections(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 COLUMNS = [("round", "round", "{}"), ("eval_pass@1", "held-out pass@1", "{:.3f}"),
            ("eval_pass@k", "held-out pass@k", "{:.3f}"), ("eval_maj@k", "held-out maj@k", "{:.3f}"),
            ("yield", "yield", "{:.3f}"), ("samples", "samples", "{}"), ("completion_tokens", "tokens", "{:,}"),
-           ("cost_usd", "$", "usd"), ("seconds", "seconds", "{:.1f}")]
+           ("cost_usd", "$", "usd"), ("seconds", "seconds", "{:.1f}"), ("status", "kept", "{}")]
 # Shown when some round has them: the PRM's best-of-N on the eval samples (verifier = "prm", selfplay.jobs.prm_refresh).
 OPTIONAL_COLUMNS = [("prm.best_of_n", "PRM best-of-N", "{:.3f}"),
                     # share of the round's tasks whose candidates teach the algorithm anything (Algorithm.signal)
                     ("selection.signal.share", "signal share", "{:.2f}")]
 
 
+def round_status(record: dict[str, Any]) -> str:
+    """Whether the round's policy was kept: "yes", "rejected: <reasons> (hint: ...)" or "trained nothing: <why>"."""
+    if record.get("rejected"):
+        text = "rejected: " + "; ".join(record.get("reasons") or [])
+        return text + (f" (hint: {record['hint']})" if record.get("hint") else "")
+    train = record.get("train") or {}
+    idle = train.get("skipped") == "no training rows" or ("skipped" not in train and train.get("steps") == 0)
+    if record.get("round", 0) > 0 and idle:  # GRPO: every iteration's groups without signal trains 0 steps
+        passed, samples = record.get("passed"), record.get("samples")
+        why = f", {passed} of {samples} samples passed" if passed is not None and samples else ""
+        return f"trained nothing: no training rows (no signal){why}"
+    return "yes"
+
+
 def _value(record: dict[str, Any], key: str) -> Any:
     """`record[key]`, a dotted key reading nested records ("prm.best_of_n")."""
+    if key == "status":  # the table's short form; the section below the table has the reasons and hints
+        return round_status(record).split(":")[0]
     for part in key.split("."):
         record = record.get(part) if isinstance(record, dict) else None
     return record
@@ -91,11 +109,18 @@ def markdown(rounds: list[dict[str, Any]], title: str) -> str:
               f"- projected cost of 1B verified tokens at the observed yield: "
               f"${_cell(p['projected_usd_1b_verified'], '{:,.2f}')}",
               f"- the same 1B verified tokens from GPT-4-turbo ($30 per 1M output tokens) at this yield: "
-              f"${_cell(p['gpt4_turbo_usd_1b_verified_at_this_yield'], '{:,.0f}')}",
-              "- for scale: generating 1T tokens with GPT-4-turbo at $30 per 1M output tokens costs $30M", ""]
-    lines += _signal_lines(rounds)
+              f"${_cell(p['gpt4_turbo_usd_1b_verified_at_this_yield'], '{:,.0f}')}", ""]
+    lines += _status_lines(rounds) + _signal_lines(rounds)
     from selfplay.pipeline.monitors import report_lines  # the monitors / guards section (selfplay.pipeline.monitors owns it)
     return "\n".join(lines + report_lines(rounds))
+
+
+def _status_lines(rounds: list[dict[str, Any]]) -> list[str]:
+    """A "Rounds not kept" section: each rejected or idle round with its reason and what to change."""
+    odd = [(r["round"], round_status(r)) for r in rounds if round_status(r) != "yes"]
+    if not odd:
+        return []
+    return ["## Rounds not kept or not trained", ""] + [f"- round {n}: {text}" for n, text in odd] + [""]
 
 
 def _signal_lines(rounds: list[dict[str, Any]]) -> list[str]:
@@ -110,9 +135,23 @@ def _signal_lines(rounds: list[dict[str, Any]]) -> list[str]:
         "tasks" for n, sig in flagged] + [""]
 
 
+def _mark_rounds(ax, rounds: list[dict[str, Any]]) -> None:
+    """On the accuracy plot: a red cross at a rejected round's own pass@1, a grey ring on a round that trained
+    nothing."""
+    rejected = [(r["round"], (r.get("rejected_eval") or {}).get("eval_pass@1")) for r in rounds if r.get("rejected")]
+    rejected = [(x, y) for x, y in rejected if y is not None]
+    if rejected:
+        ax.scatter(*zip(*rejected), marker="x", color="red", s=60, zorder=5, label="rejected (own pass@1)")
+    idle = [(r["round"], r.get("eval_pass@1") or 0.0) for r in rounds if round_status(r).startswith("trained nothing")]
+    if idle:
+        ax.scatter(*zip(*idle), marker="o", facecolors="none", edgecolors="grey", s=140, zorder=5,
+                   label="trained nothing")
+
+
 def plot(rounds: list[dict[str, Any]], series: list[tuple[str, str]], ylabel: str, title: str = "",
-         unit_range: bool = False) -> str:
-    """A PNG (base64) of `series` per round: integer round ticks, a title, rates on 0..1, amounts from 0."""
+         unit_range: bool = False, marks: bool = False) -> str:
+    """A PNG (base64) of `series` per round: integer round ticks, a title, rates on 0..1, amounts from 0; with
+    `marks`, rejected and idle rounds marked."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -126,6 +165,8 @@ def plot(rounds: list[dict[str, Any]], series: list[tuple[str, str]], ylabel: st
         if any(y is not None for y in ys):
             ax.plot(xs, [float("nan") if y is None else y for y in ys], marker="o", label=label)
             plotted = True
+    if marks:
+        _mark_rounds(ax, rounds)
     ax.set_xlabel("round")
     ax.set_ylabel(ylabel)
     ax.set_title(title or ylabel, fontsize=10)
@@ -154,10 +195,68 @@ PLOTS = [([("eval_pass@1", "pass@1"), ("eval_pass@k", "pass@k"), ("eval_maj@k", 
           False)]
 
 
-def html_page(rounds: list[dict[str, Any]], title: str) -> str:
+def loss_curves(run_dir: str | Path) -> dict[int, list[tuple[int, float]]]:
+    """Round -> [(step, loss)] from the trainer's rounds/R/train/**/metrics.jsonl (GRPO iterations one after the
+    other, steps counted across them)."""
+    curves: dict[int, list[tuple[int, float]]] = {}
+    for round_dir in sorted(Path(run_dir).glob("rounds/*/train"), key=lambda p: p.parent.name):
+        if not round_dir.parent.name.isdigit():
+            continue
+        points: list[tuple[int, float]] = []
+        files = [round_dir / "metrics.jsonl"] + sorted(round_dir.glob("iter-*/metrics.jsonl"),
+                                                       key=lambda p: int(p.parent.name.split("-")[1]))
+        for file in files:
+            offset = points[-1][0] if points else 0
+            for record in _jsonl(file):
+                if isinstance(record.get("loss"), (int, float)) and isinstance(record.get("step"), int):
+                    points.append((offset + record["step"], float(record["loss"])))
+        if points:
+            curves[int(round_dir.parent.name)] = points
+    return curves
+
+
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    import json
+
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:  # a line cut by a kill: the rest is still a curve
+            continue
+    return out
+
+
+def loss_plot(curves: dict[int, list[tuple[int, float]]]) -> str:
+    """A PNG (base64): one training-loss curve per round against its optimizer step."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3), dpi=100)
+    for round_, points in sorted(curves.items()):
+        ax.plot(*zip(*points), marker="." if len(points) < 30 else None, label=f"round {round_}")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("training loss")
+    ax.set_title("training loss", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def html_page(rounds: list[dict[str, Any]], title: str, run_dir: str | Path | None = None) -> str:
     images = "".join(f'<img alt="{html.escape(name)}" src="data:image/png;base64,'
-                     f'{plot(rounds, series, ylabel, name, unit)}">'
+                     f'{plot(rounds, series, ylabel, name, unit, marks=unit and series[0][0] == "eval_pass@1")}">'
                      for series, ylabel, name, unit in PLOTS) if rounds else "<p>no rounds yet</p>"
+    curves = loss_curves(run_dir) if run_dir is not None and rounds else {}
+    if curves:
+        images += f'<img alt="training loss" src="data:image/png;base64,{loss_plot(curves)}">'
     body = html.escape(markdown(rounds, title))
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}img{margin:4px}</style>"
@@ -170,7 +269,7 @@ def write_report(rounds: list[dict[str, Any]], out_dir: str | Path, title: str =
         r.setdefault("usd_per_verified_token", usd_per_verified_token(r.get("cost_usd", 0.0), r.get("verified_tokens", 0)))
     md, page = out / "report.md", out / "report.html"
     md.write_text(markdown(rounds, title))
-    page.write_text(html_page(rounds, title))
+    page.write_text(html_page(rounds, title, out))
     return {"markdown": str(md), "html": str(page)}
 
 

@@ -55,15 +55,21 @@ class AdditionSplits:
     eval_set: list[Task]                    # held out: never trained on
 
 
+def pair_count(digits: int) -> int:
+    """How many distinct (a, b) pairs of `digits`-digit numbers exist: what the splits can draw at most."""
+    return (9 * 10 ** (digits - 1)) ** 2
+
+
 def addition_splits(seed: int, *, digits: int = 2, n_seed: int = 200, n_train: int = 1000,
                     n_eval: int = 200, style: str = "worked") -> AdditionSplits:
     """Disjoint operand pairs of `digits`-digit numbers for seed, train and eval."""
     low, high = 10 ** (digits - 1), 10 ** digits - 1
     rng = random.Random(seed)
     needed = n_seed + n_train + n_eval
-    universe = (high - low + 1) ** 2
+    universe = pair_count(digits)
     if needed > universe:
-        raise ValueError(f"asked for {needed} distinct {digits}-digit pairs, only {universe} exist")
+        raise ValueError(f"asked for {needed} distinct {digits}-digit pairs, only {universe} exist; raise digits or "
+                         "ask for fewer tasks")
     pairs: list[tuple[int, int]] = []
     seen: set[tuple[int, int]] = set()
     while len(pairs) < needed:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from selfplay.core.errors import UserError
 from selfplay.config.run import TasksSection
@@ -35,9 +35,12 @@ class LoopTasks:
 
 
 def load_loop_tasks(section: TasksSection, seed: int) -> LoopTasks:
-    if section.builtin == "addition":
-        splits = addition_splits(seed, digits=section.digits, n_seed=section.n_seed, n_train=section.n_train,
-                                 n_eval=section.n_eval, style=section.style)
+    if section.builtin == "addition":  # config.run checks the pairs can be drawn; this is for callers without it
+        try:
+            splits = addition_splits(seed, digits=section.digits, n_seed=section.n_seed, n_train=section.n_train,
+                                     n_eval=section.n_eval, style=section.style)
+        except ValueError as exc:
+            raise UserError(f"[tasks] {exc}") from None
         rows = [{"messages": [{"role": "user", "content": t.prompt}, {"role": "assistant", "content": s}]}
                 for t, s in splits.seed_examples]
         tasks = LoopTasks(splits.train_pool, splits.eval_set, rows)
@@ -79,6 +82,33 @@ def load_seed_rows(path: str) -> list[dict[str, Any]]:
     if not rows:
         raise UserError(f"{path}: no seed rows (expected one {{\"messages\": [...]}} object per line)")
     return rows
+
+
+def check_fits(tasks: LoopTasks, count_tokens: Callable[[str], int], max_tokens: int, eval_max_tokens: int) -> None:
+    """Refuse, before anything is trained or sampled, a loop whose answers cannot fit in what is sampled: most seed
+    solutions longer than `[generate] max_tokens` (the cold start teaches answers every sample cuts before their
+    end, so nothing passes), or most references longer than it (no candidate can state them)."""
+    problems = []
+    solutions = [_assistant_text(row) for row in tasks.seed_rows]
+    if solutions:
+        lengths = [count_tokens(text) + 1 for text in solutions]  # + 1: the end of turn that finishes an answer
+        cut = sum(n > max_tokens for n in lengths)
+        if cut * 2 > len(lengths):
+            problems.append(f"{cut} of {len(lengths)} seed solutions do not fit in [generate] max_tokens = "
+                            f"{max_tokens} (the longest is {max(lengths)} tokens with its end of turn): every answer "
+                            f"the cold start teaches is cut before its end and no sample can pass; raise max_tokens to "
+                            f"at least {max(lengths)}, or use shorter solutions (builtin: style = \"short\")")
+    for label, pool, limit in (("training", tasks.train, max_tokens), ("held-out", tasks.eval, eval_max_tokens)):
+        long = [t.id for t in pool if count_tokens(str(t.answer)) > limit]
+        if len(long) * 2 > len(pool):
+            problems.append(f"{len(long)} of {len(pool)} {label} references are longer than max_tokens = {limit} "
+                            f"(e.g. task {long[0]!r}): no answer can state them; raise max_tokens")
+    if problems:
+        raise UserError("this loop cannot learn: " + "; ".join(problems))
+
+
+def _assistant_text(row: dict[str, Any]) -> str:
+    return [m["content"] for m in row["messages"] if m["role"] == "assistant"][-1]
 
 
 def _check_disjoint(tasks: LoopTasks) -> None:

@@ -8,7 +8,9 @@ guard, a notebook, a Ray or DataLoader worker. It never imports the caller's `__
 Protocol: two inherited pipe fds wrapped in `multiprocessing.connection.Connection`
 (length-prefixed pickles). The worker sends "ready" after its imports and warm-up, then answers
 each argument tuple with ("ok", result) or ("error", text). It exits when the parent closes its
-end (EOF), and a watchdog thread exits it when the parent process disappears mid-computation.
+end (EOF), and a watchdog thread exits it when the parent process disappears mid-computation; a
+parent gone before "ready" or before a reply is a silent exit 0 (no BrokenPipeError traceback on the
+terminal after a `kill -9` of the job).
 Its own stdout is pointed at stderr, so nothing it prints can corrupt the caller's stdout.
 
 What it does not do: sandbox untrusted code (only the *input* to our function is untrusted) or
@@ -41,7 +43,10 @@ def main(argv: list[str]) -> int:
     function = resolve(target)
     if warmup:
         resolve(warmup)()
-    outbox.send("ready")
+    try:
+        outbox.send("ready")
+    except (BrokenPipeError, ConnectionResetError):  # the parent died while we started: leave without a word
+        return 0
     serve(inbox, outbox, function)
     return 0
 
