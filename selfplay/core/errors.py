@@ -2,7 +2,8 @@
 
 What it is for: one place that says which failures are the user's input (exit 1 with a message naming
 the culprit and the fix), which are deliberate stops (budget: exit 3; a server that went away mid-job:
-exit 4, and the same command resumes), and which a server of ours answers as an HTTP error.
+exit 4, and the same command resumes; a loop that learned nothing: exit 5), and which a server of ours
+answers as an HTTP error.
 
     SelfplayError                   the root: `except SelfplayError` catches every one of them
     ├── UserError                   bad input: a config, a task file, a flag, an endpoint unreachable at start (exit 1)
@@ -10,6 +11,7 @@ exit 4, and the same command resumes), and which a server of ours answers as an 
     │   └── TemplateError           a script rule's reply template (selfplay.servers.mock.templates; also a ValueError)
     ├── BudgetStop                  a budget cap stopped the job after everything in flight was recorded (exit 3)
     ├── EndpointLost                the model server went away mid-job (exit 4); start it, run the same command
+    ├── NoImprovement               a loop that ran every round but learned nothing (exit 5; selfplay.jobs.loop)
     ├── RequestRefused              a request one of our servers answers with an HTTP error status
     │   ├── BadRequest              the mock's 400 with OpenAI's error kind (selfplay.servers.mock.requests)
     │   └── AdapterError            `selfplay serve`'s LoRA routes: 400 / 404 (selfplay.servers.serve.lora)
