@@ -146,8 +146,11 @@ def test_sampling_candidates_first_and_soft_labels(tmp_path, model_dir):
 
 
 def test_a_repeated_candidate_is_labelled_once_unless_dedup_is_off():
-    first = {"task_id": "t1", "sample_index": 0, "final_answer": "1+1=2 c0. \\boxed{2}"}
-    candidates = [first, {**first, "sample_index": 1}, {**first, "task_id": "t2"}, {**first, "final_answer": "x"}]
+    from selfplay.core.candidate import Candidate
+
+    first = {"task_id": "t1", "workflow": "direct", "sample_index": 0, "final_answer": "1+1=2 c0. \\boxed{2}"}
+    candidates = [Candidate(**c) for c in (first, {**first, "sample_index": 1}, {**first, "task_id": "t2"},
+                                           {**first, "final_answer": "x"})]
     kept, duplicates = dedup_candidates(candidates, True)
     assert kept == [candidates[0], candidates[2], candidates[3]] and duplicates == 1
     assert dedup_candidates(candidates, False) == (candidates, 0)

@@ -73,8 +73,8 @@ def prefix_seed(run_seed: int, task_id: str, label: str) -> int:
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
-def check_text(text: str, task: Task) -> Verdict:
-    return check_math(answer_only(task, text), task)
+def check_text(text: str, task: Task, finish_reason: str | None = None) -> Verdict:
+    return check_math(answer_only(task, text, finish_reason), task)
 
 
 class CandidateLabeller:
@@ -113,7 +113,7 @@ class CandidateLabeller:
             if stored is None:
                 return None, n
             drawn = n
-        verdicts = [await asyncio.to_thread(check_text, prefix + r.final_answer, task) if r.ok
+        verdicts = [await asyncio.to_thread(check_text, prefix + r.final_answer, task, r.finish_reason) if r.ok
                     else Verdict.broken(f"rollout failed: {r.error}") for r in stored]
         return verdicts, drawn
 

@@ -39,7 +39,7 @@ def check_math(candidate: Candidate, task: Task) -> Verdict:
 
     if task.answer is None:
         return Verdict.broken("no_reference", reason=f"task {task.id} has no reference answer")
-    return verify(candidate.final_answer, task.answer)
+    return verify(candidate.final_answer, task.answer, finish_reason=candidate.finish_reason)
 
 
 def check_code(candidate: Candidate, task: Task) -> Verdict:
@@ -100,21 +100,22 @@ def parse_verifier(spec: str) -> CandidateCheck | None:
         composite = Threshold(wrapped[names[0]], min_score=level)
 
     def check(candidate: Candidate, task: Task) -> Verdict:
-        return composite(candidate.final_answer, task=task)
+        return composite(candidate.final_answer, task=task, finish_reason=candidate.finish_reason)
 
     return check
 
 
 def _as_verifier(check: CandidateCheck):
-    def verifier(response: str, *, task: Task) -> Verdict:
-        return check(answer_only(task, response), task)
+    def verifier(response: str, *, task: Task, finish_reason: str | None = None) -> Verdict:
+        return check(answer_only(task, response, finish_reason), task)
     return verifier
 MODEL_CHECKS = ("judge", "prm")  # built per job from their config sections (see `judge_check`, `prm_check`)
 
 
-def answer_only(task: Task, answer: str) -> Candidate:
+def answer_only(task: Task, answer: str, finish_reason: str | None = None) -> Candidate:
     """A candidate that is only an answer to `task` (the feedback workflow's check, composed verifiers' parts)."""
-    return Candidate(task_id=task.id, workflow="check", sample_index=0, final_answer=answer, task_kind=task.kind)
+    return Candidate(task_id=task.id, workflow="check", sample_index=0, final_answer=answer, task_kind=task.kind,
+                     finish_reason=finish_reason)
 
 
 def judge_check(judge: Any) -> Callable[[Candidate, Task], Awaitable[Verdict]]:
@@ -164,7 +165,9 @@ async def verify_candidates(store: RunStore, round_: int, candidates: list[Candi
     todo = [c for c in candidates if c.ok and c.key not in done]
     groups: dict[str, list[Candidate]] = {}
     for cand in todo:
-        groups.setdefault(answer_key(cand.task_id, cand.final_answer, dedup_mode(verifier)), []).append(cand)
+        # a truncated answer never shares the verdict of a complete one (no committed answer, no pass)
+        key = answer_key(cand.task_id, cand.final_answer, dedup_mode(verifier)) + f"\x00{cand.finish_reason}"
+        groups.setdefault(key, []).append(cand)
     gate = asyncio.Semaphore(max(1, concurrency))
 
     async def run_group(members: list[Candidate]) -> None:
