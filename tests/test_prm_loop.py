@@ -90,6 +90,7 @@ k = 4
 
 [loop]
 rounds = {rounds}
+require_improvement = false   # mechanics (serving, resume): micro-llama need not learn
 
 [guards]
 enabled = false

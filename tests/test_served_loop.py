@@ -53,6 +53,7 @@ logp_samples = 8
 
 [loop]
 rounds = {rounds}
+require_improvement = false   # mechanics (serving, resume): micro-llama need not learn
 """
 
 
