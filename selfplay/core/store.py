@@ -342,6 +342,18 @@ class RunStore:
             yield [self._candidate(body) for _, _, body in rows]
             last = (rows[-1][0], rows[-1][1])
 
+    def verdict_totals(self, round_: int, verifier: str) -> dict[str, Any]:
+        """`verdict_counts` as SQL aggregates: the same figures in constant memory (a 1M-candidate round would
+        otherwise bring 1M rows into Python)."""
+        rows = self._read(
+            "SELECT c.workflow, SUM(c.error IS NULL AND v.passed AND COALESCE(v.error, '') = ''), "
+            "SUM(v.passed AND COALESCE(v.error, '') = ''), SUM(c.error IS NULL AND COALESCE(v.error, '') != '') "
+            "FROM candidates c JOIN verdicts v ON v.task_id = c.task_id AND v.round = c.round "
+            "AND v.workflow = c.workflow AND v.sample_index = c.sample_index AND v.verifier = ? WHERE c.round = ? "
+            "GROUP BY c.workflow", (verifier, round_))
+        return {"verified": sum(r[2] for r in rows), "verified_ok": {r[0]: r[1] for r in rows if r[1]},
+                "errors_ok": sum(r[3] for r in rows)}
+
     def answer_classes(self, round_: int, verifier: str) -> Iterator[tuple[str, str | None, bool, float, int]]:
         """(task id, extracted answer as JSON text or None, passed, score, how many) over the round's candidates
         without error that `verifier` judged: what pass@k, maj@k and best-of-k need, without decoding a body."""

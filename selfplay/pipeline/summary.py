@@ -111,7 +111,7 @@ def generate_summary(config: Any, store: Any, llm: Any, ledger: Any, backend: An
     if store.had_candidates:
         tally.add_untallied(store, round_)
     verifier = config.generate.verifier
-    verdicts = store.verdict_counts(round_, verifier) if verifier else None
+    verdicts = store.verdict_totals(round_, verifier) if verifier else None  # aggregates: constant memory
     per_workflow = stats_from_sums(tally.sums)
     for name, stats in per_workflow.items():
         stats.verified = verdicts["verified_ok"].get(name, 0) if verdicts else 0
