@@ -34,17 +34,17 @@ def test_rpo_term_keeps_chosen_log_probs_from_falling():
 
 
 def test_algorithm_defaults_replace_shared_settings_and_own_keys_win():
-    from selfplay.jobs.phases import train_config
+    from selfplay.jobs.algorithms import get
 
     settings = {"lr": 1e-3, "batch_size": 64, "max_steps": 100, "grpo": {"lr": 5e-5}}
-    sft, dpo, grpo = (train_config(a, settings) for a in ("sft", "dpo", "grpo"))
+    sft, dpo, grpo = (get(a).train_config(settings) for a in ("sft", "dpo", "grpo"))
     assert sft.lr == 1e-3 and sft.max_epochs is None  # the cold start / SFT rounds: as configured
     # DPO keeps the shared (SFT) lr: with the RPO term it is stable there (docs/trainer.md, DPO)
     assert (dpo.lr, dpo.beta, dpo.rpo_alpha, dpo.max_epochs, dpo.batch_size) == (1e-3, 0.1, 1.0, 10.0, 64)
     assert grpo.lr == 5e-5 and grpo.max_epochs == 4.0 and not grpo.normalize_std and grpo.max_steps == 100
     assert grpo.anchor_coef == 1.0 and grpo.min_lr_ratio == 1.0 and grpo.warmup_steps == 10
     with pytest.raises(ValueError, match="settings.dpo"):
-        train_config("dpo", {"dpo": 3})
+        get("dpo").train_config({"dpo": 3})
 
 
 def test_run_config_checks_per_algorithm_settings_by_name(tmp_path):
