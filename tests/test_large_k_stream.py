@@ -52,11 +52,11 @@ def test_a_server_refusing_n_above_128_gets_ceil_k_over_128_requests_and_the_cur
 
 
 def test_kill_9_at_large_k_then_resume_pays_at_most_one_window_twice(tmp_path):
-    k, window = 12_000, 8  # two segments of 8192: the kill lands in the first, the resume redraws from sample 0
-    with MockServer(seed=4, max_n=CAP, latency_ms=40) as server:
+    k, window = 12_000, 8  # two segments of 8192: killed in the second, the resume counts the first as whole (taken
+    with MockServer(seed=4, max_n=CAP, latency_ms=40) as server:  # from the store) and redraws from sample 8192
         config = _large_k_job(tmp_path, server.base_url, k, concurrency=window)
         out = tmp_path / "out"
-        kill_generate_mid_job(config, out, at_least=3000, total=k)
+        kill_generate_mid_job(config, out, at_least=9000, total=k)
         result = cli("generate", "--config", str(config), "--out", str(out), "--no-progress", timeout=600)
         stats = server.stats()
     assert result.returncode == 0, result.stderr
@@ -67,7 +67,10 @@ def test_kill_9_at_large_k_then_resume_pays_at_most_one_window_twice(tmp_path):
         settled_twice = db.execute("SELECT COUNT(*) FROM (SELECT key FROM reservations WHERE status = 'settled' "
                                    "AND error IS NULL GROUP BY key HAVING COUNT(*) > 1)").fetchone()[0]
         stored = db.execute("SELECT COUNT(*), MIN(sample_index), MAX(sample_index) FROM candidates").fetchone()
+        passed = db.execute("SELECT COUNT(*) FROM verdicts WHERE passed AND error IS NULL").fetchone()[0]
     assert stored == (k, 0, k - 1)
+    assert summary["verified"] == passed > 0 and summary["dedup"]["candidates"] == k  # reused + redrawn, tallied once
+    assert summary["curve"]["points"][0]["pass@k"] == pytest.approx(passed / k)
     assert settled_twice == 0  # a reply paid and stored is never asked for again: the cache serves it
     # sent again after the kill: only what was on the wire (one window), and a 400 probe per session at most
     assert len(twice) <= window + 1, twice
