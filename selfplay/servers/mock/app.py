@@ -29,7 +29,7 @@ from selfplay.servers.mock.batches import add_batch_routes
 from selfplay.servers.mock.requests import (BadRequest, chat_params, completion_params, parse_body,
                                             request_key)
 from selfplay.servers.mock.faults import Fault, FaultPlanner, FaultRates
-from selfplay.servers.mock.matching import (canonical_json, chat_conversation, choose_reply, find_rule,
+from selfplay.servers.mock.matching import (chat_conversation, choose_reply, find_rule,
                                     prompt_conversation, render_reply, selection_key, text_of)
 from selfplay.servers.mock.script import Script
 from selfplay.servers.sse import sse_bytes, wants_usage
