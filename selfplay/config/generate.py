@@ -24,6 +24,7 @@ __all__ = ["PINNED", "GenerateConfig", "GenerateSection", "check_generate", "loa
 class GenerateSection(AdaptiveSamplingSection):
     tasks: str
     verifier: str | None = None          # "math" | "code" | "judge" | "prm" | "auto" | compositions: verify as it lands
+    candidates_jsonl: bool | None = None  # write candidates.jsonl at the end (None: only up to 50,000 candidates)
 
 
 class GenerateConfig(Section):

@@ -116,7 +116,7 @@ class GenerateJob:
     def _write_jsonl(self, candidates: int) -> str | None:
         """candidates.jsonl (streamed from the store) unless it would be huge: above `JSONL_LIMIT` candidates it is
         written only when `[generate] candidates_jsonl = true` (the store holds them all; `selfplay export` reads it)."""
-        asked = getattr(self.config.generate, "candidates_jsonl", None)
+        asked = self.config.generate.candidates_jsonl
         if asked is False or (asked is None and candidates > JSONL_LIMIT):
             (self.run_dir / "candidates.jsonl").unlink(missing_ok=True)  # never a stale file of an earlier session
             return None

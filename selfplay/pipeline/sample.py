@@ -37,20 +37,8 @@ from selfplay.core.candidate import Candidate
 from selfplay.core.crashpoints import crash_point
 from selfplay.core.store import RunStore
 from selfplay.tasks.task import Task
+from selfplay.pipeline.stream import TaskOutcome, stream_task
 from selfplay.pipeline.verify import answer_only, get_check, run_check, verify_candidates
-
-
-@dataclass
-class TaskOutcome:
-    task_id: str
-    sampled: int = 0
-    passed: int = 0
-    new_candidates: int = 0
-    budget_refused: bool = False
-    records: list[Candidate] = field(default_factory=list)  # the batches sampled or reused, in order (run_group)
-    stored: list[Candidate] = field(default_factory=list)   # every stored candidate of the task, by index (run_group)
-    candidates: int = 0  # candidates without error sampled or reused (streamed tasks: records are not kept)
-    tally: Any = None    # a streamed task's `selfplay.pipeline.summary.TaskTally` (records are not kept)
 
 
 @dataclass(frozen=True)
@@ -177,7 +165,6 @@ class TaskSampler:
 
     async def run(self, task: Task) -> TaskOutcome:
         if self.segment is not None:  # streamed: constant memory at any K (the outcome holds counts, no records)
-            from selfplay.pipeline.stream import stream_task
             return await stream_task(self, task)
         return (await self.run_group([task]))[0]
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 from contextlib import aclosing
+from dataclasses import dataclass, field
 from typing import Any
 
 from agents.llm.sampling import iter_k
@@ -41,14 +42,30 @@ from selfplay.tasks.task import Task
 
 SEGMENT = 8192          # samples per segment: a multiple of every usual n cap (OpenAI's 128, 16, 64, 256 ...)
 MAX_PENDING = 64        # landed replies waiting for their verdicts before the stream waits for the verifier
+
+
+@dataclass
+class TaskOutcome:
+    """What sampling one task produced: counts (streamed) or its records (the loop's lock-step waves)."""
+
+    task_id: str
+    sampled: int = 0
+    passed: int = 0
+    new_candidates: int = 0
+    budget_refused: bool = False
+    records: list[Candidate] = field(default_factory=list)  # the batches sampled or reused, in order (run_group)
+    stored: list[Candidate] = field(default_factory=list)   # every stored candidate of the task, by index (run_group)
+    candidates: int = 0  # candidates without error sampled or reused (streamed tasks: records are not kept)
+    tally: Any = None    # a streamed task's `selfplay.pipeline.summary.TaskTally` (records are not kept)
+
+
+
 MAX_KNOWN = 100_000     # distinct answers per task whose verdict is remembered (beyond: checked again)
 READ_CHUNK = 2048       # stored candidates read back per chunk on a resumed run
 
 
 async def stream_task(sampler: Any, task: Task) -> Any:
     """Every batch of `task` (the sampler's plan), streamed; the outcome counts, it holds no records."""
-    from selfplay.pipeline.sample import TaskOutcome
-
     out = TaskOutcome(task.id)
     out.tally = TaskTally(task.id)
     verifier = TaskVerifier(sampler, task) if sampler.verify else None
