@@ -81,8 +81,10 @@ def test_one_generate_run_verifies_math_and_code_tasks_and_exports_both(tmp_path
     assert len(code) == 4 and all(r["verdict"]["reason"] == "all tests passed" for r in code)  # the sandbox ran
     assert not any(r["verdict"]["reason"] == "all tests passed" for r in rows if r["task_kind"] == "math")
     out = tmp_path / "sft.jsonl"
-    export = cli("export", str(tmp_path / "out"), "--format", "sft", "--out", str(out))
+    export = cli("export", str(tmp_path / "out"), "--format", "sft", "--out", str(out), "--no-dedup")
     assert export.returncode == 0 and export.stdout.startswith("10 sft rows"), export.stderr
+    export = cli("export", str(tmp_path / "out"), "--format", "sft", "--out", str(out))  # default: distinct answers
+    assert export.returncode == 0 and export.stdout.startswith("5 sft rows"), export.stderr
 
 
 def test_a_bad_verifier_spec_is_one_message(tmp_path):
