@@ -17,7 +17,7 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 	$(BIN)/pip install -q $(TORCH_SPEC)
-	$(BIN)/pip install -q -c constraints.txt -e ".[train,dev,ray,tracking]"
+	$(BIN)/pip install -q -c constraints.txt -e ".[train,dev,ray,tracking,trl]"
 	touch $(STAMP)
 
 venv: $(STAMP)
