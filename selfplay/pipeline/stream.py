@@ -59,7 +59,6 @@ class TaskOutcome:
     tally: Any = None    # a streamed task's `selfplay.pipeline.summary.TaskTally` (records are not kept)
 
 
-
 MAX_KNOWN = 100_000     # distinct answers per task whose verdict is remembered (beyond: checked again)
 READ_CHUNK = 2048       # stored candidates read back per chunk on a resumed run
 
