@@ -10,11 +10,18 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 
 ENV = "SELFPLAY_CRASH_AT"
 SIGNAL_ENV = "SELFPLAY_CRASH_SIGNAL"   # "INT": a Ctrl-C at the crash point instead of kill -9 (Ctrl-C tests)
 
 
 def crash_point(name: str) -> None:
-    if os.environ.get(ENV) == name:
-        os.kill(os.getpid(), signal.SIGINT if os.environ.get(SIGNAL_ENV) == "INT" else signal.SIGKILL)
+    if os.environ.get(ENV) != name:
+        return
+    if os.environ.get(SIGNAL_ENV) != "INT":
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif threading.current_thread() is threading.main_thread():
+        raise KeyboardInterrupt  # a Ctrl-C exactly here (a signal would land at whichever await comes next)
+    else:
+        os.kill(os.getpid(), signal.SIGINT)
