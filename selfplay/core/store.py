@@ -233,6 +233,8 @@ class RunStore:
         for c in candidates:
             pid, body = c.to_store()
             if pid not in self._prompt_ids:
+                if len(self._prompt_ids) >= PROMPT_CACHE:  # bounded: INSERT OR IGNORE makes a forgotten id harmless
+                    self._prompt_ids.clear()
                 self._prompt_ids.add(pid)
                 prompts.append((pid, json.dumps(c.prompt, ensure_ascii=False)))
             rows.append((c.task_id, round_, c.workflow, c.sample_index, c.error,
