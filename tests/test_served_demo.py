@@ -3,6 +3,7 @@ and stops (a LoRA adapter per round), the control arm local from the same cold s
 
 import json
 
+from selfplay.core.errors import EXIT_USER_ERROR
 from tests.test_cli_run import selfplay
 
 
@@ -21,3 +22,21 @@ def test_demo_serve_quick_writes_demo_json_and_stops_its_server(tmp_path):
         "eval_pass@1"]  # the control arm starts from the shared cold start
     assert "selfplay serve stopped" in (out / "serve.log").read_text()  # the demo stopped its server
     assert "self-improvement (served)" in result.stdout
+
+
+def test_demo_server_vllm_without_vllm_fails_before_any_work(tmp_path):
+    """`--server vllm` in a Python without vLLM: one message naming the fix, exit 1, nothing written (the cold start
+    would cost minutes before the server start failed); `--server` without `--serve` is refused too."""
+    import importlib.util
+
+    import pytest
+
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vLLM is installed here: tests/vllm/test_vllm_demo.py runs the real thing")
+    out = tmp_path / "demo"
+    result = selfplay("demo", "--serve", "--server", "vllm", "--quick", "--out", str(out), "--no-progress")
+    assert result.returncode == EXIT_USER_ERROR and "Traceback" not in result.stderr
+    assert "vLLM is not installed in this Python" in result.stderr and "make venv-vllm" in result.stderr
+    assert not out.exists()
+    lone = selfplay("demo", "--server", "vllm", "--quick", "--out", str(out), "--no-progress")
+    assert lone.returncode == EXIT_USER_ERROR and "add --serve or drop --server" in lone.stderr and not out.exists()

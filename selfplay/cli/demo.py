@@ -29,6 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no live display")
     parser.add_argument("--serve", action="store_true", help="the self-improvement arm samples from a `selfplay "
                         "serve` process this command starts and stops (a LoRA adapter per round; selfplay.jobs.demo_serve)")
+    parser.add_argument("--server", choices=("selfplay", "vllm"), default="selfplay",
+                        help="with --serve: what serves the self-improvement arm: `selfplay serve` (default) or a real "
+                        "vLLM OpenAI server (run from .venv-vllm: `make venv-vllm`)")
     parser.set_defaults(func=run)
 
 
@@ -40,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
         arms = parse_arms(args.arms)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
+    if args.server != "selfplay" and not args.serve:
+        raise UserError(f"--server {args.server} picks the server of --serve; add --serve or drop --server")
     if args.serve:
         if arms != DEFAULT_ARMS:
             raise UserError(f"--serve runs the sft and control arms only; drop --arms {args.arms} or --serve")

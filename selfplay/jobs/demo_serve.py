@@ -1,14 +1,13 @@
-"""`selfplay demo --serve`: the demo's self-improvement arm sampling from a `selfplay serve` process, LoRA per round.
+"""`selfplay demo --serve`: the demo's self-improvement arm sampling from a model server, a LoRA adapter per round.
 
 What it is for: showing the served-policy path (`[policy] mode = "served"`, selfplay.policy.served) end to end on
-a CPU, exactly as it runs against vLLM. The cold start is the demo's own (`selfplay.jobs.demo.demo_config`, round 0
-only, in `OUT/cold_start`); a `selfplay serve` process on 127.0.0.1 (a free port) serves that checkpoint as its
-base model; the self-improvement arm trains a LoRA adapter each round in this process, publishes it over the
+a CPU. The cold start is the demo's own (`selfplay.jobs.demo.demo_config`, round 0 only, in `OUT/cold_start`); a
+server process on 127.0.0.1 (a free port) serves that checkpoint as its base model: `selfplay serve` (`--server
+selfplay`, the default) or a real vLLM (`--server vllm`: `selfplay.servers.vllm_process`, run from `.venv-vllm`); the self-improvement arm trains a LoRA adapter each round in this process, publishes it over the
 runtime LoRA API and samples and evaluates through the server; the server is stopped at the end (also on
 errors). The control arm is the demo's, local, from the same cold-start checkpoint, with the same optimizer
 steps per round. It writes the same `demo.json` (plus `"served": true`) and a report.
-What it does not do: run vLLM (the served path is the same; `docs/served-policy.md` has the recipe), or tune
-anything per seed.
+What it does not do: install vLLM (`make venv-vllm`), or tune anything per seed or per server.
 """
 
 from __future__ import annotations
@@ -30,6 +29,7 @@ from selfplay.pipeline.report import markdown
 from selfplay.config.run import RunConfig
 from selfplay.core.store import RunStore
 from selfplay.core.files import write_json
+from selfplay.servers.vllm_process import VLLMServer, require_vllm
 
 BASE_NAME = "cold-start"
 # LoRA on the 1.1M-parameter tiny model: a high rank (half the hidden size) on every linear layer, and a higher
@@ -38,20 +38,26 @@ LORA = {"lora": True, "lora_r": 64, "lora_alpha": 128, "lora_target_modules": "a
 
 
 async def run_demo_serve(out: str | Path, *, seed: int = 0, rounds: int = 4, quick: bool = False,
-                         progress: Any = None) -> dict[str, Any]:
+                         progress: Any = None, server: str = "selfplay") -> dict[str, Any]:
     out = Path(out)
+    launcher = SERVERS[server]  # KeyError is the CLI's to prevent (argparse choices)
+    if server == "vllm":  # before the cold start spends minutes
+        try:
+            require_vllm()
+        except RuntimeError as exc:
+            raise UserError(f"--server vllm: {exc}") from None
     cold_dir, improve_dir, control_dir = out / "cold_start", out / "self_improve", out / "control"
     cold = await RunJob(demo_config(seed, arm="self_improve", rounds=0, quick=quick), cold_dir,
                         title="demo: cold start", progress=progress).run()
     base = cold_dir / "checkpoints" / "round-0"
-    with ServeProcess(base, BASE_NAME, log=out / "serve.log") as url:
+    with launcher(base, BASE_NAME, log=out / "serve.log") as url:
         improve = await RunJob(served_config(seed, rounds, quick, base, url), improve_dir,
                                title="demo: self-improvement (served, LoRA)", progress=progress).run()
     steps = [int(r.get("train", {}).get("steps", 0) or 0) for r in improve[1:]]
     _share_cold_start(base, control_dir, cold[0])
     control = await RunJob(demo_config(seed, arm="control", rounds=rounds, control_steps=steps, quick=quick),
                            control_dir, title="demo: control (seed set only)", progress=progress).run()
-    result = {"seed": seed, "served": True, "cold_start": improve[0]["eval_pass@1"],
+    result = {"seed": seed, "served": True, "server": server, "cold_start": improve[0]["eval_pass@1"],
               "self_improve": [r["eval_pass@1"] for r in improve[1:]],
               "control": [r["eval_pass@1"] for r in control[1:]],
               "self_improve_pass@k": [r["eval_pass@k"] for r in improve],
@@ -61,7 +67,7 @@ async def run_demo_serve(out: str | Path, *, seed: int = 0, rounds: int = 4, qui
     write_json(result, out / "demo.json")
     table = comparison_table(improve, control)
     (out / "report.md").write_text("\n".join([
-        "# selfplay demo --serve", "", "The self-improvement arm samples from `selfplay serve` (a LoRA adapter "
+        "# selfplay demo --serve", "", f"The self-improvement arm samples from {SERVER_NAMES[server]} (a LoRA adapter "
         "published per round); the control arm is local.", "", "```", table, "```", "",
         markdown(improve, "self-improvement arm (served)"), "", markdown(control, "control arm (same steps on the "
                                                                               "seed set)")]))
@@ -126,6 +132,28 @@ class ServeProcess:
             self.proc.wait()
 
 
+class VLLMProcess:
+    """A real vLLM server (`selfplay.servers.vllm_process.VLLMServer`) over `checkpoint`, stopped on exit; yields its
+    /v1 URL. A start that fails is a UserError quoting vLLM's log."""
+
+    def __init__(self, checkpoint: Path, name: str, *, log: Path) -> None:
+        self.server = VLLMServer(str(checkpoint), log, served_name=name)
+
+    def __enter__(self) -> str:
+        try:
+            self.server.start()
+        except RuntimeError as exc:
+            raise UserError(f"--server vllm: {exc}") from None
+        return self.server.url
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.stop()
+
+
+SERVERS = {"selfplay": ServeProcess, "vllm": VLLMProcess}  # `--server`: what serves the self-improvement arm
+SERVER_NAMES = {"selfplay": "`selfplay serve`", "vllm": "a real vLLM server"}
+
+
 def run_cli(args: Any) -> int:
     """`selfplay demo --serve`: run, then print the table, the headline and where the files are."""
     import asyncio
@@ -138,7 +166,7 @@ def run_cli(args: Any) -> int:
     started = time.monotonic()
     with PhaseProgress(enabled=progress_enabled() and not args.no_progress) as progress:
         outcome = asyncio.run(run_demo_serve(args.out, seed=args.seed, rounds=args.rounds, quick=args.quick,
-                                             progress=progress))
+                                             progress=progress, server=args.server))
     print(comparison_table(outcome["self_improve"], outcome["control"]))
     result = outcome["result"]
     print(f"cold start {result['cold_start']:.3f} -> self-improvement (served) {result['self_improve'][-1]:.3f} "
