@@ -5,6 +5,8 @@ Before: `as_reward_function(verify, on_error=0.0)(prompts=..., completions=..., 
 every completion 0.0 (the default `on_error`: all None) because only a `reference` column was read.
 """
 
+from collections.abc import Sequence
+
 import pytest
 
 from verifiers.compose import AllOf
@@ -82,3 +84,46 @@ def test_finish_reason_from_trl_completion_ids_and_the_length_limit():
     assert as_reward_function(MathVerifier())(completions, answer=["4"] * 3, completion_ids=ids) == [1.0, 1.0, 1.0]
     explicit = reward(completions[:2], answer=["4"] * 2, completion_ids=ids[:2], finish_reason=["length", "stop"])
     assert explicit == [0.0, 1.0]  # an explicit column wins over the derived one
+
+
+class Column(Sequence):
+    """A read-only sequence that is not a list or a tuple (as `datasets`' lazy Column is); counts its reads."""
+
+    def __init__(self, values):
+        self.values, self.reads = list(values), 0
+
+    def __len__(self):
+        return len(self.values)
+
+    def __getitem__(self, index):
+        self.reads += 1
+        return self.values[index]
+
+
+@pytest.mark.parametrize("make", [tuple, Column], ids=["tuple", "custom_sequence"])
+def test_columns_may_be_any_sequence_not_only_lists(make):
+    """TRL passes `datasets` columns, which need not be lists: before, a non-list column was silently skipped (the
+    reference not found, the finish reasons and TRL's completion_ids ignored)."""
+    completions = make(["The total is 4.", "The total is 4.", r"so \boxed{4}. Wait, let me"])
+    answers = make(["4", "4", "4"])
+    assert as_reward_function(MathVerifier())(completions, answer=answers) == [1.0, 1.0, 1.0]
+    reasons = make(["stop", "length", "length"])
+    assert as_reward_function(MathVerifier())(completions, answer=answers, finish_reason=reasons) == [1.0, 0.0, 1.0]
+    ids = make([[1] * 5, [1] * 8, [1] * 8])
+    cut = as_reward_function(MathVerifier(), max_completion_length=8)
+    assert cut(completions, answer=answers, completion_ids=ids) == [1.0, 0.0, 1.0]
+    messages = make([make([{"role": "assistant", "content": r"so \boxed{4}"}]),
+                     make([{"role": "assistant", "content": r"\boxed{5}"}])])
+    assert as_reward_function(verify)(messages, ground_truth=make(["4", "4"])) == [1.0, 0.0]
+
+
+def test_a_lazy_column_is_read_once_per_batch():
+    answers = Column(["4"] * 6)
+    assert as_reward_function(MathVerifier())(["so 4"] * 6, answer=answers) == [1.0] * 6
+    assert answers.reads <= len(answers) + 1  # listed once (iteration), not indexed again per row
+
+
+def test_a_datasets_column_is_read():
+    datasets = pytest.importorskip("datasets")
+    column = datasets.Dataset.from_dict({"answer": ["4", "4"]})["answer"]
+    assert as_reward_function(verify)(COMPLETIONS, answer=column) == [1.0, 0.0]

@@ -2,7 +2,8 @@
 
 What it is for: `GRPOTrainer(reward_funcs=[as_reward_function(verifiers.math.verify)])`. TRL passes the
 batch's completions (plain strings, or chat messages: the last message's content is graded) and every
-dataset column as a list; the adapter maps columns to verifier inputs, checks the batch in parallel
+dataset column, as a list or any other sequence (a `datasets` Column, a tuple, an array: each is read into
+a list once per batch); the adapter maps columns to verifier inputs, checks the batch in parallel
 (see `compose.verify_batch`) and returns each verdict's score.
 
 The reference: a verifier that takes `reference` (the math verifier) gets it from the first of the
@@ -29,6 +30,7 @@ What it does not do: import TRL or torch, log, or weight several verifiers (use
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from typing import Any, Callable, Mapping
 
 from verifiers.cache import VerdictStore, verifier_identity
@@ -61,12 +63,14 @@ def as_reward_function(verifier: Verifier, *, columns: Mapping[str, str] | None 
     wants_reference = takes_reference(verifier)
     reward_name = name or verifier_identity(verifier)["name"].rsplit(".", 1)[-1]
 
-    def reward(completions: list[Any], **batch_columns: Any) -> list[float | None]:
+    def reward(completions: Sequence[Any], **batch_columns: Any) -> list[float | None]:
+        completions = list(completions)
         batch_mapping = dict(mapping)
         if wants_reference and "reference" not in batch_mapping:
             batch_mapping["reference"] = find_reference_column(batch_columns, reward_name)
-        finish = _finish_reasons(batch_columns, len(completions), max_completion_length)
-        items = [{"response": completion_text(c), **_row(batch_columns, batch_mapping, i),
+        columns = {name: _column_values(values) for name, values in batch_columns.items()}  # each read once
+        finish = _finish_reasons(columns, len(completions), max_completion_length)
+        items = [{"response": completion_text(c), **_row(columns, batch_mapping, i),
                   **({"finish_reason": finish[i]} if finish is not None else {})}
                  for i, c in enumerate(completions)]
         verdicts = verify_batch(verifier, items, max_concurrency=max_concurrency, cache=cache)
@@ -100,28 +104,45 @@ def find_reference_column(batch_columns: Mapping[str, Any], reward_name: str = "
 
 
 def completion_text(completion: Any) -> str:
-    """A TRL completion is a string or a list of chat messages: grade the last message's content."""
+    """A TRL completion is a string or a list (any sequence) of chat messages: grade the last message's content."""
     if isinstance(completion, str):
         return completion
-    if isinstance(completion, list) and completion and isinstance(completion[-1], Mapping):
+    if _is_column(completion) and len(completion) and isinstance(completion[-1], Mapping):
         return str(completion[-1].get("content") or "")
     if isinstance(completion, Mapping):
         return str(completion.get("content") or "")
     return "" if completion is None else str(completion)
 
 
+def _is_column(values: Any) -> bool:
+    """A per-row column: any sized, indexable sequence (list, tuple, `datasets` Column, array), never a string."""
+    if isinstance(values, (str, bytes, bytearray, Mapping)):
+        return False
+    return isinstance(values, Sequence) or (hasattr(values, "__len__") and hasattr(values, "__getitem__")
+                                            and hasattr(values, "__iter__"))
+
+
+def _column_values(values: Any) -> Any:
+    """A column's values as a list (read once: a lazy `datasets` Column decodes on every index), or the value
+    itself when it is one value for the whole batch (a string, a number, a mapping)."""
+    if isinstance(values, list) or not _is_column(values):
+        return values
+    return list(values)
+
+
 def _finish_reasons(batch_columns: Mapping[str, Any], count: int,
                     max_completion_length: int | None = None) -> list[Any] | None:
     """Per-completion finish reasons from a `finish_reason(s)` column (a list, or one value for all), else
-    from `completion_ids` and `max_completion_length` ("length" at the limit, "stop" below it)."""
+    from `completion_ids` and `max_completion_length` ("length" at the limit, "stop" below it). Columns are
+    lists here (`_column_values`)."""
     ids = batch_columns.get("completion_ids")
-    if (max_completion_length is not None and isinstance(ids, (list, tuple)) and len(ids) == count
+    if (max_completion_length is not None and isinstance(ids, list) and len(ids) == count
             and not any(column in batch_columns for column in FINISH_REASON_COLUMNS)):
         return ["length" if len(tokens) >= max_completion_length else "stop" for tokens in ids]
     for column in FINISH_REASON_COLUMNS:
         if column in batch_columns:
             values = batch_columns[column]
-            if isinstance(values, (list, tuple)):
+            if isinstance(values, list):
                 if len(values) != count:
                     raise ValueError(f"column {column!r} has {len(values)} values for {count} completions")
                 return list(values)
@@ -130,12 +151,13 @@ def _finish_reasons(batch_columns: Mapping[str, Any], count: int,
 
 
 def _row(batch_columns: Mapping[str, Any], mapping: Mapping[str, str], index: int) -> dict[str, Any]:
-    """Row `index` of the batch, renamed by `mapping` (verifier input name -> column name)."""
+    """Row `index` of the batch (its columns read into lists, `_column_values`), renamed by `mapping` (verifier
+    input name -> column name)."""
     row = {}
     for column, values in batch_columns.items():
         if column in FINISH_REASON_COLUMNS:
             continue
-        if isinstance(values, (list, tuple)) and len(values) > index:
+        if isinstance(values, list) and len(values) > index:
             row[column] = values[index]
     for verifier_input, column in mapping.items():
         if column not in row:

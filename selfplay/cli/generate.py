@@ -1,7 +1,8 @@
 """`selfplay generate --config gen.toml --out DIR`: K candidates per task, budget-capped and resumable.
 
 What it is for: parsing flags into a `GenerateConfig` and running the generate job; exit 0 when
-done, 3 when a budget cap stopped it, 1 on bad input, 130 when interrupted.
+done, 3 when a budget cap stopped it, 4 when the model server stopped answering mid-job (`EndpointLost`: start
+it and run the same command), 1 on bad input, 130 when interrupted.
 What it does not do: any of the work (see `selfplay.jobs.generate`).
 """
 
@@ -14,7 +15,7 @@ import sys
 
 from selfplay.config.generate import load_generate_config
 from selfplay.cli.job_args import add_job_arguments
-from selfplay.core.errors import EXIT_BUDGET
+from selfplay.core.errors import EXIT_BUDGET, EndpointLost
 
 FLAG_KEYS = {"k": "generate.k", "concurrency": "generate.concurrency", "max_tokens": "generate.max_tokens",
              "temperature": "generate.temperature", "seed": "generate.seed", "tasks": "generate.tasks",
@@ -43,7 +44,9 @@ def run(args: argparse.Namespace) -> int:
     job = GenerateJob(config, args.out, show_progress=False if args.no_progress else None)
     summary = asyncio.run(job.run())
     print(json.dumps({k: summary[k] for k in ("stopped_reason", "candidates", "tasks_complete", "tasks",
-                                              "requests", "cost_usd", "cache_hits", "errors")}))
+                                              "requests", "cost_usd", "cache_hits", "errors", "errors_unresolved")}))
+    if summary["stopped_reason"] == "endpoint_lost":
+        raise EndpointLost(summary["endpoint_lost"])  # `selfplay.cli` prints it, no traceback, exit 4
     if summary["stopped_reason"] == "budget":
         print(f"stopped: budget cap ({summary['budget_cap']}) reached: {summary.get('budget_stop')}; raise [budget] "
               f"and run the same command to continue", file=sys.stderr)

@@ -8,6 +8,11 @@ the ledger for their settlements; once the ledger refuses (nothing in flight and
 still does not fit, or the time cap), no new task starts, the requests in flight finish and are
 recorded, and the job reports `stopped_reason = "budget"` with the ledger's account (`budget_stop`). Running the same command
 again resumes: stored replies are served from the cache at $0, stored verdicts are reused.
+A task whose requests failed for good with a connection or timeout error is not counted complete; the job then asks
+the server whether it is still there (`EndpointWatch`: one `GET /v1/models`); if it does not answer, no new task
+starts, the tasks in flight end (what landed is stored), and the job reports `stopped_reason = "endpoint_lost"` with
+one message (`endpoint_lost`; the CLI exits 4). Start the server and run the same command: what was stored is kept,
+the failed samples are drawn again, nothing stored is paid twice.
 While the workers run, the run store shares commits among its frequent writes
 (`RunStore.group_commits`), and each finished task is added to the summary's running tally.
 With `[model] batch = true` the requests go through the provider's Batch API
@@ -28,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agents.llm.types import BudgetExceeded
+from agents.llm.types import BudgetExceeded, LLMError
 from agents.money.ledger import BudgetLedger
 from selfplay.pipeline.llm import check_reachable, price_table
 from selfplay.config.generate import PINNED, GenerateConfig, check_generate
@@ -36,8 +41,8 @@ from selfplay.core.errors import UserError
 from selfplay.jobs.setup import open_run
 from selfplay.pipeline.executors import open_executor
 from selfplay.pipeline.sample import TaskSampler, sandbox_tool
-from selfplay.pipeline.stream import SEGMENT
-from selfplay.pipeline.summary import CandidateTally, generate_summary
+from selfplay.pipeline.stream import ENDPOINT_ERRORS, SEGMENT, TaskOutcome
+from selfplay.pipeline.summary import CandidateTally, add_session_errors, generate_summary
 from selfplay.progress import JobProgress, progress_enabled
 from selfplay.core.store import RunStore
 from selfplay.pipeline.export import write_candidates
@@ -61,6 +66,32 @@ class JobState:
     sampled: int = 0  # samples planned over the tasks this session finished (samples per solved task)
     solved: int = 0   # of those tasks, how many have a passing candidate
     tally: CandidateTally = field(default_factory=CandidateTally)
+    errors: dict[str, int] = field(default_factory=dict)  # samples that failed for good this session, by kind
+    requests_before: int = 0  # requests answered in earlier sessions (the ledger's count at the start)
+    endpoint_lost: str | None = None  # the message, once the model server stopped answering
+
+
+class EndpointWatch:
+    """Whether the model server is still there, asked once a task's requests failed for good with a connection or
+    timeout error (the retries are spent by then): one `list_models()` (`GET /v1/models`) at a time. Lost means the
+    probe failed with a connection or timeout error too; any answer (even an HTTP error) means it is there. A backend
+    without `list_models` (in-process models) is never lost."""
+
+    def __init__(self, backend: Any, url: str | None) -> None:
+        self.backend, self.url = backend, url or "https://api.openai.com/v1"
+        self.lock = asyncio.Lock()
+        self.lost = False
+
+    async def gone(self) -> bool:
+        if not hasattr(self.backend, "list_models"):
+            return False
+        async with self.lock:  # concurrent workers share one probe's answer
+            if not self.lost:
+                try:
+                    await self.backend.list_models()
+                except LLMError as exc:
+                    self.lost = exc.kind in ENDPOINT_ERRORS
+            return self.lost
 
 
 def task_seed(run_seed: int, task_id: str) -> int:
@@ -95,6 +126,7 @@ class GenerateJob:
                 llm.price = llm.price.batch()
             critic = self._critic(prices, ledger, store, backends)
             await check_reachable(backends[0], self.config.model.base_url)
+            self.store, self.watch = store, EndpointWatch(backends[0], self.config.model.base_url)
             started = time.monotonic()
             sampler = TaskSampler(self.config.generate, llm, store, ROUND, executor=executor, critic_llm=critic,
                                   tool=self._tool(executor), seed_of=lambda tid: task_seed(self.config.generate.seed, tid),
@@ -165,7 +197,8 @@ class GenerateJob:
 
     async def _generate(self, tasks: list[Task], sampler: TaskSampler, ledger: BudgetLedger) -> JobState:
         gen = self.config.generate
-        state = JobState(total_tasks=len(tasks), verifying=gen.verifier is not None)
+        state = JobState(total_tasks=len(tasks), verifying=gen.verifier is not None,
+                         requests_before=self.store.ledger_summary()["requests"])
         queue: asyncio.Queue[Task] = asyncio.Queue()
         for task in tasks:
             queue.put_nowait(task)
@@ -189,14 +222,35 @@ class GenerateJob:
             state.candidates += outcome.candidates
             state.verified += outcome.passed
             state.tally.add_tally(outcome.tally)
-            state.sampled += outcome.sampled
-            state.solved += outcome.passed > 0
+            self._count_errors(state, outcome)
+            if not outcome.endpoint_failed:
+                state.sampled += outcome.sampled
+                state.solved += outcome.passed > 0
             if outcome.budget_refused:
                 state.stopped_reason = "budget"
                 state.stop.set()
+            elif outcome.endpoint_failed:  # not complete: the next resume draws its failed samples again
+                if await self.watch.gone():
+                    self._stop_lost(state)
             else:
                 state.done_tasks += 1
             _tick(progress, state, ledger)
+
+    def _count_errors(self, state: JobState, outcome: TaskOutcome) -> None:
+        """This session's failed samples, and the run's count over all sessions (in the store)."""
+        for kind, count in outcome.errors.items():
+            state.errors[kind] = state.errors.get(kind, 0) + count
+        add_session_errors(self.store, outcome.errors)
+
+    def _stop_lost(self, state: JobState) -> None:
+        """The server is gone: start no new task; the first stop reason of the session stays the reason."""
+        if state.endpoint_lost is None:
+            answered = self.store.ledger_summary()["requests"] - state.requests_before
+            state.endpoint_lost = (f"the model server at {self.watch.url} stopped answering after {answered} "
+                                   f"requests; start it and run the same command to resume")
+        if not state.stop.is_set():
+            state.stopped_reason = "endpoint_lost"
+        state.stop.set()
 
 
 def _tick(progress: JobProgress, state: JobState, ledger: BudgetLedger, force: bool = False) -> None:

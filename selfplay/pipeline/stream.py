@@ -13,6 +13,9 @@ replies it had paid for come from the request cache at $0, and at most the reque
   choices, at most `window` in flight); each reply's candidates are built, stored (a staged write), tallied and
   handed to the verifier as it lands, then released: memory holds one window of replies, never the batch.
 - other workflows (multi-turn): one `run_workflow` call per segment, so memory holds one segment.
+A sample whose requests failed for good is stored with its error kind and counted in `TaskOutcome.errors` (this
+session's failures); a stream that failed with a connection or timeout error (`ENDPOINT_ERRORS`: the server may be
+gone) ends the task there, and the job decides whether the endpoint is lost (`selfplay.jobs.generate`).
 Verification (`TaskVerifier`) overlaps sampling: each landed reply is verified in the background (at most
 `MAX_PENDING` replies wait), identical answers of the task are checked once for the whole task (across
 segments and batches, not only within a call), and verdicts are stored compactly (no empty fields).
@@ -42,6 +45,7 @@ from selfplay.tasks.task import Task
 
 SEGMENT = 8192          # samples per segment: a multiple of every usual n cap (OpenAI's 128, 16, 64, 256 ...)
 MAX_PENDING = 64        # landed replies waiting for their verdicts before the stream waits for the verifier
+ENDPOINT_ERRORS = ("connection", "timeout")  # error kinds that may mean the model server is gone
 
 
 @dataclass
@@ -57,6 +61,17 @@ class TaskOutcome:
     stored: list[Candidate] = field(default_factory=list)   # every stored candidate of the task, by index (run_group)
     candidates: int = 0  # candidates without error sampled or reused (streamed tasks: records are not kept)
     tally: Any = None    # a streamed task's `selfplay.pipeline.summary.TaskTally` (records are not kept)
+    errors: dict[str, int] = field(default_factory=dict)  # samples that failed for good this session, by kind
+
+    @property
+    def endpoint_failed(self) -> bool:
+        """Whether some sample failed with a connection or timeout error (is the server still there?)."""
+        return any(self.errors.get(kind) for kind in ENDPOINT_ERRORS)
+
+    def count_errors(self, records: list[Candidate]) -> None:
+        for c in records:
+            if c.error is not None:
+                self.errors[c.error] = self.errors.get(c.error, 0) + 1
 
 
 MAX_KNOWN = 100_000     # distinct answers per task whose verdict is remembered (beyond: checked again)
@@ -69,7 +84,7 @@ async def stream_task(sampler: Any, task: Task) -> Any:
     out.tally = TaskTally(task.id)
     verifier = TaskVerifier(sampler, task) if sampler.verify else None
     look = sampler.replay or sampler.store.had_candidates
-    while not out.budget_refused and (n := sampler.plan(out.sampled, out.passed)) > 0:
+    while not (out.budget_refused or out.endpoint_failed) and (n := sampler.plan(out.sampled, out.passed)) > 0:
         first, end = out.sampled, out.sampled + n
         start = await _reuse(sampler, task, first, end, verifier, out) if look else first
         if start < end:
@@ -137,6 +152,7 @@ async def _fail_rest(sampler: Any, build: "_Builder", landed: bytearray, start: 
         records = [build.failed(index, exc) for index in missing[at:at + READ_CHUNK]]
         sampler.store.put_candidates(sampler.round, records)
         out.tally.add(records)
+        out.count_errors(records)
 
 
 async def _by_segments(sampler: Any, task: Task, start: int, end: int, verifier: "TaskVerifier | None",
@@ -165,6 +181,8 @@ async def _land(sampler: Any, records: list[Candidate], verifier: "TaskVerifier 
     out.candidates += ok
     out.new_candidates += ok
     out.tally.add(records)
+    if ok < len(records):
+        out.count_errors(records)
     if verifier is not None:
         await verifier.submit(records)
 

@@ -7,11 +7,17 @@ the run store. The per-candidate figures (per-workflow sums, dedup counts) are t
 while the job runs (`CandidateTally`: each task's stored candidates, once the task is done), so the
 end of a job reads no candidate back; a resumed job that stopped before reaching some task tallies
 that task's stored candidates from the store.
+Errors are counted three ways, each under its own name: `errors`, the samples that failed for good in THIS
+session (by kind); `errors_all_sessions`, the same summed over every session of the run (kept in the store's
+meta table, `add_session_errors`); `errors_unresolved`, the samples still stored with an error (the next resume
+draws them again). A clean resume therefore reports `errors` = {} and `errors_unresolved` = {}, while
+`errors_all_sessions` remembers the connection errors of the session whose server died.
 What it does not do: print or decide anything; the CLI prints a digest.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -23,6 +29,22 @@ from selfplay.pipeline.metrics import k_curve
 
 NEAR_LIMIT = 4096     # near-duplicates are counted among each task's first this many candidates (O(K x clusters))
 DISTINCT_LIMIT = 200_000  # distinct answers remembered per task; beyond, each further answer counts as new
+ERRORS_META = "errors_all_sessions"  # the run store's meta key of failed samples by kind, summed over sessions
+
+
+def add_session_errors(store: Any, errors: dict[str, int]) -> None:
+    """Add failed samples (by kind) to the run's count over all sessions (one small committed write)."""
+    if not errors:
+        return
+    totals = all_session_errors(store)
+    for kind, count in errors.items():
+        totals[kind] = totals.get(kind, 0) + count
+    store.set_meta(ERRORS_META, json.dumps(totals, sort_keys=True))
+
+
+def all_session_errors(store: Any) -> dict[str, int]:
+    """Failed samples by kind over every session of the run (what `add_session_errors` recorded)."""
+    return dict(json.loads(store.get_meta(ERRORS_META) or "{}"))
 
 
 class TaskTally:
@@ -120,7 +142,10 @@ def generate_summary(config: Any, store: Any, llm: Any, ledger: Any, backend: An
     return {
         **money,
         "cache_hits": llm.cache_hits,
-        "errors": store.candidate_error_counts(round_),
+        "errors": dict(state.errors),  # this session's failed samples; see the module docstring for the others
+        "errors_all_sessions": all_session_errors(store),
+        "errors_unresolved": store.candidate_error_counts(round_),
+        "session_requests": money["requests"] - state.requests_before,
         "retried_attempts": dict(getattr(backend, "attempt_errors", {})),
         "candidates": ok,
         "verified": verified,
@@ -135,6 +160,7 @@ def generate_summary(config: Any, store: Any, llm: Any, ledger: Any, backend: An
         "wall_s": round(ledger.elapsed_s, 3),
         "session_wall_s": round(session_s, 3),
         "stopped_reason": state.stopped_reason,
+        "endpoint_lost": state.endpoint_lost,  # the message of a job whose model server went away (else None)
         "budget_cap": ledger.refusal.cap if ledger.refusal else None,
         "budget_stop": ledger.refusal.message if ledger.refusal else None,  # spent, committed, the next need
         "budget_waits": ledger.waits,  # requests that waited for in-flight settlements before they fit
