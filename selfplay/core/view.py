@@ -60,21 +60,27 @@ class RunView:
         return [{"round": r, "phase": p, **json.loads(b)} for r, p, b in rows]
 
     def generate_totals(self) -> dict[str, Any]:
-        """What a `selfplay generate` directory holds: cost, tokens, candidates, tasks, judged and verified."""
+        """What a `selfplay generate` directory holds: cost, tokens, candidates, tasks, judged and verified.
+
+        SQL aggregates only, so the time and memory do not grow with what Python decodes (K = 1M candidates):
+        `verified_tokens` is the completion tokens of the verified candidates, read from their bodies by SQLite's
+        `json_extract` (no column holds a candidate's tokens, and this read-only view must read stores of every
+        version as they are), found from the passing verdicts (a few of K) by the candidates' key, not by probing
+        the verdicts once per candidate."""
         with self._connect() as conn:
             cost, prompt, completion = conn.execute(
                 "SELECT COALESCE(SUM(usd), 0), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0) "
                 "FROM reservations WHERE status = 'settled'").fetchone()
-            candidates = conn.execute("SELECT COUNT(*) FROM candidates WHERE error IS NULL").fetchone()[0]
-            tasks = conn.execute("SELECT COUNT(DISTINCT task_id) FROM candidates WHERE error IS NULL").fetchone()[0]
+            candidates, tasks = conn.execute(
+                "SELECT COUNT(*), COUNT(DISTINCT task_id) FROM candidates WHERE error IS NULL").fetchone()
             judged = conn.execute("SELECT COUNT(*) FROM (SELECT DISTINCT task_id, round, workflow, sample_index "
                                   "FROM verdicts)").fetchone()[0]
-            passed = conn.execute("SELECT c.body FROM candidates c WHERE c.error IS NULL AND EXISTS (SELECT 1 FROM "
-                                  "verdicts v WHERE v.task_id = c.task_id AND v.round = c.round AND v.workflow = "
-                                  "c.workflow AND v.sample_index = c.sample_index AND v.passed = 1)").fetchall()
-        verified_tokens = sum((json.loads(body).get("usage") or {}).get("completion_tokens", 0) for (body,) in passed)
+            verified, verified_tokens = conn.execute(
+                "SELECT COUNT(*), COALESCE(SUM(json_extract(c.body, '$.usage.completion_tokens')), 0) "
+                "FROM candidates c WHERE c.error IS NULL AND (c.task_id, c.round, c.workflow, c.sample_index) IN "
+                "(SELECT task_id, round, workflow, sample_index FROM verdicts WHERE passed = 1)").fetchone()
         return {"cost_usd": cost, "prompt_tokens": prompt, "completion_tokens": completion, "candidates": candidates,
-                "tasks": tasks, "judged": judged, "verified": len(passed), "verified_tokens": verified_tokens}
+                "tasks": tasks, "judged": judged, "verified": verified, "verified_tokens": verified_tokens}
 
 
 def run_dir_produced(run_dir: str | Path) -> bool:
