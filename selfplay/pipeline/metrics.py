@@ -158,6 +158,8 @@ def _maj_exact(correct: list[int], wrong: list[int], abstain: int, n: int, k: in
     """Sum over every way of drawing k (counts per class), each weighted by its multivariate hypergeometric
     probability (in log space: n may be 1M); None when there are more than MAJ_EXACT_LIMIT ways."""
     sizes = [*correct, *wrong, abstain]
+    if _ways_exceed(sizes, k, MAJ_EXACT_LIMIT):  # counted first: enumerating the first LIMIT ways would be wasted
+        return None
     voting = len(correct) + len(wrong)
     log_all = _log_comb(n, k)
     total, seen = 0.0, 0
@@ -188,6 +190,29 @@ def _maj_exact(correct: list[int], wrong: list[int], abstain: int, n: int, k: in
     if not walk(0, k, 0.0):
         return None
     return min(1.0, total)
+
+
+def _ways_exceed(sizes: list[int], k: int, limit: int) -> bool:
+    """Whether there are more than `limit` ways to draw k samples from classes of these sizes (counts per class,
+    at most sizes[i] from class i): the ways `_maj_exact` enumerates, counted without enumerating them (a
+    bounded-composition count in numpy, capped at limit + 1; by symmetry k and sum(sizes) - k have as many)."""
+    k = min(k, sum(sizes) - k)
+    if k < 0:
+        return False
+    if math.comb(k + len(sizes) - 1, len(sizes) - 1) <= limit:  # even without the bounds there are few enough
+        return False
+    import numpy as np
+
+    ways = np.zeros(k + 1, dtype=np.int64)  # ways[j]: ways to draw j from the classes seen so far (capped)
+    ways[0] = 1
+    for size in sizes:
+        if size == 0:
+            continue
+        within = np.cumsum(ways)  # within[j] - within[j - size - 1]: draw 0..size from this class
+        if size < k:
+            within[size + 1:] = within[size + 1:] - within[:k - size]
+        ways = np.minimum(within, limit + 1)
+    return int(ways[k]) > limit
 
 
 def _log_comb(a: int, b: int) -> float:
