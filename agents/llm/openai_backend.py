@@ -252,6 +252,8 @@ def _to_choice(raw: Any, position: int) -> Choice:
 def _sampled_tokens(raw: dict[str, Any]) -> tuple[list[int] | None, list[float] | None]:
     """vLLM's `token_ids` (with `return_token_ids`) and the `logprobs.content[].logprob` list, where well formed."""
     ids = raw.get("token_ids")
+    if ids is None and raw.get("logprobs") is None:  # a server that sent neither: nothing to check
+        return None, None
     token_ids = ids if isinstance(ids, list) and ids and all(type(t) is int for t in ids) else None
     content = raw.get("logprobs").get("content") if isinstance(raw.get("logprobs"), dict) else None
     logprobs = None
@@ -266,11 +268,15 @@ def _sampled_tokens(raw: dict[str, Any]) -> tuple[list[int] | None, list[float] 
 
 def _without_none(value: Any) -> Any:
     """JSON with null members dropped, at every depth (a message keeps only what the server set)."""
-    if isinstance(value, dict):
-        return {key: _without_none(item) for key, item in value.items() if item is not None}
+    if isinstance(value, dict):  # strings and numbers are kept as they are, without a call each (a reply of 128
+        return {key: item if item.__class__ in _LEAVES else _without_none(item)  # choices has 128 messages)
+                for key, item in value.items() if item is not None}
     if isinstance(value, list):
-        return [_without_none(item) for item in value]
+        return [item if item.__class__ in _LEAVES else _without_none(item) for item in value]
     return value
+
+
+_LEAVES = frozenset({str, int, float, bool})
 
 
 def _usage(raw: Any, messages: list[Message], choices: list[Choice]) -> Usage:
