@@ -129,6 +129,22 @@ class Candidate(BaseModel):
 
     # --- building and storing ----------------------------------------------------------------------
     @classmethod
+    def trusted(cls, **values: Any) -> "Candidate":
+        """A candidate from values that are already of their fields' types, EVERY field given (the streamed sampler
+        builds a million of them): what `model_construct` makes, without its per-field loop, and without the
+        copies validation makes (candidates built together share their prompt list, so `to_store` keys it once)."""
+        if values.keys() != _FIELD_NAMES:
+            raise TypeError(f"Candidate.trusted needs every field: missing {sorted(_FIELD_NAMES - values.keys())}, "
+                            f"unknown {sorted(values.keys() - _FIELD_NAMES)}")
+        candidate = cls.__new__(cls)
+        _set = object.__setattr__
+        _set(candidate, "__dict__", values)
+        _set(candidate, "__pydantic_fields_set__", set(_FIELD_NAMES))
+        _set(candidate, "__pydantic_extra__", None)
+        _set(candidate, "__pydantic_private__", None)
+        return candidate
+
+    @classmethod
     def from_trajectory(cls, trajectory: Any, *, round_: int, task_kind: str | None = None,
                         label: str | None = None) -> "Candidate":
         """The candidate of an `agents` Trajectory; filed under `label` (keeping `generator`) when given."""
@@ -179,6 +195,9 @@ class Candidate(BaseModel):
         """The row of `candidates.jsonl`: every field, the whole conversation as `messages`, `id`."""
         row = self.model_dump(mode="json", exclude={"prompt", "completion", "verdict"})
         return {"id": self.id, **row, "messages": self.messages, "prompt_messages": len(self.prompt)}
+
+
+_FIELD_NAMES = frozenset(Candidate.model_fields)
 
 
 def candidate_id(round_: int, workflow: str, task_id: str, sample_index: int) -> str:
