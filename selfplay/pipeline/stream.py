@@ -216,7 +216,7 @@ class _Builder:
             content = message.get("content")
             text = str(content) if message["role"] == "assistant" and content else ""
             sampled = bool(choice.token_ids)
-            records.append(Candidate(
+            records.append(Candidate.trusted(  # every field, each of its type: no validation, no copies
                 task_id=self.task.id, round=self.sampler.round, workflow=self.workflow,
                 sample_index=self.first + choice.index, generator=self.generator, task_kind=self.task.kind,
                 model=self.model, prompt=self.prompt, completion=[message], final_answer=text,
