@@ -145,3 +145,34 @@ def test_only_a_probe_that_cannot_connect_means_the_endpoint_is_lost(error, gone
     assert backend.probes == (1 if gone else 2)  # once lost, it stays lost without asking again
     assert EndpointWatch(object(), None).url == "https://api.openai.com/v1"
     assert asyncio.run(EndpointWatch(object(), None).gone()) is False  # an in-process backend: never lost
+
+
+def test_samples_that_fail_for_good_while_the_server_answers_end_incomplete_with_exit_6(tmp_path):
+    """Every request times out (the mock holds it past the client's timeout) but `GET /v1/models` answers: the server
+    is not lost, the job does not stop early, yet no task is complete: `stopped_reason "incomplete"`, exit 6, one
+    message naming the errors and the fix, no traceback (before: exit 0, "done")."""
+    from selfplay.core.errors import EXIT_INCOMPLETE
+
+    with MockServer(faults={"timeout": 1.0}, hang_s=5.0, max_consecutive_faults=1000) as server:
+        config = write_job(tmp_path, server.base_url, tasks=4, k=2, concurrency=4, timeout_s=0.3)
+        config.write_text(config.read_text().replace("max_attempts = 8", "max_attempts = 2"))
+        result = cli("generate", "--config", str(config), "--out", str(tmp_path / "out"), "--no-progress")
+    assert result.returncode == EXIT_INCOMPLETE, result.stderr
+    assert "Traceback" not in result.stderr and "incomplete: 4 of 4 tasks" in result.stderr and "base_url" in result.stderr
+    assert "run the same command" in result.stderr
+    summary = read_summary(tmp_path / "out")
+    assert summary["stopped_reason"] == "incomplete" and summary["tasks_complete"] == 0
+    assert summary["errors"].get("timeout", 0) > 0
+
+
+def test_a_wrong_base_url_that_404s_every_request_is_not_a_success(tmp_path):
+    """The mock's root instead of its /v1 base: every request is a 404 (`not_found`, no retry). Before: exit 0,
+    "done", every task counted complete with no candidate. Now: "incomplete", exit 6, the error kind named."""
+    from selfplay.core.errors import EXIT_INCOMPLETE
+
+    with MockServer() as server:
+        config = write_job(tmp_path, server.url, tasks=3, k=2)  # server.url has no /v1: every request 404s
+        result = cli("generate", "--config", str(config), "--out", str(tmp_path / "out"), "--no-progress")
+    assert result.returncode == EXIT_INCOMPLETE and "Traceback" not in result.stderr
+    assert "not_found" in result.stderr and "base_url" in result.stderr
+    assert read_summary(tmp_path / "out")["tasks_complete"] == 0

@@ -3,7 +3,8 @@
 Each command module exposes `register(subparsers)`, which adds its parser and sets `func(args) -> int`.
 Errors the user can fix (`selfplay.core.errors.UserError`) print one clear message and exit 1; a budget stop
 exits 3; a model server that went away mid-job (`EndpointLost`) exits 4 (start it, run the same command: the
-job resumes); a loop that learned nothing exits 5. Ctrl-C in any command exits 130 with one line ("run the same
+job resumes); a loop that learned nothing exits 5; a generate job that ended with samples failed for good while its
+server still answered exits 6 (the same command draws them again). Ctrl-C in any command exits 130 with one line ("run the same
 command to resume"), never a traceback. Every `SelfplayError` prints its message without a traceback. This module
 does no work of its own.
 """

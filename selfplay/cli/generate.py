@@ -2,7 +2,8 @@
 
 What it is for: parsing flags into a `GenerateConfig` and running the generate job; exit 0 when
 done, 3 when a budget cap stopped it, 4 when the model server stopped answering mid-job (`EndpointLost`: start
-it and run the same command), 1 on bad input, 130 when interrupted.
+it and run the same command), 6 when tasks kept samples that failed after every retry
+(the same command draws them again), 1 on bad input, 130 when interrupted.
 What it does not do: any of the work (see `selfplay.jobs.generate`).
 """
 
@@ -15,7 +16,7 @@ import sys
 
 from selfplay.config.generate import load_generate_config
 from selfplay.cli.job_args import add_job_arguments
-from selfplay.core.errors import EXIT_BUDGET, EndpointLost
+from selfplay.core.errors import EXIT_BUDGET, EXIT_INCOMPLETE, EndpointLost
 
 FLAG_KEYS = {"k": "generate.k", "concurrency": "generate.concurrency", "max_tokens": "generate.max_tokens",
              "temperature": "generate.temperature", "seed": "generate.seed", "tasks": "generate.tasks",
@@ -51,6 +52,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"stopped: budget cap ({summary['budget_cap']}) reached: {summary.get('budget_stop')}; raise [budget] "
               f"and run the same command to continue", file=sys.stderr)
         return EXIT_BUDGET
+    if summary["stopped_reason"] == "incomplete":
+        print(f"incomplete: {summary['tasks'] - summary['tasks_complete']} of {summary['tasks']} tasks have samples "
+              f"that failed after every retry (this session's errors by kind: {summary['errors']}; each kind is "
+              f"explained in README 'Failures'); fix the cause (e.g. the model name, base_url, max_tokens) and run the "
+              f"same command to draw them again: what is stored is kept", file=sys.stderr)
+        return EXIT_INCOMPLETE
     if summary["stopped_reason"] == "interrupted":
         from selfplay.cli import EXIT_INTERRUPTED, INTERRUPTED
 

@@ -25,7 +25,7 @@ What it does not do: catch bugs. An unexpected exception still prints its traceb
 
 from __future__ import annotations
 
-__all__ = ["EXIT_BUDGET", "EXIT_ENDPOINT_LOST", "EXIT_OK", "EXIT_USAGE", "EXIT_USER_ERROR", "BudgetStop",
+__all__ = ["EXIT_BUDGET", "EXIT_ENDPOINT_LOST", "EXIT_INCOMPLETE", "EXIT_OK", "EXIT_USAGE", "EXIT_USER_ERROR", "BudgetStop",
            "EndpointLost", "RequestRefused", "SelfplayError", "UserError"]
 
 EXIT_OK = 0
@@ -33,6 +33,8 @@ EXIT_USER_ERROR = 1
 EXIT_USAGE = 2  # argparse's own code for bad flags
 EXIT_BUDGET = 3
 EXIT_ENDPOINT_LOST = 4
+# 5 is the loop's NoImprovement (selfplay.jobs.loop)
+EXIT_INCOMPLETE = 6  # `selfplay generate` ended with tasks whose samples failed for good while the server answered
 
 
 class SelfplayError(Exception):

@@ -12,7 +12,9 @@ A task whose requests failed for good with a connection or timeout error is not 
 the server whether it is still there (`EndpointWatch`: one `GET /v1/models`); if it does not answer, no new task
 starts, the tasks in flight end (what landed is stored), and the job reports `stopped_reason = "endpoint_lost"` with
 one message (`endpoint_lost`; the CLI exits 4). Start the server and run the same command: what was stored is kept,
-the failed samples are drawn again, nothing stored is paid twice.
+the failed samples are drawn again, nothing stored is paid twice. If the server still answers, the job goes on. A task
+with any sample that failed for good (any error kind: a 404 for a wrong model name, a 400...) is not complete either,
+and a job that ends with such tasks reports `stopped_reason = "incomplete"` (the CLI exits 6, naming the errors).
 While the workers run, the run store shares commits among its frequent writes
 (`RunStore.group_commits`), and each finished task is added to the summary's running tally.
 With `[model] batch = true` the requests go through the provider's Batch API
@@ -207,6 +209,8 @@ class GenerateJob:
         with progress, _stop_on_signals(state):
             await asyncio.gather(*(self._worker(queue, sampler, ledger, state, progress) for _ in range(workers)))
             _tick(progress, state, ledger, force=True)
+        if state.stopped_reason == "done" and state.done_tasks < state.total_tasks:
+            state.stopped_reason = "incomplete"  # samples failed for good (the server, if asked, still answered)
         return state
 
     async def _worker(self, queue: asyncio.Queue, sampler: TaskSampler, ledger: BudgetLedger, state: JobState,
@@ -232,7 +236,7 @@ class GenerateJob:
             elif outcome.endpoint_failed:  # not complete: the next resume draws its failed samples again
                 if await self.watch.gone():
                     self._stop_lost(state)
-            else:
+            elif not outcome.errors:  # a sample that failed for good (a 404, a 400...) leaves its task incomplete
                 state.done_tasks += 1
             _tick(progress, state, ledger)
 
