@@ -1,7 +1,8 @@
 """The per-candidate fast paths of large-K sampling give exactly what the code they replaced gave (each reference
 implementation is copied here as it was): maj@k's exact enumeration skipped when it would exceed its limit (counted
 first instead of enumerated), a reply's choices parsed and renumbered, a candidate built without validation, and
-Usage's equality (what `exclude_defaults` compares once per stored candidate)."""
+Usage's equality (what `exclude_defaults` compares once per stored candidate); and the GC tuning of a streaming
+process."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from agents.llm.types import ChatResult, Choice, Usage
 from selfplay.core.candidate import Candidate
 from selfplay.pipeline import metrics
 from selfplay.pipeline.metrics import MAJ_CLASSES, _log_comb, _maj_monte_carlo, _ways_exceed, maj_at_k_of_classes
+from selfplay.pipeline.stream import GC_YOUNG
 
 
 # --- maj@k: the exact enumeration is skipped, not abandoned half-way --------------------------------------------
@@ -204,3 +206,27 @@ def test_usage_equality_is_pydantics():
     assert Usage() != {"prompt_tokens": 0} and Usage() != 0
     assert Usage(prompt_tokens=3, completion_tokens=4).model_dump_json(exclude_defaults=True) == \
         '{"prompt_tokens":3,"completion_tokens":4}'
+
+
+# --- the cyclic GC of a streaming process ---------------------------------------------------------------------------
+def test_the_first_streamed_task_tunes_the_gc_once_and_keeps_it_off_where_it_was_off():
+    import subprocess
+    import sys
+
+    script = """
+import gc
+from selfplay.pipeline import stream
+gc.set_threshold(700, 10, 10)
+stream._tune_gc()
+first = (gc.get_threshold(), gc.get_freeze_count() > 0)
+gc.set_threshold(500_000, 5, 5)
+stream._tune_gc()  # once per process: a later task changes nothing
+second = gc.get_threshold()
+stream._GC_TUNED = False
+gc.set_threshold(0)
+stream._tune_gc()
+print(first, second, gc.get_threshold())
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"(({GC_YOUNG}, 10, 10), True) (500000, 5, 5) (0, 5, 5)"

@@ -26,6 +26,7 @@ tasks across workers, or choose K (`agents.workflows.adaptive`).
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -80,6 +81,7 @@ READ_CHUNK = 2048       # stored candidates read back per chunk on a resumed run
 
 async def stream_task(sampler: Any, task: Task) -> Any:
     """Every batch of `task` (the sampler's plan), streamed; the outcome counts, it holds no records."""
+    _tune_gc()
     out = TaskOutcome(task.id)
     out.tally = TaskTally(task.id)
     verifier = TaskVerifier(sampler, task) if sampler.verify else None
@@ -96,6 +98,26 @@ async def stream_task(sampler: Any, task: Task) -> Any:
             out.passed += await verifier.drain()
         out.sampled = end
     return out
+
+
+def _tune_gc() -> None:
+    """Once per process, before its first streamed task: the cyclic GC is set for a stream of short-lived records.
+    What the process built until then (modules, clients, config) is frozen out of its collections (`gc.freeze`), and
+    the youngest generation is collected after GC_YOUNG allocations instead of 700: a reply's 128 candidates (some
+    thousand containers, freed by reference counting once stored) then die young instead of being promoted and walked
+    again by full collections. Measured at K = 100k: 2,000 young and 15 full collections, 2 to 7 s of the job's
+    15 to 22 s of CPU, became 209 and 1 (0.3 s)."""
+    global _GC_TUNED
+    if not _GC_TUNED:
+        _GC_TUNED = True
+        gc.freeze()
+        young, *older = gc.get_threshold()
+        if young:  # 0: the process turned automatic collection off; leave it so
+            gc.set_threshold(max(young, GC_YOUNG), *older)
+
+
+GC_YOUNG = 100_000
+_GC_TUNED = False
 
 
 async def _reuse(sampler: Any, task: Task, first: int, end: int, verifier: "TaskVerifier | None", out: Any) -> int:
