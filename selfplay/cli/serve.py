@@ -15,7 +15,7 @@ import sys
 
 from selfplay.config.common import ModelSection
 from selfplay.core.errors import UserError
-from selfplay.pipeline.llm import Engine, build_backend
+from selfplay.pipeline.llm import Engine, build_backend, set_torch_threads
 
 DTYPES = ("float32", "bfloat16", "float16")
 
@@ -35,7 +35,9 @@ def register(subparsers) -> None:
                    help="hardware price per hour; replies are priced at this x measured time (default 0)")
     p.add_argument("--max-batch-rows", type=int, default=256,
                    help="most sampled rows (sum of n) decoded in one batch (default 256)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: $SELFPLAY_TORCH_THREADS, else 1 on a machine with 2 CPUs or "
+                        "fewer, else torch's choice)")
     p.set_defaults(func=run)
 
 
@@ -71,12 +73,9 @@ def _check_flags(args: argparse.Namespace) -> None:
 def load_backend(args: argparse.Namespace):
     """The local backend over `--model` (built by the LLM factory); UserError when it is neither a checkpoint or
     adapter directory nor a tiny name."""
-    import torch
-
     from agents.llm.local_loading import default_device
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_torch_threads(args.threads)
     section = ModelSection(name=args.served_model_name or args.model, backend="local", path=args.model,
                            device=args.device or default_device(), dtype=args.dtype, hourly_usd=args.hourly_usd)
     return build_backend(section, engine=Engine(max_batch_rows=args.max_batch_rows), source="--model")

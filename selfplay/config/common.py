@@ -3,7 +3,8 @@
 What it is for: the sections more than one job reads ([model], sampling with adaptive K, [budget],
 [executor], [judge], [prm]) and the loader pieces (`read_toml`, `apply_overrides`, `validate`,
 `Problems` for cross-field checks, `locate` / `key_line` / `suggest` for messages naming file:line and
-the near-miss key, `write_resolved` for config.json). Unknown keys are errors (a typo never silently
+the near-miss key, `write_resolved` for config.json), and `prm_dir_problem` (is a [prm] path a PRM
+directory). Unknown keys are errors (a typo never silently
 does nothing); every error of a config is reported in one message.
 What it does not do: hold a job's own config, pinned keys or checks (`generate`, `run`, `prm_label`
 beside it), compare with a run directory (`resume`), or run anything.
@@ -99,6 +100,25 @@ class PRMSection(Section):
     aggregation: Literal["min", "product", "last", "mean"] | None = None
     pass_threshold: float = Field(default=0.5, ge=0, le=1)
     step_separator: str | None = None
+
+
+def prm_dir_problem(path: str) -> str | None:
+    """Why `path` is not a PRM directory of `selfplay train prm` (None when it is one): what a [prm] path is checked
+    against before a job starts."""
+    from verifiers.prm.model import CONFIG_FILE, PRM_FORMAT
+
+    meta = Path(path) / CONFIG_FILE
+    if not Path(path).is_dir():
+        return f"{path} is not a directory"
+    if not meta.is_file():
+        return f"{path} has no {CONFIG_FILE}, so it is not a PRM"
+    try:
+        found = json.loads(meta.read_text()).get("format")
+    except (OSError, ValueError) as exc:
+        return f"{meta} is unreadable ({exc})"
+    if found != PRM_FORMAT:
+        return f"{path} is a PRM of format {found!r}; this version reads {PRM_FORMAT!r} (train it again)"
+    return None
 
 
 class BudgetSection(Section):

@@ -17,6 +17,7 @@ from pydantic import Field
 from selfplay.config.common import (AdaptiveSamplingSection, BudgetSection, ExecutorSection, JudgeSection,
                                     ModelSection, PRMSection, Problems, Section, apply_overrides, beside, read_toml,
                                     validate)
+from selfplay.config.verifier_spec import parse_verifier_spec
 
 __all__ = ["PINNED", "GenerateConfig", "GenerateSection", "check_generate", "load_generate_config"]
 
@@ -70,9 +71,8 @@ def check_generate(config: GenerateConfig, source: str | None = None) -> None:
         if gen.verifier == name and getattr(config, name) is None:
             problems.add(["generate", "verifier"], f"\"{name}\" needs a [{name}] section (see README: Verifiers)")
     if gen.verifier is not None:  # math, code, judge, prm, auto (by Task.kind) or a composition
-        from selfplay.pipeline.verify import parse_verifier  # the verifier spec grammar (function-local: a stage)
         try:
-            parse_verifier(gen.verifier)
+            parse_verifier_spec(gen.verifier)
         except ValueError as exc:
             problems.add(["generate", "verifier"], str(exc))
     if (gen.k_max or gen.stop_after_verified) and gen.verifier is None:

@@ -37,7 +37,8 @@ class PrmLabelSection(Section):
     system_prompt: str | None = None
     dedup: bool = True                           # label identical candidate texts of one task once
     concurrency: int = Field(default=16, ge=1)   # candidates labelled at once
-    threads: int | None = Field(default=None, ge=1)  # local: torch CPU threads (else $SELFPLAY_TORCH_THREADS)
+    threads: int | None = Field(default=None, ge=1)  # local: torch CPU threads (else $SELFPLAY_TORCH_THREADS,
+                                                     # else 1 on <= 2 CPUs: selfplay.pipeline.llm.torch_threads)
 
 
 class PrmLabelConfig(Section):

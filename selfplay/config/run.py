@@ -16,7 +16,8 @@ from typing import Any, Literal
 from pydantic import Field, TypeAdapter, ValidationError, model_validator
 
 from selfplay.config.common import (AdaptiveSamplingSection, BudgetSection, ModelSection, PRMSection, Problems, Section,
-                                    apply_overrides, read_toml, suggest, validate)
+                                    apply_overrides, prm_dir_problem, read_toml, suggest, validate)
+from selfplay.config.verifier_spec import MODEL_CHECKS, parse_verifier_spec
 from selfplay.core.errors import UserError
 
 
@@ -54,12 +55,10 @@ class LoopGenerate(AdaptiveSamplingSection):  # adaptive K keys and their k_max 
 
     @model_validator(mode="after")
     def _known_verifier(self) -> "LoopGenerate":
-        from selfplay.pipeline.verify import MODEL_CHECKS, parse_verifier
-
         if self.verifier in MODEL_CHECKS and self.verifier != "prm":  # prm: the [prm] section (selfplay.jobs.prm_refresh)
             raise ValueError(f"verifier {self.verifier!r} is not available in `selfplay run`; use math, code, auto, "
                              "prm (with a [prm] section) or a composition of them")
-        parse_verifier(self.verifier)  # a ValueError names the spec and the forms
+        parse_verifier_spec(self.verifier)  # a ValueError names the spec and the forms
         return self
 
 
@@ -412,8 +411,6 @@ def _check_policy(config: RunConfig, fail) -> None:
 
 def _check_prm(config: RunConfig, fail) -> None:
     """`verifier = "prm"` needs a [prm] section whose path is a PRM directory; [prm] alone has no effect."""
-    from selfplay.jobs.prm_refresh import prm_dir_problem
-
     wants = config.generate.verifier == "prm"
     if config.prm is None:
         if wants:

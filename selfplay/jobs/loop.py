@@ -27,6 +27,7 @@ from agents.llm.types import BudgetExceeded
 from selfplay.core.errors import BudgetStop, SelfplayError, UserError
 from selfplay.jobs.round import DONE, RoundContext
 from selfplay.pipeline.export import write_candidates
+from selfplay.pipeline.llm import set_torch_threads
 from selfplay.tasks.loop import LoopTasks, load_loop_tasks
 from selfplay.policy import build_policy
 from selfplay.pipeline.report import write_report
@@ -54,7 +55,7 @@ class RunJob:
     async def run(self) -> list[dict[str, Any]]:
         tasks = load_loop_tasks(self.config.tasks, self.config.generate.seed)  # bad task files fail before any write
         with open_run(self.config, self.dir, PINNED, tasks.train + tasks.eval) as run:  # a refusal writes nothing
-            _set_threads(self.config.local.threads)
+            set_torch_threads(self.config.local.threads)
             executor = ThreadPoolExecutor(max_workers=self.config.generate.verify_concurrency,
                                           thread_name_prefix="selfplay-verify")
             try:
@@ -168,27 +169,6 @@ def _advice(first: dict[str, Any], config: RunConfig) -> str:
                 "[generate] max_tokens fits a whole answer, or start from a stronger model.")
     return ("Sample more per task ([generate] k), use more training tasks per round, train fewer steps or at a lower "
             "lr per round, or run more rounds; the report's guards section names why rounds were rejected.")
-
-
-def default_threads(cpus: int) -> int | None:
-    """Torch threads when `[local] threads` is unset: 1 on a machine with 2 CPUs or fewer, else torch's own default.
-
-    Measured on the 2-core test machine, shared with other jobs (issue 26): 60 SFT steps of the demo's cold start
-    (tiny-llama, batch 64) took 75 s and 136 s with 1 thread, 1,161 s with 2 (39 tokens/s against 607), same loss:
-    two threads spin against each other and every other process there. Above 2 CPUs torch's default is kept.
-    """
-    return 1 if cpus <= 2 else None
-
-
-def _set_threads(configured: int | None) -> None:
-    """Torch CPU threads: `[local] threads`, else $SELFPLAY_TORCH_THREADS, else `default_threads` for this machine."""
-    import os
-
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    threads = configured or int(os.environ.get("SELFPLAY_TORCH_THREADS", "0") or 0) or default_threads(cpus)
-    if threads:
-        import torch
-        torch.set_num_threads(threads)
 
 
 def _phase(store: RunStore, round_: int) -> str | None:

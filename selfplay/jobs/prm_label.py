@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,7 +25,8 @@ from pydantic import ValidationError
 
 from agents.llm.types import BudgetExceeded, SamplingParams
 from agents.money.ledger import BudgetLedger
-from selfplay.pipeline.llm import Engine, build_backend, build_metered, check_reachable, price_table
+from selfplay.pipeline.llm import (Engine, build_backend, build_metered, check_reachable, price_table,
+                                   set_torch_threads)
 from selfplay.config.common import ModelSection
 from selfplay.config.generate import GenerateSection
 from selfplay.config.prm_label import PINNED, PrmLabelConfig
@@ -87,7 +87,7 @@ def dedup_candidates(candidates: list[Candidate], dedup: bool) -> tuple[list[Can
 def policy_backend(model: ModelSection, concurrency: int, threads: int | None = None) -> Any:
     """The policy's backend, able to continue a final assistant message (local: natively; openai: vLLM flags)."""
     if model.backend == "local":
-        _set_threads(threads)
+        set_torch_threads(threads)
     return build_backend(model, concurrency, Engine(continue_final=True))
 
 
@@ -187,13 +187,6 @@ class PrmLabelJob:
                 "caps": self.config.budget.model_dump(), "wall_s": round(ledger.elapsed_s, 3),
                 "session_wall_s": round(session_s, 3), "model": self.config.model.name,
                 "rollouts_per_prefix": self.config.prm_label.rollouts, "soft": self.config.prm_label.soft}
-
-
-def _set_threads(configured: int | None) -> None:
-    threads = configured or int(os.environ.get("SELFPLAY_TORCH_THREADS", "0") or 0)
-    if threads:
-        import torch
-        torch.set_num_threads(threads)
 
 
 def _open(ledger: BudgetLedger) -> bool:

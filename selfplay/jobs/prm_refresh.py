@@ -45,24 +45,6 @@ PRM_VERIFIER = "prm"     # the store's verdict name of the PRM's verdicts
 REFRESH_FILE = "refresh.json"  # written last inside a retrained PRM directory: what it was trained on
 
 
-def prm_dir_problem(path: str) -> str | None:
-    """Why `path` is not a PRM directory of `selfplay train prm` (None when it is one)."""
-    from verifiers.prm.model import CONFIG_FILE, PRM_FORMAT
-
-    meta = Path(path) / CONFIG_FILE
-    if not Path(path).is_dir():
-        return f"{path} is not a directory"
-    if not meta.is_file():
-        return f"{path} has no {CONFIG_FILE}, so it is not a PRM"
-    try:
-        found = json.loads(meta.read_text()).get("format")
-    except (OSError, ValueError) as exc:
-        return f"{meta} is unreadable ({exc})"
-    if found != PRM_FORMAT:
-        return f"{path} is a PRM of format {found!r}; this version reads {PRM_FORMAT!r} (train it again)"
-    return None
-
-
 # ---- pure halves: labels and best-of-N ---------------------------------------------------------------------------
 def candidate_steps(candidate: Candidate, separator: str | None) -> list[str]:
     """The steps the PRM scores for a candidate (as `selfplay.pipeline.verify.prm_check`: its own, else split)."""

@@ -14,8 +14,10 @@ What it is for: every place in `selfplay` that talks to a model gets it here, so
 - `load_policy_model(name_or_path, seed=, dtype=, device=)`: (model, tokenizer) from a built-in tiny config, a
   `save_pretrained` directory or a LoRA adapter directory over its local base; the only caller of
   `trainer.models.load_model` in `selfplay` (jobs, policies, monitors and `selfplay serve` load through it).
-What it does not do: decide what to ask (workflows) or when to stop (jobs), set torch threads (the jobs do, once),
-or fan requests out over a cluster (`selfplay.pipeline.executors`).
+- `set_torch_threads(configured)`: the one rule for torch CPU threads (configured, else $SELFPLAY_TORCH_THREADS, else
+  1 on <= 2 CPUs), called once by the jobs with a local model and by `selfplay serve`.
+What it does not do: decide what to ask (workflows) or when to stop (jobs), or fan requests out over a cluster
+(`selfplay.pipeline.executors`).
 """
 
 from __future__ import annotations
@@ -183,6 +185,47 @@ def load_policy_model(name_or_path: str, *, seed: int = 0, dtype: str | None = N
     except ModelNotFound as exc:
         raise UserError(f"{source}: {exc}") from exc
     return (model.to(device) if device else model), tokenizer
+
+
+# --- torch CPU threads ------------------------------------------------------------------------------------------
+THREADS_ENV = "SELFPLAY_TORCH_THREADS"
+
+
+def default_threads(cpus: int) -> int | None:
+    """Torch threads when none is configured: 1 on a machine with 2 CPUs or fewer, else torch's own default (None).
+
+    Measured on the 2-core test machine, shared with other jobs (issue 26): 60 SFT steps of the demo's cold start
+    (tiny-llama, batch 64) took 75 s and 136 s with 1 thread, 1,161 s with 2 (39 tokens/s against 607), same loss:
+    two threads spin against each other and every other process there; sampling too (docs/served-policy.md:
+    `selfplay serve` 4.0 samples/s on two threads, 7.4 on one). Above 2 CPUs torch's default is kept.
+    """
+    return 1 if cpus <= 2 else None
+
+
+def torch_threads(configured: int | None) -> int | None:
+    """The torch CPU threads of this process: `configured` (a config key, a flag), else $SELFPLAY_TORCH_THREADS, else
+    `default_threads` of the CPUs this process may run on; None keeps torch's default."""
+    if configured:
+        return configured
+    raw = os.environ.get(THREADS_ENV, "").strip()
+    try:
+        from_env = int(raw or 0)
+    except ValueError:
+        raise UserError(f"${THREADS_ENV} = {raw!r}: set it to a whole number of threads, or unset it") from None
+    if from_env:
+        return from_env
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return default_threads(cpus)
+
+
+def set_torch_threads(configured: int | None) -> int | None:
+    """Set torch's CPU threads by `torch_threads` (once per process, before a model runs); returns what was set."""
+    threads = torch_threads(configured)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    return threads
 
 
 def _is_adapter_only(path: str) -> bool:

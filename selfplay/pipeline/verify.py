@@ -3,9 +3,11 @@
 What it is for: mapping a configured verifier name to a check of one candidate against its task
 (`math`: the final answer against the task's reference; `code`: the last fenced program against the
 task's tests; `auto`: the task's `kind` picks math or code, so one run mixes both; compositions through
-`verifiers.compose`: `all_of:` / `any_of:` / `weighted:` / `threshold:` specs, see `parse_verifier`), running the checks with bounded parallelism, verifying identical answers of a task
-once (the verdict is shared), and storing every verdict before anything reads it. A candidate of
-a task with nothing to check against gets an error verdict ("no_reference"): unknown, not wrong.
+`verifiers.compose`: `all_of:` / `any_of:` / `weighted:` / `threshold:` specs, parsed by
+`selfplay.config.verifier_spec`, built by `parse_verifier`), running the checks with bounded parallelism,
+verifying identical answers of a task once (the verdict is shared), and storing every verdict before anything
+reads it. A candidate of a task with nothing to check against gets an error verdict ("no_reference"): unknown,
+not wrong.
 What it does not do: choose training data (`selfplay.pipeline.select`) or judge open-ended answers
 (the judge is configured separately).
 """
@@ -18,6 +20,7 @@ from concurrent.futures import Executor
 from typing import Any, Awaitable, Callable
 
 from agents.workflows.dedup import answer_key
+from selfplay.config.verifier_spec import MODEL_CHECKS, VerifierSpec, parse_verifier_spec
 from selfplay.core.candidate import Candidate
 from selfplay.core.errors import UserError
 from selfplay.core.store import RunStore
@@ -57,47 +60,36 @@ def check_by_kind(candidate: Candidate, task: Task) -> Verdict:
     return Verdict.broken("no_verifier", reason=f"task {task.id} is kind 'open': use verifier = \"judge\"")
 
 
-CHECKS: dict[str, CandidateCheck] = {"math": check_math, "code": check_code, "auto": check_by_kind}
-COMPOSITES = ("all_of", "any_of", "weighted", "threshold")
+CHECKS: dict[str, CandidateCheck] = {"math": check_math, "code": check_code, "auto": check_by_kind}  # = CHECK_NAMES
 
 
 def parse_verifier(spec: str) -> CandidateCheck | None:
-    """A verifier spec: a name of CHECKS, or a composition of them through `verifiers.compose`:
-    `all_of:math,code`, `any_of:math,code`, `weighted:math=0.7,code=0.3@0.5` (pass when the weighted score >= 0.5)
-    or `threshold:math@0.8`. Returns the check, None for a model check (judge, prm); raises ValueError if malformed."""
-    if spec in CHECKS:
-        return CHECKS[spec]
-    if spec in MODEL_CHECKS:
+    """The check of a verifier spec (grammar: `selfplay.config.verifier_spec`): a name of CHECKS, or a composition
+    of them through `verifiers.compose`: `all_of:math,code`, `any_of:math,code`, `weighted:math=0.7,code=0.3@0.5`
+    (pass when the weighted score >= 0.5) or `threshold:math@0.8`. Returns the check, None for a model check (judge,
+    prm); raises ValueError if malformed."""
+    parsed = parse_verifier_spec(spec)
+    if parsed.kind == "model":
         return None
-    kind, sep, body = spec.partition(":")
-    if not sep or kind not in COMPOSITES:
-        raise ValueError(f"verifier {spec!r}: use one of {', '.join([*CHECKS, *MODEL_CHECKS])}, or compose them: "
-                         "all_of:math,code | any_of:math,code | weighted:math=0.7,code=0.3@0.5 | threshold:math@0.8")
+    if parsed.kind == "check":
+        return CHECKS[parsed.names[0]]
+    return composite_check(parsed)
+
+
+def composite_check(spec: VerifierSpec) -> CandidateCheck:
+    """The check of a parsed composite spec: its parts (CHECKS) under `verifiers.compose`'s gate or sum."""
     from verifiers.compose import AllOf, AnyOf, Threshold, Weighted
 
-    body, _, cut = body.partition("@")
-    parts = [p.strip() for p in body.split(",") if p.strip()]
-    names = [p.partition("=")[0].strip() for p in parts]
-    unknown = [n for n in names if n not in CHECKS]
-    if not parts or unknown:
-        raise ValueError(f"verifier {spec!r}: parts must be among {', '.join(CHECKS)} (got {', '.join(unknown) or 'none'})")
-    try:
-        level = float(cut) if cut else None
-        weights = [float(p.partition("=")[2] or 1.0) for p in parts]
-    except ValueError as exc:
-        raise ValueError(f"verifier {spec!r}: weights and the @ threshold must be numbers") from exc
-    wrapped = {n: _as_verifier(CHECKS[n]) for n in names}
-    if kind == "all_of":
+    wrapped = {n: _as_verifier(CHECKS[n]) for n in spec.names}
+    if spec.kind == "all_of":
         composite = AllOf(wrapped)
-    elif kind == "any_of":
+    elif spec.kind == "any_of":
         composite = AnyOf(wrapped)
-    elif kind == "weighted":
-        composite = Weighted({n: (wrapped[n], w) for n, w in zip(names, weights)},
-                             pass_threshold=1.0 if level is None else level)
+    elif spec.kind == "weighted":
+        composite = Weighted({n: (wrapped[n], w) for n, w in zip(spec.names, spec.weights)},
+                             pass_threshold=1.0 if spec.level is None else spec.level)
     else:
-        if len(names) != 1 or level is None:
-            raise ValueError(f"verifier {spec!r}: threshold takes one part and a score, e.g. threshold:math@0.8")
-        composite = Threshold(wrapped[names[0]], min_score=level)
+        composite = Threshold(wrapped[spec.names[0]], min_score=spec.level)
 
     def check(candidate: Candidate, task: Task) -> Verdict:
         return composite(candidate.final_answer, task=task, finish_reason=candidate.finish_reason)
@@ -109,7 +101,6 @@ def _as_verifier(check: CandidateCheck):
     def verifier(response: str, *, task: Task, finish_reason: str | None = None) -> Verdict:
         return check(answer_only(task, response, finish_reason), task)
     return verifier
-MODEL_CHECKS = ("judge", "prm")  # built per job from their config sections (see `judge_check`, `prm_check`)
 
 
 def answer_only(task: Task, answer: str, finish_reason: str | None = None) -> Candidate:
