@@ -3,7 +3,7 @@
 What it is for: showing the served-policy path (`[policy] mode = "served"`, selfplay.policy.served) end to end on
 a CPU. The cold start is the demo's own (`selfplay.jobs.demo.demo_config`, round 0 only, in `OUT/cold_start`); a
 server process on 127.0.0.1 (a free port) serves that checkpoint as its base model: `selfplay serve` (`--server
-selfplay`, the default) or a real vLLM (`--server vllm`: `selfplay.servers.vllm_process`, run from `.venv-vllm`); the self-improvement arm trains a LoRA adapter each round in this process, publishes it over the
+selfplay`, the default) or a real vLLM (`--server vllm`: `selfplay.policy.vllm_process`, run from `.venv-vllm`); the self-improvement arm trains a LoRA adapter each round in this process, publishes it over the
 runtime LoRA API and samples and evaluates through the server; the server is stopped at the end (also on
 errors). The control arm is the demo's, local, from the same cold-start checkpoint, with the same optimizer
 steps per round. It writes the same `demo.json` (plus `"served": true`) and a report.
@@ -29,7 +29,7 @@ from selfplay.pipeline.report import markdown
 from selfplay.config.run import RunConfig
 from selfplay.core.store import RunStore
 from selfplay.core.files import write_json
-from selfplay.servers.vllm_process import VLLMServer, require_vllm
+from selfplay.policy.vllm_process import VLLMServer, require_vllm
 
 BASE_NAME = "cold-start"
 # LoRA on the 1.1M-parameter tiny model: a high rank (half the hidden size) on every linear layer, and a higher
@@ -133,7 +133,7 @@ class ServeProcess:
 
 
 class VLLMProcess:
-    """A real vLLM server (`selfplay.servers.vllm_process.VLLMServer`) over `checkpoint`, stopped on exit; yields its
+    """A real vLLM server (`selfplay.policy.vllm_process.VLLMServer`) over `checkpoint`, stopped on exit; yields its
     /v1 URL. A start that fails is a UserError quoting vLLM's log."""
 
     def __init__(self, checkpoint: Path, name: str, *, log: Path) -> None:

@@ -1,4 +1,4 @@
-"""The `vllm` tier's server: `selfplay.servers.vllm_process.VLLMServer` (the launcher the served demo uses too).
+"""The `vllm` tier's server: `selfplay.policy.vllm_process.VLLMServer` (the launcher the served demo uses too).
 
 What it is for: one import path for the tier's tests, and `finished`, the tier's notion of a loop that ran.
 What it does not do: anything else (the launcher and its flags are product code).
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import subprocess
 
-from selfplay.servers.vllm_process import BASE_NAME, VLLMServer, free_port, server_argv, server_env  # noqa: F401
+from selfplay.policy.vllm_process import BASE_NAME, VLLMServer, free_port, server_argv, server_env  # noqa: F401
 
 
 def finished(result: subprocess.CompletedProcess) -> bool:
