@@ -10,8 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 TIERS = ("core", "config", "tasks", "pipeline", "policy", "jobs", "servers", "cli")
 # Known upward edges (remove an entry when its edge is gone; add none):
-KNOWN_UPWARD = {("selfplay.config.run", "selfplay.tasks.builtin"),             # function-local: pair_count
-                ("selfplay.jobs.demo_serve", "selfplay.servers.vllm_process")}  # the served demo starts a vLLM
+KNOWN_UPWARD = {("selfplay.config.run", "selfplay.tasks.builtin")}  # function-local: pair_count (the family's size)
 
 
 def module_name(path: Path) -> str:
