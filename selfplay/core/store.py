@@ -41,7 +41,54 @@ DB_NAME = "run.db"
 PROMPT_CACHE = 4096  # prompts kept decoded in memory (a bounded cache; the table holds them all)
 
 
-class RunStore:
+class StoreReads:
+    """The reads `RunStore` and `RunReader` share (one definition each): rows under the lock, candidates with their
+    prompt (stored once, cached with a bound), the curve's answer classes and the per-task sample costs. Subclasses
+    set `_db`, `_lock` and `_prompts`."""
+
+    _db: sqlite3.Connection
+    _lock: threading.RLock
+    _prompts: dict[str, list[dict[str, Any]]]
+
+    def _read(self, sql: str, args: tuple = ()) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    def _candidate(self, body: str) -> Candidate:
+        data = json.loads(body)
+        pid = data.pop("prompt_id", None)
+        return Candidate.from_store(data, self._prompt(pid) if pid else None)
+
+    def _prompt(self, pid: str) -> list[dict[str, Any]]:
+        found = self._prompts.get(pid)
+        if found is None:
+            rows = self._read("SELECT messages FROM prompts WHERE id = ?", (pid,))
+            found = json.loads(rows[0][0]) if rows else []
+            if len(self._prompts) >= PROMPT_CACHE:  # bounded: memory does not grow with the number of tasks
+                self._prompts.pop(next(iter(self._prompts)))
+            self._prompts[pid] = found
+        return found
+
+    def answer_classes(self, round_: int, verifier: str) -> Iterator[tuple[str, str | None, bool, float, int]]:
+        """(task id, extracted answer as JSON text or None, passed, score, how many) over the round's candidates
+        without error that `verifier` judged: what pass@k, maj@k and best-of-k need, without decoding a body."""
+        rows = self._read(
+            "SELECT c.task_id, json_extract(v.body, '$.details.extracted'), "
+            "v.passed AND COALESCE(v.error, '') = '', v.score, COUNT(*) "
+            "FROM candidates c JOIN verdicts v ON v.task_id = c.task_id AND v.round = c.round "
+            "AND v.workflow = c.workflow AND v.sample_index = c.sample_index AND v.verifier = ? "
+            "WHERE c.round = ? AND c.error IS NULL GROUP BY 1, 2, 3, 4", (verifier, round_))
+        for task_id, answer, passed, score, count in rows:
+            yield task_id, answer, bool(passed), float(score), count
+
+    def task_sample_costs(self, round_: int) -> dict[str, tuple[int, float]]:
+        """Per task: (candidates without error, $ of all its candidates, failed ones included)."""
+        rows = self._read("SELECT task_id, SUM(error IS NULL), COALESCE(SUM(json_extract(body, '$.cost_usd')), 0) "
+                          "FROM candidates WHERE round = ? GROUP BY task_id", (round_,))
+        return {task_id: (ok, float(cost)) for task_id, ok, cost in rows}
+
+
+class RunStore(StoreReads):
     """SQLite-backed store; methods are thread-safe (one connection behind a lock)."""
 
     def __init__(self, run_dir: str | Path) -> None:
@@ -140,10 +187,6 @@ class RunStore:
         while True:
             await asyncio.sleep(seconds)
             self.commit()
-
-    def _read(self, sql: str, args: tuple = ()) -> list[tuple]:
-        with self._lock:
-            return self._db.execute(sql, args).fetchall()
 
     # --- meta ------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
@@ -246,21 +289,6 @@ class RunStore:
             self._write("INSERT OR REPLACE INTO candidates(task_id, round, workflow, sample_index, error, "
                         "body, created) VALUES (?, ?, ?, ?, ?, ?, ?)", rows, many=True, staged=True)
 
-    def _candidate(self, body: str) -> Candidate:
-        data = json.loads(body)
-        pid = data.pop("prompt_id", None)
-        return Candidate.from_store(data, self._prompt(pid) if pid else None)
-
-    def _prompt(self, pid: str) -> list[dict[str, Any]]:
-        found = self._prompts.get(pid)
-        if found is None:
-            rows = self._read("SELECT messages FROM prompts WHERE id = ?", (pid,))
-            found = json.loads(rows[0][0]) if rows else []
-            if len(self._prompts) >= PROMPT_CACHE:  # bounded: memory does not grow with the number of tasks
-                self._prompts.pop(next(iter(self._prompts)))
-            self._prompts[pid] = found
-        return found
-
     def ok_candidate_counts(self, round_: int, workflow: str) -> dict[str, int]:
         rows = self._read("SELECT task_id, COUNT(*) FROM candidates WHERE round = ? AND workflow = ? "
                           "AND error IS NULL GROUP BY task_id", (round_, workflow))
@@ -356,24 +384,6 @@ class RunStore:
         return {"verified": sum(r[2] for r in rows), "verified_ok": {r[0]: r[1] for r in rows if r[1]},
                 "errors_ok": sum(r[3] for r in rows)}
 
-    def answer_classes(self, round_: int, verifier: str) -> Iterator[tuple[str, str | None, bool, float, int]]:
-        """(task id, extracted answer as JSON text or None, passed, score, how many) over the round's candidates
-        without error that `verifier` judged: what pass@k, maj@k and best-of-k need, without decoding a body."""
-        rows = self._read(
-            "SELECT c.task_id, json_extract(v.body, '$.details.extracted'), "
-            "v.passed AND COALESCE(v.error, '') = '', v.score, COUNT(*) "
-            "FROM candidates c JOIN verdicts v ON v.task_id = c.task_id AND v.round = c.round "
-            "AND v.workflow = c.workflow AND v.sample_index = c.sample_index AND v.verifier = ? "
-            "WHERE c.round = ? AND c.error IS NULL GROUP BY 1, 2, 3, 4", (verifier, round_))
-        for task_id, answer, passed, score, count in rows:
-            yield task_id, answer, bool(passed), float(score), count
-
-    def task_sample_costs(self, round_: int) -> dict[str, tuple[int, float]]:
-        """Per task: (candidates without error, $ of all its candidates, failed ones included)."""
-        rows = self._read("SELECT task_id, SUM(error IS NULL), COALESCE(SUM(json_extract(body, '$.cost_usd')), 0) "
-                          "FROM candidates WHERE round = ? GROUP BY task_id", (round_,))
-        return {task_id: (ok, float(cost)) for task_id, ok, cost in rows}
-
     # --- verdicts ----------------------------------------------------------------------
     def put_verdicts(self, round_: int, rows: list[tuple[Candidate, str, dict[str, Any]]]) -> None:
         """rows: (candidate, verifier name, verdict dict)."""
@@ -443,7 +453,7 @@ def _take_dir_lock(run_dir: Path):
     return handle
 
 
-class RunReader:
+class RunReader(StoreReads):
     """A read-only view of a run directory's store: exports and reports read it beside a running job (no lock, no
     writes), streaming rows so memory does not grow with the number of candidates."""
 
@@ -464,12 +474,6 @@ class RunReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    _read = RunStore._read
-    _candidate = RunStore._candidate
-    _prompt = RunStore._prompt
-    answer_classes = RunStore.answer_classes
-    task_sample_costs = RunStore.task_sample_costs
 
     def task_bodies(self) -> dict[str, dict[str, Any]]:
         """The run's tasks as they were stored (id -> {"id", "prompt", "answer", ...}), for exports."""
