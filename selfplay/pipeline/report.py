@@ -17,7 +17,6 @@ import io
 from pathlib import Path
 from typing import Any
 
-GPT4_TURBO_OUTPUT_USD_PER_M = 30.0
 PROJECTED_VERIFIED_TOKENS = 1e9
 
 
@@ -31,14 +30,10 @@ def projections(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     generated = sum(r.get("completion_tokens", 0) for r in rounds)
     per_token = usd_per_verified_token(cost, verified)
     yield_tokens = verified / generated if generated else None
-    api_per_verified = (GPT4_TURBO_OUTPUT_USD_PER_M / 1e6 / yield_tokens) if yield_tokens else None
     return {
         "cost_usd": cost, "verified_tokens": verified, "generated_tokens": generated,
         "usd_per_verified_token": per_token, "token_yield": yield_tokens,
         "projected_usd_1b_verified": per_token * PROJECTED_VERIFIED_TOKENS if per_token is not None else None,
-        "gpt4_turbo_usd_1b_verified_at_this_yield": (api_per_verified * PROJECTED_VERIFIED_TOKENS
-                                                      if api_per_verified else None),
-        "reference_gpt4_turbo_1t_tokens_usd": GPT4_TURBO_OUTPUT_USD_PER_M * 1e6,
     }
 
 
@@ -107,9 +102,7 @@ def markdown(rounds: list[dict[str, Any]], title: str) -> str:
               f"{p['generated_tokens']:,} generated tokens",
               f"- $ per verified token: {_cell(p['usd_per_verified_token'], '{:.3e}')}",
               f"- projected cost of 1B verified tokens at the observed yield: "
-              f"${_cell(p['projected_usd_1b_verified'], '{:,.2f}')}",
-              f"- the same 1B verified tokens from GPT-4-turbo ($30 per 1M output tokens) at this yield: "
-              f"${_cell(p['gpt4_turbo_usd_1b_verified_at_this_yield'], '{:,.0f}')}", ""]
+              f"${_cell(p['projected_usd_1b_verified'], '{:,.2f}')}", ""]
     lines += _status_lines(rounds) + _signal_lines(rounds)
     from selfplay.pipeline.monitors import report_lines  # the monitors / guards section (selfplay.pipeline.monitors owns it)
     return "\n".join(lines + report_lines(rounds))
