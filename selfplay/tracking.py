@@ -9,11 +9,11 @@ package to install), or replace `metrics.jsonl` / `rounds.json`, which are alway
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from selfplay.core.errors import UserError
+from selfplay.core.files import read_jsonl_log
 
 PACKAGES = {"tensorboard": "tensorboardX (or tensorboard)", "wandb": "wandb", "trackio": "trackio",
             "mlflow": "mlflow", "aim": "aim", "comet_ml": "comet_ml", "clearml": "clearml", "dvclive": "dvclive",
@@ -62,7 +62,7 @@ class Tracker:
         round_ = int(record["round"])
         self.log({"round": record}, step=round_)
         offset = sum(int((r.get("train") or {}).get("steps") or 0) for r in done_rounds if r["round"] < round_)
-        for line in read_train_log(self.run_dir / "rounds" / str(round_) / "train" / "metrics.jsonl"):
+        for line in read_jsonl_log(self.run_dir / "rounds" / str(round_) / "train" / "metrics.jsonl"):
             step = line.get("step")
             if isinstance(step, int):
                 self.log({"train": {k: v for k, v in line.items() if k != "step"}, "train/round": round_},
@@ -76,17 +76,6 @@ class Tracker:
 def open_tracker(names: list[str], run_dir: str | Path, config: dict[str, Any]) -> Tracker | None:
     return Tracker(names, run_dir, Path(run_dir).name or "run", config) if names else None
 
-
-def read_train_log(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except ValueError:  # a line cut by a kill: the rest is still worth logging
-            continue
-    return out
 
 
 def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:

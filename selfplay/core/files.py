@@ -1,4 +1,4 @@
-"""Exports of the run store: JSONL and Parquet files written atomically.
+"""Exports of the run store: JSONL and Parquet files written atomically; JSONL logs read back.
 
 What it is for: files other tools read directly (TRL, HF `datasets`, pandas, jq). A file is
 written to a temporary name and renamed, so a reader never sees half a file.
@@ -11,6 +11,21 @@ import json
 import os
 from pathlib import Path
 from typing import Any, Iterable
+
+
+def read_jsonl_log(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a JSONL log a run appends to (training metrics); a line cut by a kill is skipped, the rest is
+    still a curve; a missing file is no records."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
 
 
 def write_jsonl(rows: Iterable[dict[str, Any]], path: str | Path) -> int:

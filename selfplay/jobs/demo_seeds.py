@@ -10,15 +10,14 @@ read, and a difference inside it is not a result.
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import statistics
 from pathlib import Path
 from typing import Any
 
 from selfplay.core.files import write_json
 from selfplay.jobs.demo import ARM_LABELS, DEFAULT_ARMS, run_demo
+from selfplay.pipeline.report import png_base64
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
@@ -121,8 +120,4 @@ def seeds_plot(summary: dict[str, Any]) -> str:
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return base64.b64encode(buffer.getvalue()).decode()
+    return png_base64(fig)

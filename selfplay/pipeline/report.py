@@ -17,6 +17,8 @@ import io
 from pathlib import Path
 from typing import Any
 
+from selfplay.core.files import read_jsonl_log
+
 PROJECTED_VERIFIED_TOKENS = 1e9
 
 
@@ -171,11 +173,7 @@ def plot(rounds: list[dict[str, Any]], series: list[tuple[str, str]], ylabel: st
     ax.grid(alpha=0.3)
     if plotted:
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return base64.b64encode(buffer.getvalue()).decode()
+    return png_base64(fig)
 
 
 # (series, y label, title, y on 0..1)
@@ -200,7 +198,7 @@ def loss_curves(run_dir: str | Path) -> dict[int, list[tuple[int, float]]]:
                                                        key=lambda p: int(p.parent.name.split("-")[1]))
         for file in files:
             offset = points[-1][0] if points else 0
-            for record in _jsonl(file):
+            for record in read_jsonl_log(file):
                 if isinstance(record.get("loss"), (int, float)) and isinstance(record.get("step"), int):
                     points.append((offset + record["step"], float(record["loss"])))
         if points:
@@ -208,18 +206,15 @@ def loss_curves(run_dir: str | Path) -> dict[int, list[tuple[int, float]]]:
     return curves
 
 
-def _jsonl(path: Path) -> list[dict[str, Any]]:
-    import json
+def png_base64(fig) -> str:
+    """A matplotlib figure as base64 PNG text (for <img src="data:...">), the figure closed."""
+    import matplotlib.pyplot as plt
 
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:  # a line cut by a kill: the rest is still a curve
-            continue
-    return out
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode()
 
 
 def loss_plot(curves: dict[int, list[tuple[int, float]]]) -> str:
@@ -236,11 +231,7 @@ def loss_plot(curves: dict[int, list[tuple[int, float]]]) -> str:
     ax.set_title("training loss", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return base64.b64encode(buffer.getvalue()).decode()
+    return png_base64(fig)
 
 
 def html_page(rounds: list[dict[str, Any]], title: str, run_dir: str | Path | None = None) -> str:
