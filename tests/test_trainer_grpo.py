@@ -59,6 +59,20 @@ def test_groups_with_equal_rewards_carry_no_signal_and_are_dropped():
     assert train_grpo(model, tokenizer, rows[:1], TrainConfig())["steps"] == 0
 
 
+def test_zero_advantage_sequences_are_dropped_not_batched():
+    """With negatives scaled to 0 the failed completions have no gradient; kept, they would fill the batches (at
+    p = 1/8, 7 of 8 sequences) and shrink the share of each step that learns. With a KL term they stay (it acts on
+    every sequence)."""
+    _, tokenizer = load_model("micro-llama")
+    rows = [{"prompt": "a", "completions": ["x", "y", "z", "w"], "rewards": [1.0, 0.0, 0.0, 0.0]}]
+    seqs, stats = encode_groups(tokenizer, rows, TrainConfig(negative_advantage_scale=0.0, normalize_std=False))
+    assert [s.extra["adv"] for s in seqs] == [0.75] and stats["groups_trained"] == 1
+    seqs, _ = encode_groups(tokenizer, rows, TrainConfig(negative_advantage_scale=0.1, normalize_std=False))
+    assert [round(s.extra["adv"], 3) for s in seqs] == [0.75, -0.025, -0.025, -0.025]
+    seqs, _ = encode_groups(tokenizer, rows, TrainConfig(negative_advantage_scale=0.0, kl_coef=0.1))
+    assert len(seqs) == 4
+
+
 def test_optimizer_carry_continues_one_adamw_across_calls():
     model, tokenizer = load_model("micro-llama")
     rows = [{"prompt": f"p{i}", "completions": ["x", "yy"], "rewards": [1.0, 0.0]} for i in range(4)]

@@ -41,8 +41,11 @@ def test_algorithm_defaults_replace_shared_settings_and_own_keys_win():
     assert sft.lr == 1e-3 and sft.max_epochs is None  # the cold start / SFT rounds: as configured
     # DPO keeps the shared (SFT) lr: with the RPO term it is stable there (docs/trainer.md, DPO)
     assert (dpo.lr, dpo.beta, dpo.rpo_alpha, dpo.max_epochs, dpo.batch_size) == (1e-3, 0.1, 1.0, 10.0, 64)
-    assert grpo.lr == 5e-5 and grpo.max_epochs == 4.0 and not grpo.normalize_std and grpo.max_steps == 100
+    assert grpo.lr == 5e-5 and grpo.max_epochs == 20.0 and not grpo.normalize_std and grpo.max_steps == 100
     assert grpo.anchor_coef == 1.0 and grpo.min_lr_ratio == 1.0 and grpo.warmup_steps == 10
+    # docs/trainer.md "GRPO that learns at every seed": weak negatives, no upper clip, 4 micro-batches per step
+    assert (grpo.negative_advantage_scale, grpo.clip_eps, grpo.clip_eps_high, grpo.grad_accum) == (0.1, 0.2, 10.0, 4)
+    assert grpo.batch_size == 64  # the user's micro-batch (memory) is kept; the step is 4 of them
     with pytest.raises(ValueError, match="settings.dpo"):
         get("dpo").train_config({"dpo": 3})
 

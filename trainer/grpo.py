@@ -48,6 +48,8 @@ def encode_groups(tokenizer, rows: list[dict], config: TrainConfig) -> tuple[lis
                 seq = encode_prompt_completion(tokenizer, row["prompt"], completion, config.max_length)
             if seq.extra.get("logprobs") is not None:
                 seq.extra["sampler_logps"] = _aligned_logprobs(seq)
+            if adv == 0 and config.drop_zero_advantage and not config.kl_coef:
+                continue  # no gradient, only a smaller share of the batch for the sequences that have one
             if sum(seq.mask):
                 seq.extra["adv"] = adv
                 seqs.append(seq)

@@ -76,8 +76,8 @@ class TrainSection(Section):
     cold_start_epochs: int = Field(default=3, ge=0)
     cold_start_steps: int | None = Field(default=None, ge=1)   # overrides cold_start_epochs when set
     settings: dict[str, Any] = Field(default_factory=dict)   # trainer.config.TrainConfig fields
-    iterations: int | None = Field(default=None, ge=1)   # GRPO: sample -> update iterations per round (None: 10;
-                                                         # selfplay.jobs.online_rl)
+    iterations: int | None = Field(default=None, ge=1)   # GRPO: sample -> update iterations per round (None: 1;
+                                                         # selfplay.jobs.algorithms.grpo)
     # GRPO dynamic sampling (DAPO, selfplay.jobs.algorithms.grpo): an iteration tops up with more tasks until its
     # groups with mixed rewards reach signal_target x its tasks, drawing at most signal_max_extra x its samples more
     # (0: off, the default: at seed 1 it cost 30-62% more samples for no measured gain, docs/trainer.md, and the demo's
