@@ -156,6 +156,35 @@ def test_kill_between_and_inside_iterations_resumes_to_an_identical_run(tmp_path
         assert (out / name).read_bytes() == (tmp_path / "ref" / "out" / name).read_bytes()
 
 
+def test_one_iteration_round_keeps_no_iteration_checkpoint_and_resumes_identically(tmp_path):
+    """The default (`iterations` unset: one sampling per round) writes no per-iteration weights or optimizer state
+    (the round's checkpoint is the only copy); a kill after training re-trains on the stored samples to the same
+    weights."""
+    def one_iteration(tmp: Path) -> Path:
+        path = write_run(tmp)
+        path.write_text(path.read_text().replace("iterations = 3\n", ""))
+        return path
+
+    (tmp_path / "ref").mkdir()
+    (tmp_path / "crash").mkdir()
+    reference = selfplay("run", str(one_iteration(tmp_path / "ref")), "--out", str(tmp_path / "ref" / "out"),
+                         "--no-progress")
+    assert reference.returncode == 0, reference.stderr
+    config = one_iteration(tmp_path / "crash")
+    out = tmp_path / "crash" / "out"
+    killed = selfplay("run", str(config), "--out", str(out), "--no-progress", crash_at="round1:iter0:trained")
+    assert killed.returncode == -9, killed.stderr
+    resumed = selfplay("run", str(config), "--out", str(out), "--no-progress")
+    assert resumed.returncode == 0, resumed.stderr
+    expected = rounds_of(tmp_path / "ref" / "out")
+    assert comparable(rounds_of(out)) == comparable(expected)
+    assert [h["iteration"] for h in expected[1]["online_rl"]] == [0] and expected[1]["train"]["steps"] > 0
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["round-0", "round-1", "round-2"]
+    for round_ in (1, 2):
+        name = f"checkpoints/round-{round_}/model.safetensors"
+        assert (out / name).read_bytes() == (tmp_path / "ref" / "out" / name).read_bytes()
+
+
 def test_iterations_is_refused_outside_grpo(tmp_path):
     from selfplay.core.errors import UserError
     from selfplay.config.run import load_run_config

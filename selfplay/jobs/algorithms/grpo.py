@@ -9,7 +9,7 @@ an offline round would (K per task of the pool; `max_steps` split between iterat
 measured at seeds 0-2, docs/trainer.md "GRPO that learns at every seed") weigh the failed answers at 0.1
 (`negative_advantage_scale`), do not clip a passed answer's ratio from above (`clip_eps_high` 10), and take each
 optimizer step over 4 micro-batches (`grad_accum`), beside the seed rows as an NLL anchor.
-Durable per iteration: its samples and verdicts go to the run store (its slice's tasks, disjoint from every other
+Durable per iteration (when there are several): its samples and verdicts go to the run store (its slice's tasks, disjoint from every other
 iteration's and from the eval label), then its weights and the metrics of iterations 0..I to
 `checkpoints/round-R.iter-I` (written beside, then renamed), before the next iteration samples; a resumed run loads
 the newest complete iteration and equals an uninterrupted run.
@@ -148,7 +148,8 @@ async def _iteration(algorithm: "GRPO", ctx: Any, round_: int, i: int, n: int, t
              "reward_mean": sum(c.score for c in items) / len(items) if items else 0.0,
              "length": sum(tokens) / len(tokens) if tokens else 0.0,
              **{k: metrics[k] for k in ITERATION_KEYS if k in metrics}}
-    _save_iteration(ctx.policy, round_, i, [*history, entry], carry)
+    if n > 1:  # a one-iteration round is the round: its checkpoint is the round's (a kill before it re-trains the
+        _save_iteration(ctx.policy, round_, i, [*history, entry], carry)  # stored samples: the same weights)
     return entry
 
 
