@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # Test files run on TEST_WORKERS processes (pytest-xdist, one file per worker at a time): ~9 min on 2 cores.
 TEST_WORKERS ?= 2
 
-.PHONY: venv test demo bench clean venv-vllm test-vllm
+.PHONY: venv test test-learning demo bench clean venv-vllm test-vllm
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -23,7 +23,10 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 venv: $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=15 --ignore=tests/vllm tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=15 --ignore=tests/vllm --ignore=tests/learning tests
+
+test-learning: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=0 tests/learning
 
 demo: $(STAMP)
 	$(BIN)/selfplay demo --out runs/demo
