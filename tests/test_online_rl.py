@@ -135,25 +135,31 @@ def comparable(rounds: list[dict]) -> list[dict]:
     return [{k: r.get(k) for k in keep} for r in rounds]
 
 
-def test_kill_between_and_inside_iterations_resumes_to_an_identical_run(tmp_path):
+def killed_and_resumed(tmp_path: Path, write, crash_points: list[str]) -> tuple[Path, list[dict]]:
+    """An uninterrupted run (`ref/out`) and one killed at each crash point then resumed (`crash/out`), both from
+    `write(dir) -> config path`; asserts the resumed records and each round's weights equal the reference's. Returns (crash out, ref rounds)."""
     (tmp_path / "ref").mkdir()
     (tmp_path / "crash").mkdir()
-    reference = selfplay("run", str(write_run(tmp_path / "ref")), "--out", str(tmp_path / "ref" / "out"),
-                         "--no-progress")
+    reference = selfplay("run", str(write(tmp_path / "ref")), "--out", str(tmp_path / "ref" / "out"), "--no-progress")
     assert reference.returncode == 0, reference.stderr
-    config = write_run(tmp_path / "crash")
+    config = write(tmp_path / "crash")
     out = tmp_path / "crash" / "out"
-    for crash_at in CRASH_POINTS:
+    for crash_at in crash_points:
         killed = selfplay("run", str(config), "--out", str(out), "--no-progress", crash_at=crash_at)
         assert killed.returncode == -9, (crash_at, killed.stderr)
     resumed = selfplay("run", str(config), "--out", str(out), "--no-progress")
     assert resumed.returncode == 0, resumed.stderr
     expected = rounds_of(tmp_path / "ref" / "out")
     assert comparable(rounds_of(out)) == comparable(expected)
-    assert all(r["train"]["steps"] > 0 for r in expected[1:])  # the iterations really trained
     for round_ in (1, 2):
         name = f"checkpoints/round-{round_}/model.safetensors"
         assert (out / name).read_bytes() == (tmp_path / "ref" / "out" / name).read_bytes()
+    return out, expected
+
+
+def test_kill_between_and_inside_iterations_resumes_to_an_identical_run(tmp_path):
+    out, expected = killed_and_resumed(tmp_path, write_run, CRASH_POINTS)
+    assert all(r["train"]["steps"] > 0 for r in expected[1:])  # the iterations really trained
 
 
 def test_one_iteration_round_keeps_no_iteration_checkpoint_and_resumes_identically(tmp_path):
@@ -165,24 +171,9 @@ def test_one_iteration_round_keeps_no_iteration_checkpoint_and_resumes_identical
         path.write_text(path.read_text().replace("iterations = 3\n", ""))
         return path
 
-    (tmp_path / "ref").mkdir()
-    (tmp_path / "crash").mkdir()
-    reference = selfplay("run", str(one_iteration(tmp_path / "ref")), "--out", str(tmp_path / "ref" / "out"),
-                         "--no-progress")
-    assert reference.returncode == 0, reference.stderr
-    config = one_iteration(tmp_path / "crash")
-    out = tmp_path / "crash" / "out"
-    killed = selfplay("run", str(config), "--out", str(out), "--no-progress", crash_at="round1:iter0:trained")
-    assert killed.returncode == -9, killed.stderr
-    resumed = selfplay("run", str(config), "--out", str(out), "--no-progress")
-    assert resumed.returncode == 0, resumed.stderr
-    expected = rounds_of(tmp_path / "ref" / "out")
-    assert comparable(rounds_of(out)) == comparable(expected)
+    out, expected = killed_and_resumed(tmp_path, one_iteration, ["round1:iter0:trained"])
     assert [h["iteration"] for h in expected[1]["online_rl"]] == [0] and expected[1]["train"]["steps"] > 0
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["round-0", "round-1", "round-2"]
-    for round_ in (1, 2):
-        name = f"checkpoints/round-{round_}/model.safetensors"
-        assert (out / name).read_bytes() == (tmp_path / "ref" / "out" / name).read_bytes()
 
 
 def test_iterations_is_refused_outside_grpo(tmp_path):

@@ -36,20 +36,21 @@ def encode_groups(tokenizer, rows: list[dict], config: TrainConfig) -> tuple[lis
         rewards_all.extend(row["rewards"])
         advantages = group_advantages(rewards, config.normalize_std)[0]
         advantages = torch.where(advantages < 0, advantages * config.negative_advantage_scale, advantages)
-        if config.drop_zero_advantage and bool((advantages == 0).all()) and not config.kl_coef:
+        drop_zero = config.drop_zero_advantage and not config.kl_coef  # without a KL term they have no gradient
+        if drop_zero and bool((advantages == 0).all()):
             continue
         kept_groups += 1
         sampled_ids = row.get("completion_token_ids") or [None] * len(row["completions"])
         sampled_logps = row.get("completion_logprobs") or [None] * len(row["completions"])
         for completion, adv, ids, logps in zip(row["completions"], advantages.tolist(), sampled_ids, sampled_logps):
+            if adv == 0 and drop_zero:
+                continue  # kept, it would only shrink the share of each batch that has a gradient
             if ids:  # trainer.encode: the ids as sampled (when they decode to the text), their log-probs kept
                 seq = encode_prompt_completion(tokenizer, row["prompt"], completion, config.max_length, ids, logps)
             else:
                 seq = encode_prompt_completion(tokenizer, row["prompt"], completion, config.max_length)
             if seq.extra.get("logprobs") is not None:
                 seq.extra["sampler_logps"] = _aligned_logprobs(seq)
-            if adv == 0 and config.drop_zero_advantage and not config.kl_coef:
-                continue  # no gradient, only a smaller share of the batch for the sequences that have one
             if sum(seq.mask):
                 seq.extra["adv"] = adv
                 seqs.append(seq)
